@@ -1,0 +1,107 @@
+// What an SMTP session needs from the world around it. The session (session.ts) is a pure state
+// machine fed with bytes; the server wires it to a socket, and policy/ and queue/ answer its
+// questions. Keeping these seams narrow is what lets the session be unit-tested and fuzzed.
+
+import type { Envelope, ListenerKind, MailParams, QueueId, RcptParams } from './envelope.js';
+import type { Reply } from './reply.js';
+
+/** TLS facts of a connection, once TLS is up. */
+export interface TlsInfo {
+  readonly version: string; // e.g. "TLSv1.3"
+  readonly cipher: string; // e.g. "TLS_AES_256_GCM_SHA384"
+}
+
+/** Limits a session enforces itself (the server enforces connection counts and timeouts). */
+export interface SessionLimits {
+  /** Largest message in octets, as announced in EHLO SIZE; larger -> 552 5.3.4. */
+  readonly maxMessageSize: number;
+  /** Recipients per transaction; more -> 452 4.5.3. */
+  readonly maxRecipients: number;
+  /** Longest command line in octets including CRLF (RFC 5321 4.5.3.1.4 says at least 512). */
+  readonly maxCommandLine: number;
+  /** Longest text line in DATA in octets including CRLF (RFC 5321 4.5.3.1.6: 1000). */
+  readonly maxTextLine: number;
+  /** Errors (4xx/5xx replies to commands) before the session is ended with 421. */
+  readonly maxErrors: number;
+  /** Transactions (messages) per connection before 421; 0 means unlimited. */
+  readonly maxMessagesPerConnection: number;
+}
+
+export interface SessionConfig {
+  /** Our hostname, used in the greeting and EHLO reply. */
+  readonly hostname: string;
+  readonly listener: ListenerKind;
+  readonly limits: SessionLimits;
+  /**
+   * What to do with a bare LF or bare CR inside DATA/BDAT (SMTP smuggling, 2023):
+   * "reject" answers 550 5.6.11 once the message ends; "normalize" turns them into CRLF.
+   */
+  readonly bareNewline: 'reject' | 'normalize';
+  /** Whether STARTTLS is offered (the server has a certificate and this listener allows it). */
+  readonly starttls: boolean;
+}
+
+/** The connection facts the policy sees for each question. */
+export interface SessionInfo {
+  readonly clientIp: string;
+  readonly clientPort: number;
+  readonly listener: ListenerKind;
+  readonly helo: string | undefined;
+  readonly tls: TlsInfo | undefined;
+  readonly authUser: string | undefined;
+}
+
+export type RecipientDecision =
+  | {
+      readonly accept: true;
+      /** The recipient, normalized (lower-case A-label domain): what the envelope records. */
+      readonly address: string;
+      /** Local user addresses it resolves to (aliases expanded); empty for remote recipients. */
+      readonly mailboxes: readonly string[];
+      /** Overrides the default "250 2.1.5 OK". */
+      readonly reply?: Reply;
+    }
+  | { readonly accept: false; readonly reply: Reply };
+
+/** Policy questions the session asks; answers come from src/policy/. */
+export interface SessionPolicy {
+  /** MAIL FROM: undefined to accept, or the refusal. `sender` is '' for the null sender. */
+  checkSender(info: SessionInfo, sender: string, params: MailParams): Promise<Reply | undefined>;
+  /** RCPT TO: accept (with local mailboxes) or refuse (550 5.1.1 unknown user, 554 5.7.1 relay). */
+  checkRecipient(info: SessionInfo, recipient: string, params: RcptParams): Promise<RecipientDecision>;
+}
+
+/**
+ * Where accepted messages go. `accept` resolves only once the message and its envelope are
+ * durable (written and fsync'd); only then does the session answer 250. It may throw SmtpError.
+ */
+export interface MessageSink {
+  accept(envelope: Envelope, message: Buffer): Promise<QueueId>;
+}
+
+/** What the session does to its connection. */
+export interface SessionIo {
+  /** Write raw bytes (already formatted replies). */
+  write(data: string): void;
+  /** Upgrade to TLS after "220 Ready to start TLS" was written; resolves when the handshake is done. */
+  startTls(): Promise<TlsInfo>;
+  /** Close the connection after pending writes are flushed. */
+  close(): void;
+  /** Backpressure: stop/start reading from the socket while the session is busy. */
+  pause(): void;
+  resume(): void;
+}
+
+/** Events for the log: one per transaction outcome and per connection end. */
+export interface SessionEvents {
+  transaction?(event: TransactionEvent): void;
+}
+
+export interface TransactionEvent {
+  readonly queueId: QueueId | undefined;
+  readonly sender: string;
+  readonly recipients: readonly string[];
+  readonly size: number;
+  /** The final reply the client got for the message. */
+  readonly outcome: Reply;
+}
