@@ -1,6 +1,11 @@
 #!/usr/bin/env node
 // The command-line entry point: the compiled CLI lives in dist/ (built by `npm ci` via `prepare`).
-import { main } from '../dist/src/cli/main.js';
+
+// Maildir and spool fsyncs run in libuv's thread pool; its default of 4 threads would serialize
+// them. It must be sized before anything touches the pool, hence the dynamic import below.
+process.env.UV_THREADPOOL_SIZE ??= '16';
+
+const { main } = await import('../dist/src/cli/main.js');
 
 main(process.argv).then(
   (code) => {

@@ -45,8 +45,12 @@ export const configSchema = z.strictObject({
   data_dir: z.string().min(1).default('./data'),
   /** Where mail to postmaster@ any local domain goes (RFC 5321 4.5.1); empty: root@hostname. */
   postmaster: z.string().default(''),
-  /** Unprivileged user (and group) to switch to after binding when started as root. */
-  user: z.string().default('postern'),
+  /**
+   * Unprivileged user to switch to after binding when started as root. Empty: "nobody" (the
+   * server logs a warning recommending a dedicated user).
+   */
+  user: z.string().default(''),
+  /** Group to switch to; empty: the user's primary group. */
   group: z.string().default(''),
   /** Separator for plus-addressing: alice+tag@ reaches alice@ ("" turns it off). */
   recipient_delimiter: z.string().max(1).default('+'),

@@ -34,7 +34,7 @@ export interface SessionConfig {
   readonly limits: SessionLimits;
   /**
    * What to do with a bare LF or bare CR inside DATA/BDAT (SMTP smuggling, 2023):
-   * "reject" answers 550 5.6.11 once the message ends; "normalize" turns them into CRLF.
+   * "reject" answers 550 5.6.0 once the message ends; "normalize" turns them into CRLF.
    */
   readonly bareNewline: 'reject' | 'normalize';
   /** Whether STARTTLS is offered (the server has a certificate and this listener allows it). */

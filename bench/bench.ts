@@ -1,0 +1,227 @@
+// `npm run bench`: Postern against Postfix, side by side on loopback, both driven by Postfix's
+// smtp-source, both delivering every message into a Maildir with durable queueing.
+//
+// Needs: root (Postfix's master starts as root; Postern drops to "nobody"), the Debian
+// `postfix` package (postfix, postconf, smtp-source; `.ci/run` installs it) and a built tree
+// (`npm run bench` compiles first). Run it as root on a fresh clone after `.ci/run`'s apt step.
+// BENCH_SCALE=0.1 runs a tenth of the messages, for a quick look.
+//
+// It prints numbers and whether the targets are met; it does not fail on them. It exits
+// non-zero only if something broke (a server did not start, smtp-source failed, mail was lost).
+
+import { chmodSync, mkdtempSync, readdirSync, rmSync, unlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PosternInstance, type PosternProcess } from '../test/helpers/postern-process.js';
+import { freePort } from './free-port.js';
+import { POSTFIX_DOMAIN, PostfixInstance } from './postfix-instance.js';
+import { runSmtpSource, smtpSourceAvailable } from './smtp-source.js';
+
+const RECIPIENT = `bench@${POSTFIX_DOMAIN}`;
+const KIB = 1024;
+const DRAIN_TIMEOUT_MS = 180_000;
+
+interface Row {
+  readonly sessions: number;
+  readonly size: number;
+  readonly reuse: boolean;
+  /** Messages per run, chosen so each run lasts a few seconds at most. */
+  readonly messages: number;
+}
+
+/** A server under test, as the benchmark sees it: a port, and a Maildir that fills up. */
+interface Contender {
+  readonly name: string;
+  readonly port: number;
+  readonly maildirNew: string;
+  /** Messages accepted but not yet delivered (beyond what the Maildir count shows). */
+  queued(): number;
+}
+
+interface Result {
+  readonly row: Row;
+  readonly postfix: number;
+  readonly postern: number;
+}
+
+const scale = Number(process.env.BENCH_SCALE ?? '1');
+
+function rows(): Row[] {
+  const counts: Record<string, Record<number, number>> = {
+    '1-reuse': { 1: 1500, 10: 3000, 100: 3000 },
+    '1-once': { 1: 600, 10: 1500, 100: 1500 },
+    '100-reuse': { 1: 400, 10: 600, 100: 800 },
+    '100-once': { 1: 300, 10: 500, 100: 600 },
+  };
+  const result: Row[] = [];
+  for (const sizeKib of [1, 100]) {
+    for (const reuse of [true, false]) {
+      for (const sessions of [1, 10, 100]) {
+        const base = counts[`${sizeKib}-${reuse ? 'reuse' : 'once'}`]![sessions]!;
+        // At least two messages per session, so every session does some work.
+        const messages = Math.max(sessions * 2, Math.round(base * scale));
+        result.push({ sessions, size: sizeKib * KIB, reuse, messages });
+      }
+    }
+  }
+  return result;
+}
+
+async function main(): Promise<number> {
+  if (process.getuid?.() !== 0) {
+    console.error('bench: run as root (a private Postfix instance needs it), e.g. sudo npm run bench');
+    return 1;
+  }
+  if (!smtpSourceAvailable()) {
+    console.error('bench: smtp-source not found; install the postfix package (see .ci/run)');
+    return 1;
+  }
+
+  const root = mkdtempSync(join(tmpdir(), 'postern-bench-'));
+  chmodSync(root, 0o755);
+  let postfix: PostfixInstance | undefined;
+  let postern: PosternInstance | undefined;
+  let server: PosternProcess | undefined;
+  let cleaning: Promise<void> | undefined;
+  // Runs once, whether main finishes, fails, or a signal arrives mid-run.
+  const cleanup = (): Promise<void> =>
+    (cleaning ??= (async () => {
+      await postfix?.stop();
+      await server?.stop().catch(() => server?.kill());
+      await postern?.dispose();
+      rmSync(root, { recursive: true, force: true });
+    })());
+  const onSignal = (): void => {
+    void cleanup().finally(() => process.exit(130));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+
+  try {
+    log('starting a private Postfix instance');
+    postfix = await PostfixInstance.start(join(root, 'postfix'), await freePort());
+    const postfixNow = postfix;
+
+    log('starting Postern');
+    postern = new PosternInstance({
+      hostname: 'bench-postern.localdomain',
+      mxPort: await freePort(),
+      submission: false,
+      logLevel: 'warn',
+      // Like Postfix's anvil exemption for $mynetworks: 100 loopback sessions must all get in.
+      limits: { max_connections_per_ip: 1000 },
+    });
+    await postern.cliOk(['domain', 'add', POSTFIX_DOMAIN]);
+    await postern.addUser(RECIPIENT);
+    server = await postern.start();
+
+    const contenders: Contender[] = [
+      { name: 'postfix', port: postfix.port, maildirNew: postfix.maildirNew, queued: () => postfixNow.queued() },
+      { name: 'postern', port: server.port('mx'), maildirNew: postern.maildirNew(RECIPIENT), queued: () => 0 },
+    ];
+
+    // Warm-up: Postfix spawns its daemons, Node compiles its hot paths.
+    log('warming up');
+    for (const contender of contenders) await measure(contender, { sessions: 10, size: KIB, reuse: true, messages: 300 });
+
+    printHeader();
+    const results: Result[] = [];
+    for (const row of rows()) {
+      const postfixRate = await measure(contenders[0]!, row);
+      const posternRate = await measure(contenders[1]!, row);
+      const result = { row, postfix: postfixRate, postern: posternRate };
+      results.push(result);
+      printResult(result);
+    }
+    printVerdict(results);
+    return 0;
+  } finally {
+    process.removeListener('SIGINT', onSignal);
+    process.removeListener('SIGTERM', onSignal);
+    await cleanup();
+  }
+}
+
+/** One smtp-source run; returns messages/s. Waits for the delivery backlog to drain after it. */
+async function measure(contender: Contender, row: Row): Promise<number> {
+  const seconds = await runSmtpSource({ ...row, port: contender.port, recipient: RECIPIENT });
+  await drain(contender, row.messages);
+  return row.messages / seconds;
+}
+
+/**
+ * Waits until every message of the run is in the Maildir and nothing is queued, then empties
+ * the Maildir: one row's backlog must not slow the next, and a count short of what smtp-source
+ * was told was accepted is lost mail, which breaks the benchmark.
+ */
+async function drain(contender: Contender, expected: number): Promise<void> {
+  const deadline = Date.now() + DRAIN_TIMEOUT_MS;
+  for (;;) {
+    const delivered = countMessages(contender.maildirNew);
+    if (delivered >= expected && contender.queued() === 0) break;
+    if (Date.now() > deadline) {
+      throw new Error(`${contender.name}: only ${delivered} of ${expected} messages delivered after ${DRAIN_TIMEOUT_MS / 1000} s`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  for (const name of listMessages(contender.maildirNew)) unlinkSync(join(contender.maildirNew, name));
+}
+
+function listMessages(dir: string): string[] {
+  try {
+    return readdirSync(dir).filter((name) => !name.startsWith('.'));
+  } catch {
+    return []; // Not created until the first delivery.
+  }
+}
+
+function countMessages(dir: string): number {
+  return listMessages(dir).length;
+}
+
+const COLUMNS = ['sessions', 'size', 'mode', 'postfix_msgs_per_s', 'postern_msgs_per_s', 'ratio'];
+const WIDTHS = [8, 7, 9, 18, 18, 6];
+
+function printHeader(): void {
+  console.log(COLUMNS.map((c, i) => c.padStart(WIDTHS[i]!)).join('  '));
+}
+
+function printResult({ row, postfix, postern }: Result): void {
+  const cells = [
+    String(row.sessions),
+    `${row.size / KIB}KiB`,
+    row.reuse ? 'reused' : 'one-conn',
+    postfix.toFixed(1),
+    postern.toFixed(1),
+    (postern / postfix).toFixed(2),
+  ];
+  console.log(cells.map((c, i) => c.padStart(WIDTHS[i]!)).join('  '));
+}
+
+/** Targets: 3x Postfix at 100 sessions, 1 KiB, reused connections; at least par everywhere else. */
+function printVerdict(results: readonly Result[]): void {
+  const misses = results.filter(({ row, postfix, postern }) => {
+    const headline = row.sessions === 100 && row.size === KIB && row.reuse;
+    return postern / postfix < (headline ? 3.0 : 1.0);
+  });
+  if (misses.length === 0) {
+    console.log('targets met: yes (>= 3.0x at 100 sessions 1KiB reused, >= 1.0x in every other row)');
+    return;
+  }
+  const names = misses.map(({ row }) => `${row.sessions}/${row.size / KIB}KiB/${row.reuse ? 'reused' : 'one-conn'}`);
+  console.log(`targets met: no (short in ${misses.length} rows: ${names.join(', ')})`);
+}
+
+function log(text: string): void {
+  process.stderr.write(`bench: ${text}\n`);
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    console.error(`bench: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,22 @@
+// How every admin command reaches the store: load the config, become the service account, then
+// open <data_dir>/postern.db. Switching first means the files the command creates belong to the
+// account the server runs as, even when an admin runs the CLI as root.
+
+import { join } from 'node:path';
+import { loadConfig } from '../config/load.js';
+import { openSqliteStore } from '../store/sqlite-store.js';
+import type { Store } from '../store/store.js';
+import { dropPrivileges, prepareDataDir, serviceAccount } from '../util/privileges.js';
+
+export async function withStore<T>(configPath: string | undefined, use: (store: Store) => Promise<T>): Promise<T> {
+  const { config } = loadConfig(configPath);
+  const account = serviceAccount(config);
+  prepareDataDir(config.data_dir, account);
+  dropPrivileges(account);
+  const store = openSqliteStore(join(config.data_dir, 'postern.db'));
+  try {
+    return await use(store);
+  } finally {
+    await store.close();
+  }
+}

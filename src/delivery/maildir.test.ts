@@ -1,0 +1,99 @@
+import { test, describe, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, relative, resolve, sep, basename } from 'node:path';
+import fc from 'fast-check';
+import { Maildirs, maildirPath, safePathComponent } from './maildir.js';
+
+const roots: string[] = [];
+after(() => roots.forEach((r) => rmSync(r, { recursive: true, force: true })));
+
+function mailRoot(): string {
+  const root = mkdtempSync(join(tmpdir(), 'postern-maildir-'));
+  roots.push(root);
+  return join(root, 'mail');
+}
+
+const NAME = /^(\d+)\.M(\d+)P(\d+)Q(\d+)\.mx\.example\.test,S=(\d+)$/;
+
+describe('Maildirs.deliver', () => {
+  test('creates exactly one file in new/ with Return-Path, Delivered-To and the message', async () => {
+    const root = mailRoot();
+    const maildirs = new Maildirs(root, 'mx.example.test');
+    const message = Buffer.from('Subject: hello\r\n\r\nHi Alice.\r\n');
+    const path = await maildirs.deliver('alice@example.test', 'bob@remote.test', message);
+
+    const dir = join(root, 'example.test', 'alice');
+    assert.deepEqual(readdirSync(join(dir, 'new')), [basename(path)]);
+    assert.deepEqual(readdirSync(join(dir, 'tmp')), []);
+    assert.deepEqual(readdirSync(join(dir, 'cur')), []);
+    assert.equal(
+      readFileSync(path, 'utf8'),
+      'Return-Path: <bob@remote.test>\r\nDelivered-To: alice@example.test\r\nSubject: hello\r\n\r\nHi Alice.\r\n',
+    );
+    const m = NAME.exec(basename(path));
+    assert.ok(m, `Dovecot-style name: ${basename(path)}`);
+    assert.equal(Number(m[3]), process.pid);
+    assert.equal(Number(m[5]), statSync(path).size, 'S= is the file size');
+  });
+
+  test('the null sender becomes Return-Path: <>, and CR/LF in addresses cannot add headers', async () => {
+    const root = mailRoot();
+    const maildirs = new Maildirs(root, 'mx.example.test');
+    const a = await maildirs.deliver('alice@example.test', '', Buffer.from('\r\n'));
+    assert.ok(readFileSync(a, 'utf8').startsWith('Return-Path: <>\r\nDelivered-To: alice@example.test\r\n'));
+    const b = await maildirs.deliver('alice@example.test', 'x@y.test>\r\nBcc: z@q.test', Buffer.from('\r\n'));
+    assert.equal(readFileSync(b, 'utf8').split('\r\n')[0], 'Return-Path: <x@y.test???Bcc: z@q.test>');
+  });
+
+  test('concurrent deliveries to one mailbox each get their own file', async () => {
+    const root = mailRoot();
+    const maildirs = new Maildirs(root, 'mx.example.test');
+    const paths = await Promise.all(
+      Array.from({ length: 100 }, (_, i) => maildirs.deliver('alice@example.test', 's@r.test', Buffer.from(`n ${i}\r\n`))),
+    );
+    assert.equal(new Set(paths).size, 100);
+    assert.equal(readdirSync(join(root, 'example.test', 'alice', 'new')).length, 100);
+  });
+
+  test('hostile local parts stay inside the mail directory', async () => {
+    const root = mailRoot();
+    const maildirs = new Maildirs(root, 'mx.example.test');
+    for (const local of ['..', '.', '../../etc', 'a/../../b', 'x\u0000y', '%2e%2e', '.hidden', 'A/B\\C']) {
+      const path = await maildirs.deliver(`${local}@example.test`, 's@r.test', Buffer.from('\r\n'));
+      const rel = relative(resolve(root), resolve(path));
+      assert.ok(!rel.startsWith('..') && !rel.startsWith(sep), `${JSON.stringify(local)} -> ${path}`);
+      assert.equal(rel.split(sep).length, 4, `domain/local/new/file for ${JSON.stringify(local)}: ${rel}`);
+    }
+  });
+});
+
+describe('safePathComponent', () => {
+  test('keeps ordinary local parts readable', () => {
+    assert.equal(safePathComponent('alice.smith+tag'), 'alice.smith+tag');
+    assert.equal(safePathComponent('..'), '%2E.');
+    assert.equal(safePathComponent('a/b'), 'a%2Fb');
+    assert.equal(safePathComponent('Ünï'), '%C3%9Cn%C3%AF');
+  });
+
+  test('never yields a separator, NUL, "." or "..", and distinct inputs stay distinct', () => {
+    fc.assert(
+      fc.property(fc.string({ minLength: 1, unit: 'binary' }), fc.string({ minLength: 1, unit: 'binary' }), (a, b) => {
+        const ea = safePathComponent(a);
+        assert.ok(!ea.includes('/') && !ea.includes('\\') && !ea.includes('\u0000'));
+        assert.ok(ea !== '.' && ea !== '..' && !ea.startsWith('.'));
+        if (a !== b) assert.notEqual(ea, safePathComponent(b));
+      }),
+    );
+  });
+
+  test('maildirPath always lands two levels under the mail root', () => {
+    fc.assert(
+      fc.property(fc.string({ minLength: 1, unit: 'binary' }), (local) => {
+        const path = maildirPath('/srv/mail', `${local}@example.test`);
+        assert.equal(relative('/srv/mail', path).split(sep).length, 2);
+      }),
+    );
+  });
+});

@@ -1,0 +1,133 @@
+// Maildir delivery (https://cr.yp.to/proto/maildir.html): one Maildir per user under
+// <mail root>/<domain>/<local part>/. A copy is written to tmp/, fsync'd, renamed into new/ and
+// new/ is fsync'd: only then is it delivered, and a reader never sees a half-written file.
+
+import { mkdir, open, rename, unlink } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { splitAddress } from '../util/address.js';
+import { DirectorySync, fsyncDirectory } from './dir-sync.js';
+
+/**
+ * A path component made from network input. The local part is whatever the client sent, so it
+ * must never name another directory: everything outside [a-z0-9._+-] is percent-encoded (so "/",
+ * NUL, "%" and upper case cannot appear raw), and so is a leading dot ("." and "..", and hidden
+ * files). Distinct inputs give distinct names.
+ */
+export function safePathComponent(text: string): string {
+  let out = '';
+  for (const byte of Buffer.from(text, 'utf8')) {
+    const c = String.fromCharCode(byte);
+    const safe = /^[a-z0-9._+-]$/.test(c) && !(out === '' && c === '.');
+    out += safe ? c : `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
+  }
+  if (out === '') throw new Error('empty path component');
+  return out;
+}
+
+/** The Maildir of a mailbox address: <mailRoot>/<domain>/<local>. */
+export function maildirPath(mailRoot: string, mailbox: string): string {
+  const parts = splitAddress(mailbox);
+  if (!parts) throw new Error(`not a mailbox address: ${JSON.stringify(mailbox)}`);
+  return join(mailRoot, safePathComponent(parts.domain.toLowerCase()), safePathComponent(parts.local));
+}
+
+/** Header text from an envelope address: no CR, LF or other controls, no angle brackets. */
+function headerAddress(address: string): string {
+  return address.replace(/[\u0000-\u001f\u007f<>]/g, '?');
+}
+
+/** Maildir file names may not contain "/" or ":" (and "," separates Dovecot's fields). */
+function maildirHostname(hostname: string): string {
+  return hostname.replace(/\//g, '\\057').replace(/:/g, '\\072').replace(/,/g, '\\054');
+}
+
+export class Maildirs {
+  private readonly created = new Map<string, Promise<void>>();
+  private readonly newDirs = new Map<string, DirectorySync>();
+  private counter = 0;
+  private readonly host: string;
+
+  constructor(
+    readonly mailRoot: string,
+    hostname: string,
+  ) {
+    this.host = maildirHostname(hostname);
+  }
+
+  /**
+   * Delivers one copy into the mailbox's new/ and resolves with its path once it is durable.
+   * The copy starts with Return-Path (RFC 5321 4.4: added at final delivery) and Delivered-To
+   * (which mailbox this copy is for; lets a later hop see a loop).
+   */
+  async deliver(mailbox: string, sender: string, message: Buffer): Promise<string> {
+    const dir = maildirPath(this.mailRoot, mailbox);
+    await this.ensureMaildir(dir);
+    const prefix = Buffer.from(`Return-Path: <${headerAddress(sender)}>\r\nDelivered-To: ${headerAddress(mailbox)}\r\n`, 'utf8');
+    const name = this.uniqueName(prefix.length + message.length);
+    const tmp = join(dir, 'tmp', name);
+    const final = join(dir, 'new', name);
+    const file = await open(tmp, 'wx');
+    try {
+      try {
+        await file.writev([prefix, message]);
+        await file.datasync();
+      } finally {
+        await file.close();
+      }
+      await rename(tmp, final);
+    } catch (err) {
+      await unlink(tmp).catch(() => undefined);
+      throw err;
+    }
+    await this.newDir(dir).sync();
+    return final;
+  }
+
+  /**
+   * Dovecot's name format, <secs>.M<usecs>P<pid>Q<n>.<host>,S=<size>: unique within this
+   * process by the counter, across processes by the pid and time; S= lets readers skip a stat.
+   */
+  private uniqueName(size: number): string {
+    const micros = Math.floor((performance.timeOrigin + performance.now()) * 1000);
+    const secs = Math.floor(micros / 1_000_000);
+    const usecs = micros % 1_000_000;
+    return `${secs}.M${usecs}P${process.pid}Q${++this.counter}.${this.host},S=${size}`;
+  }
+
+  private newDir(dir: string): DirectorySync {
+    let sync = this.newDirs.get(dir);
+    if (!sync) {
+      sync = new DirectorySync(join(dir, 'new'));
+      this.newDirs.set(dir, sync);
+    }
+    return sync;
+  }
+
+  private ensureMaildir(dir: string): Promise<void> {
+    let ready = this.created.get(dir);
+    if (!ready) {
+      ready = createMaildir(dir);
+      this.created.set(dir, ready);
+      ready.catch(() => this.created.delete(dir));
+    }
+    return ready;
+  }
+}
+
+/** Creates tmp/, new/ and cur/; new directories are made durable up to the first existing one. */
+async function createMaildir(dir: string): Promise<void> {
+  const made: string[] = [];
+  for (const sub of ['tmp', 'new', 'cur']) {
+    const first = await mkdir(join(dir, sub), { recursive: true });
+    if (first !== undefined) made.push(first);
+  }
+  if (made.length === 0) return;
+  // A delivered file's name is durable only if every directory created above it is too:
+  // fsync each parent, from the Maildir up to the parent of the highest new directory.
+  const stop = dirname(made.reduce((a, b) => (a.length <= b.length ? a : b)));
+  for (let at = dir; ; at = dirname(at)) {
+    await fsyncDirectory(at);
+    if (at === stop || at === dirname(at)) break;
+  }
+}

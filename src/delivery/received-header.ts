@@ -1,0 +1,90 @@
+// The Received header we prepend to every accepted message (RFC 5321 4.4; protocol names from the
+// "with" registry, RFC 3848 and RFC 6531). It records the hop for the recipient and for loop and
+// abuse investigations, so its facts come from the connection, never from the message.
+//
+//   Received: from client.example (unknown [192.0.2.1])
+//   	by mx.example.net (Postern) with ESMTPS id 0VbgU2wk000Mropi
+//   	(using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384)
+//   	for <alice@example.net>; Thu, 2 Jan 2025 03:04:05 +0000
+
+import type { Envelope, QueueId } from '../smtp/envelope.js';
+
+const MAX_LINE = 78; // RFC 5322 2.1.1: lines SHOULD be no more than 78 characters
+const DAYS = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+
+export interface ReceivedOptions {
+  readonly hostname: string;
+  readonly queueId: QueueId;
+  /** The client's verified reverse DNS name, when the server looked it up. */
+  readonly reverseName?: string | undefined;
+}
+
+/** The header, folded, ending in CRLF. */
+export function receivedHeader(envelope: Envelope, opts: ReceivedOptions): string {
+  const a = envelope.arrival;
+  const lines: string[][] = [
+    [`from ${headerToken(a.helo) || 'unknown'}`, `(${headerToken(opts.reverseName ?? '') || 'unknown'} ${addressLiteral(a.clientIp)})`],
+    [`by ${headerToken(opts.hostname)}`, '(Postern)', `with ${headerToken(a.protocol) || 'SMTP'}`, `id ${opts.queueId}`],
+  ];
+  if (a.tls) lines.push([`(using ${headerToken(a.tls.version)} with cipher ${headerToken(a.tls.cipher)})`]);
+  const date = rfc5322Date(new Date(a.receivedAt));
+  // One recipient only: naming several would tell each of them who else got a copy (Bcc).
+  const only = envelope.recipients.length === 1 ? envelope.recipients[0] : undefined;
+  if (only) {
+    lines.push([`for <${headerToken(only.address)}>;`, date]);
+  } else {
+    const last = lines[lines.length - 1]!;
+    last[last.length - 1] += ';';
+    lines.push([date]);
+  }
+  return fold('Received:', lines);
+}
+
+/**
+ * Client-controlled text (HELO, addresses) made safe to place in a header: no CR, LF or other
+ * control characters (header injection), no spaces, and no parentheses or angle brackets that
+ * would end our comment or address early. Each such character becomes "?".
+ */
+export function headerToken(text: string): string {
+  return text.slice(0, 255).replace(/[\u0000-\u0020\u007f()<>;\\"]/g, '?');
+}
+
+/** RFC 5321 4.1.3 address literal: [192.0.2.1] or [IPv6:2001:db8::1]. */
+function addressLiteral(ip: string): string {
+  const v4mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
+  if (v4mapped) return `[${v4mapped[1]}]`;
+  if (ip.includes(':')) return `[IPv6:${headerToken(ip)}]`;
+  return `[${headerToken(ip)}]`;
+}
+
+/** RFC 5322 3.3 date-time in UTC: "Thu, 2 Jan 2025 03:04:05 +0000". */
+export function rfc5322Date(d: Date): string {
+  const two = (n: number): string => String(n).padStart(2, '0');
+  return (
+    `${DAYS[d.getUTCDay()]}, ${d.getUTCDate()} ${MONTHS[d.getUTCMonth()]} ${d.getUTCFullYear()} ` +
+    `${two(d.getUTCHours())}:${two(d.getUTCMinutes())}:${two(d.getUTCSeconds())} +0000`
+  );
+}
+
+/**
+ * One header line per group of clauses, folded with CRLF TAB (RFC 5322 2.2.3); a group that would
+ * pass 78 characters is folded again between its clauses.
+ */
+function fold(name: string, groups: string[][]): string {
+  let out = name;
+  let line = name.length;
+  groups.forEach((group, g) => {
+    group.forEach((clause, c) => {
+      const newLine = (g > 0 && c === 0) || (c > 0 && line + 1 + clause.length > MAX_LINE);
+      if (newLine) {
+        out += `\r\n\t${clause}`;
+        line = 1 + clause.length;
+      } else {
+        out += ` ${clause}`;
+        line += 1 + clause.length;
+      }
+    });
+  });
+  return `${out}\r\n`;
+}

@@ -1,0 +1,83 @@
+// The two log lines an operator greps for, like chasquid's maillog. Their keys are an interface
+// (log shippers and alerting rules depend on them): add keys, never rename or remove one.
+//
+// One line per connection, when it ends:
+//   { msg: "connection", client_ip, client_port, listener, helo, tls_version, tls_cipher,
+//     messages, rejected, errors, duration_ms, outcome }
+//   helo/tls_version/tls_cipher are null when absent; outcome is a ConnectionOutcome.
+//
+// One line per message transaction (accepted or refused after DATA/BDAT):
+//   { msg: "message", queue_id, client_ip, helo, sender, recipients, size, outcome }
+//   queue_id is null when the message was refused; outcome is the final reply,
+//   "<code> <enhanced> <text>", e.g. "250 2.0.0 OK: queued as 0H3x...".
+
+import type { Logger } from 'pino';
+import type { ListenerKind } from '../smtp/envelope.js';
+import type { TlsInfo, TransactionEvent } from '../smtp/session-host.js';
+
+/**
+ * How a connection ended: the session closed it (QUIT, too many errors, early talker...),
+ * the client went away, the idle timer fired, TLS failed, the server shut down, a socket error,
+ * or it was refused at accept time by the connection limits.
+ */
+export type ConnectionOutcome =
+  | 'closed'
+  | 'disconnected'
+  | 'timeout'
+  | 'tls-failed'
+  | 'shutdown'
+  | 'error'
+  | 'refused';
+
+export interface ConnectionRecord {
+  readonly clientIp: string;
+  readonly clientPort: number;
+  readonly listener: ListenerKind;
+  readonly helo: string | undefined;
+  readonly tls: TlsInfo | undefined;
+  readonly messages: number;
+  readonly rejected: number;
+  readonly errors: number;
+  readonly durationMs: number;
+  readonly outcome: ConnectionOutcome;
+}
+
+export function logConnection(logger: Logger, c: ConnectionRecord): void {
+  logger.info(
+    {
+      client_ip: c.clientIp,
+      client_port: c.clientPort,
+      listener: c.listener,
+      helo: c.helo ?? null,
+      tls_version: c.tls?.version ?? null,
+      tls_cipher: c.tls?.cipher ?? null,
+      messages: c.messages,
+      rejected: c.rejected,
+      errors: c.errors,
+      duration_ms: c.durationMs,
+      outcome: c.outcome,
+    },
+    'connection',
+  );
+}
+
+export function logMessage(
+  logger: Logger,
+  client: { readonly clientIp: string; readonly helo: string | undefined },
+  t: TransactionEvent,
+): void {
+  const r = t.outcome;
+  const text = r.lines.join(' ');
+  logger.info(
+    {
+      queue_id: t.queueId ?? null,
+      client_ip: client.clientIp,
+      helo: client.helo ?? null,
+      sender: t.sender,
+      recipients: t.recipients,
+      size: t.size,
+      outcome: r.enhanced !== undefined ? `${r.code} ${r.enhanced} ${text}` : `${r.code} ${text}`,
+    },
+    'message',
+  );
+}

@@ -1,0 +1,122 @@
+// Who may send to whom. The session asks; this answers, at RCPT time, so that a refused recipient
+// never costs us a bounce (RFC 5321 3.3, 7.8). The one rule that must never break: mail for a domain
+// that is not ours is refused unless the client has authenticated — we are not an open relay
+// (RFC 5321 3.6.1, 7.1; RFC 2505).
+
+import { isIPv4, isIPv6 } from 'node:net';
+import type { Logger } from 'pino';
+import type { MailParams, RcptParams } from '../smtp/envelope.js';
+import { reply, type Reply } from '../smtp/reply.js';
+import type { RecipientDecision, SessionInfo, SessionPolicy } from '../smtp/session-host.js';
+import type { Store } from '../store/store.js';
+import { normalizeDomain, splitAddress } from '../util/address.js';
+import { hasRoutingTrick, parseRecipient } from './recipient-address.js';
+import { RecipientResolver, type Resolution } from './recipient-resolver.js';
+
+export interface PolicyOptions {
+  /** Plus-addressing separator: alice+tag@d reaches alice@d ("" turns it off). */
+  recipientDelimiter: string;
+  /** Where postmaster mail goes: an address; "" = postmaster@<hostname> stored in a local mailbox. */
+  postmaster: string;
+  hostname: string;
+  /** For relay attempts, alias loops and alias targets that cannot be delivered yet. */
+  logger?: Logger;
+}
+
+export function createSessionPolicy(store: Store, opts: PolicyOptions): SessionPolicy {
+  return new MxPolicy(store, opts);
+}
+
+class MxPolicy implements SessionPolicy {
+  private readonly resolver: RecipientResolver;
+  private readonly log: Logger | undefined;
+
+  constructor(
+    private readonly store: Store,
+    opts: PolicyOptions,
+  ) {
+    this.resolver = new RecipientResolver(store, opts);
+    this.log = opts.logger;
+  }
+
+  async checkSender(_info: SessionInfo, sender: string, _params: MailParams): Promise<Reply | undefined> {
+    // The null reverse-path is how bounces arrive and must be accepted (RFC 5321 4.5.5).
+    if (sender === '') return undefined;
+    if (!isValidSender(sender)) return reply(501, '5.1.7', `<${sender}>: Bad sender address syntax`);
+    return undefined;
+  }
+
+  async checkRecipient(info: SessionInfo, recipient: string, _params: RcptParams): Promise<RecipientDecision> {
+    const rcpt = parseRecipient(recipient);
+    switch (rcpt.kind) {
+      case 'bare-postmaster':
+        return this.decide(rcpt.address, await this.resolver.resolvePostmaster());
+      case 'literal':
+        // We have no mailboxes at address literals; accepting them would relay to any IP.
+        return this.relayDenied(info, rcpt.address, 'address literal');
+      case 'invalid':
+        return refuse(501, '5.1.3', `<${rcpt.address}>: Bad recipient address syntax`);
+      case 'domain':
+        break;
+      default:
+        return assertNever(rcpt);
+    }
+
+    if (!(await this.store.isLocalDomain(rcpt.domain))) {
+      // The next issue's AUTH sets authUser; only then may mail leave for other domains.
+      if (info.authUser !== undefined) return { accept: true, address: rcpt.address, mailboxes: [] };
+      return this.relayDenied(info, rcpt.address, 'not a local domain');
+    }
+    if (hasRoutingTrick(rcpt.lookupLocal)) {
+      return this.relayDenied(info, rcpt.address, 'routing characters in the local part');
+    }
+    return this.decide(rcpt.address, await this.resolver.resolveLocal(`${rcpt.lookupLocal}@${rcpt.domain}`));
+  }
+
+  private decide(address: string, r: Resolution): RecipientDecision {
+    switch (r.kind) {
+      case 'resolved':
+        if (r.remote.length > 0) {
+          this.log?.info({ recipient: address, remote: r.remote }, 'alias targets outside our domains not delivered: no outbound relay yet');
+        }
+        if (r.dangling.length > 0) {
+          this.log?.warn({ recipient: address, targets: r.dangling }, 'alias targets that resolve to no mailbox');
+        }
+        return { accept: true, address, mailboxes: r.mailboxes };
+      case 'unknown':
+        // RFC 3463 5.1.1: bad destination mailbox address.
+        return refuse(550, '5.1.1', `<${address}>: Recipient address rejected: User unknown`);
+      case 'loop':
+      case 'too-deep':
+        // RFC 3463 5.4.6: routing loop detected. A configuration mistake, so it is logged loudly.
+        this.log?.warn({ recipient: address, chain: r.chain, kind: r.kind }, 'alias loop');
+        return refuse(550, '5.4.6', `<${address}>: Alias loop`);
+      default:
+        return assertNever(r);
+    }
+  }
+
+  private relayDenied(info: SessionInfo, address: string, why: string): RecipientDecision {
+    this.log?.info({ client: info.clientIp, recipient: address, why }, 'relay denied');
+    return refuse(554, '5.7.1', `<${address}>: Relay access denied`);
+  }
+}
+
+function refuse(code: number, enhanced: string, text: string): RecipientDecision {
+  return { accept: false, reply: reply(code, enhanced, text) };
+}
+
+/** A domain we could answer a bounce to: a hostname, or an IPv4/IPv6 address literal (RFC 5321 4.1.3). */
+function isValidSender(sender: string): boolean {
+  const parts = splitAddress(sender);
+  if (!parts) return false;
+  const literal = /^\[(.*)\]$/.exec(parts.domain);
+  if (!literal) return normalizeDomain(parts.domain) !== undefined;
+  const inside = literal[1] as string;
+  if (/^ipv6:/i.test(inside)) return isIPv6(inside.slice(5));
+  return isIPv4(inside);
+}
+
+function assertNever(x: never): never {
+  throw new Error(`unexpected value ${JSON.stringify(x)}`);
+}

@@ -1,0 +1,94 @@
+// Runs delivery attempts in the background with a bound on how many run at once, and brings
+// failed ones back after a delay. Accepting a message never waits for its delivery.
+
+export interface DeliverySchedulerOptions<J> {
+  /** Attempts running at once. */
+  readonly concurrency: number;
+  /** One attempt; it decides itself whether to call later(). Must not throw. */
+  readonly attempt: (job: J) => Promise<void>;
+  /** Start with attempts held back (tests use it to leave work in the spool). */
+  readonly paused?: boolean;
+}
+
+export class DeliveryScheduler<J> {
+  private ready: J[] = [];
+  private head = 0;
+  private running = 0;
+  private stopped = false;
+  private paused: boolean;
+  private readonly timers = new Set<NodeJS.Timeout>();
+  private idleWaiters: (() => void)[] = [];
+
+  constructor(private readonly opts: DeliverySchedulerOptions<J>) {
+    this.paused = opts.paused ?? false;
+  }
+
+  get inFlight(): number {
+    return this.running;
+  }
+
+  /** Jobs waiting for a slot (retries waiting for their timer not included). */
+  get waiting(): number {
+    return this.ready.length - this.head;
+  }
+
+  add(job: J): void {
+    if (this.stopped) return;
+    this.ready.push(job);
+    this.pump();
+  }
+
+  /** Tries the job again after `delayMs`. */
+  later(job: J, delayMs: number): void {
+    if (this.stopped) return;
+    const timer = setTimeout(() => {
+      this.timers.delete(timer);
+      this.add(job);
+    }, delayMs);
+    // A pending retry alone does not keep the process alive; the listeners do.
+    timer.unref();
+    this.timers.add(timer);
+  }
+
+  resume(): void {
+    this.paused = false;
+    this.pump();
+  }
+
+  /** Starts nothing more and drops pending retries (the spool still has those messages). */
+  stop(): void {
+    this.stopped = true;
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
+    this.ready = [];
+    this.head = 0;
+  }
+
+  /** Resolves when no attempt is running. */
+  idle(): Promise<void> {
+    if (this.running === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private pump(): void {
+    while (!this.paused && !this.stopped && this.running < this.opts.concurrency && this.head < this.ready.length) {
+      const job = this.ready[this.head++]!;
+      if (this.head > 1024 && this.head * 2 > this.ready.length) {
+        this.ready = this.ready.slice(this.head);
+        this.head = 0;
+      }
+      this.running++;
+      void this.opts.attempt(job).finally(() => this.finished());
+    }
+  }
+
+  private finished(): void {
+    this.running--;
+    if (this.running === 0) {
+      const waiters = this.idleWaiters;
+      this.idleWaiters = [];
+      waiters.forEach((w) => w());
+    }
+    this.pump();
+  }
+}

@@ -1,0 +1,157 @@
+import { test, describe, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, readdirSync, readFileSync, writeFileSync, mkdirSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { pino } from 'pino';
+import { QueueManager, type QueueManagerOptions } from './queue-manager.js';
+import { openSqliteStore } from '../store/sqlite-store.js';
+import type { Store } from '../store/store.js';
+import { SmtpError } from '../smtp/reply.js';
+import { testEnvelope, testMessage } from './test-envelope.js';
+
+const logger = pino({ level: 'silent' });
+const cleanups: (() => Promise<void> | void)[] = [];
+after(async () => {
+  for (const c of cleanups.reverse()) await c();
+});
+
+function dataDir(): { dir: string; store: Store } {
+  const dir = mkdtempSync(join(tmpdir(), 'postern-queue-'));
+  const store = openSqliteStore(join(dir, 'postern.db'));
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  cleanups.push(() => store.close());
+  return { dir, store };
+}
+
+async function openQueue(dir: string, store: Store, extra: Partial<QueueManagerOptions> = {}): Promise<QueueManager> {
+  const qm = await QueueManager.open({ dataDir: dir, hostname: 'mx.example.test', store, logger, retryBaseMs: 10, ...extra });
+  cleanups.push(() => qm.close());
+  return qm;
+}
+
+function inbox(dir: string, mailbox: string): string[] {
+  const [local, domain] = mailbox.split('@') as [string, string];
+  const path = join(dir, 'mail', domain, local, 'new');
+  return existsSync(path) ? readdirSync(path).map((name) => join(path, name)) : [];
+}
+
+async function waitFor(what: string, condition: () => boolean | Promise<boolean>): Promise<void> {
+  for (let i = 0; i < 2000; i++) {
+    if (await condition()) return;
+    await sleep(10);
+  }
+  assert.fail(`timed out waiting for ${what}`);
+}
+
+const toAlice = testEnvelope([{ address: 'alice@example.test', mailboxes: ['alice@example.test'] }]);
+
+describe('QueueManager', () => {
+  test('accepts, delivers into each local mailbox once, and forgets the message', async () => {
+    const { dir, store } = dataDir();
+    const qm = await openQueue(dir, store);
+    const both = testEnvelope([
+      { address: 'alice@example.test', mailboxes: ['alice@example.test'] },
+      { address: 'team@example.test', mailboxes: ['alice@example.test', 'bob@example.test'] },
+    ]);
+    const id = await qm.accept(both, testMessage(1));
+    assert.match(id, /^[0-9A-Za-z]{12,}$/);
+    await waitFor('delivery', () => qm.stats.delivered === 1);
+
+    assert.equal(inbox(dir, 'alice@example.test').length, 1, 'alice appears twice among the recipients but gets one copy');
+    const bobs = inbox(dir, 'bob@example.test');
+    assert.equal(bobs.length, 1);
+    const text = readFileSync(bobs[0]!, 'utf8');
+    assert.ok(text.startsWith('Return-Path: <sender@remote.test>\r\nDelivered-To: bob@example.test\r\nReceived: from client.remote.test'));
+    assert.ok(text.includes(`with ESMTPS id ${id}\r\n`));
+    assert.ok(!text.includes('\tfor <'), 'two recipients: no "for" clause');
+    assert.ok(text.endsWith(testMessage(1).toString()));
+
+    await qm.close();
+    assert.deepEqual(await store.queueList(), []);
+  });
+
+  test('messages spooled but not delivered before a shutdown are delivered exactly once after it', async () => {
+    const { dir, store } = dataDir();
+    const first = await openQueue(dir, store, { deliveryPaused: true });
+    const ids = [];
+    for (let i = 0; i < 3; i++) ids.push(await first.accept(toAlice, testMessage(i)));
+    await first.close();
+    assert.equal(inbox(dir, 'alice@example.test').length, 0);
+    assert.deepEqual((await store.queueList()).map((e) => e.queueId).sort(), [...ids].sort());
+
+    const second = await openQueue(dir, store);
+    await waitFor('recovered deliveries', () => second.stats.delivered === 3);
+    await second.close();
+    assert.equal(inbox(dir, 'alice@example.test').length, 3);
+    assert.deepEqual(await store.queueList(), []);
+
+    const third = await openQueue(dir, store);
+    await sleep(50);
+    await third.close();
+    assert.equal(third.stats.delivered, 0);
+    assert.equal(inbox(dir, 'alice@example.test').length, 3, 'nothing delivered a second time');
+  });
+
+  test('200 concurrent accepts are all durable and delivered, sharing fsyncs', async () => {
+    const { dir, store } = dataDir();
+    const qm = await openQueue(dir, store);
+    const ids = await Promise.all(Array.from({ length: 200 }, (_, i) => qm.accept(toAlice, testMessage(i))));
+    assert.equal(new Set(ids).size, 200);
+    assert.ok(qm.stats.spool.syncs < 200, `one fsync per message defeats group commit: ${qm.stats.spool.syncs}`);
+    await waitFor('200 deliveries', () => qm.stats.delivered === 200);
+    assert.equal(inbox(dir, 'alice@example.test').length, 200);
+    await qm.close();
+  });
+
+  test('remote recipients stay queued as deferred; local copies are not repeated after a restart', async () => {
+    const { dir, store } = dataDir();
+    const mixed = testEnvelope([
+      { address: 'alice@example.test', mailboxes: ['alice@example.test'] },
+      { address: 'carol@elsewhere.test', mailboxes: [] },
+    ]);
+    const qm = await openQueue(dir, store);
+    const id = await qm.accept(mixed, testMessage(7));
+    await waitFor('deferral', () => qm.stats.deferred === 1);
+    await qm.close();
+    assert.equal(inbox(dir, 'alice@example.test').length, 1);
+    assert.deepEqual(
+      (await store.queueList()).map((e) => [e.queueId, e.state]),
+      [[id, 'deferred']],
+    );
+
+    const again = await openQueue(dir, store);
+    await waitFor('deferral after restart', () => again.stats.deferred === 1);
+    await again.close();
+    assert.equal(inbox(dir, 'alice@example.test').length, 1, 'alice keeps a single copy');
+    assert.equal(again.stats.delivered, 0);
+  });
+
+  test('a failing mailbox is retried until it works, and the message is never dropped', async () => {
+    const { dir, store } = dataDir();
+    // A file where the domain's directory belongs: every delivery there fails (ENOTDIR).
+    mkdirSync(join(dir, 'mail'), { recursive: true });
+    writeFileSync(join(dir, 'mail', 'example.test'), 'in the way');
+    const qm = await openQueue(dir, store);
+    await qm.accept(toAlice, testMessage(9));
+    await waitFor('a failed attempt', () => qm.stats.failedAttempts >= 2);
+    assert.equal(qm.stats.delivered, 0);
+    rmSync(join(dir, 'mail', 'example.test'));
+    await waitFor('delivery after the retry', () => qm.stats.delivered === 1);
+    assert.equal(inbox(dir, 'alice@example.test').length, 1);
+    await qm.close();
+  });
+
+  test('refuses new messages with 451 4.3.2 once closing', async () => {
+    const { dir, store } = dataDir();
+    const qm = await openQueue(dir, store);
+    await qm.close();
+    await assert.rejects(qm.accept(toAlice, testMessage(1)), (err: unknown) => {
+      assert.ok(err instanceof SmtpError);
+      assert.equal(err.reply.code, 451);
+      assert.equal(err.reply.enhanced, '4.3.2');
+      return true;
+    });
+  });
+});

@@ -1,0 +1,65 @@
+// What a new connection is given: everything derived from the config that a session and its
+// socket need. Built at start and again on reload; a connection keeps the snapshot it was born
+// with, so a reload never changes the rules under an open session.
+
+import type { Logger } from 'pino';
+import type tls from 'node:tls';
+import type { Config } from '../config/schema.js';
+import type { ListenerKind } from '../smtp/envelope.js';
+import type { MessageSink, SessionConfig, SessionPolicy } from '../smtp/session-host.js';
+
+export interface ConnectionSettings {
+  readonly session: SessionConfig;
+  readonly policy: SessionPolicy;
+  readonly sink: MessageSink;
+  /** Used for this connection's handshake (implicit TLS or STARTTLS). */
+  readonly secureContext: tls.SecureContext;
+  readonly commandTimeoutMs: number;
+  readonly dataTimeoutMs: number;
+  /** How long to wait for a TLS handshake to complete. */
+  readonly handshakeTimeoutMs: number;
+  readonly greetingDelayMs: number;
+  readonly logger: Logger;
+}
+
+export const LISTENER_KINDS: readonly ListenerKind[] = ['mx', 'submission', 'submissions'];
+
+export function sessionConfigFor(config: Config, kind: ListenerKind): SessionConfig {
+  const l = config.limits;
+  return {
+    hostname: config.hostname,
+    listener: kind,
+    limits: {
+      maxMessageSize: l.max_message_size,
+      maxRecipients: l.max_recipients,
+      maxCommandLine: l.max_command_line,
+      maxTextLine: l.max_text_line,
+      maxErrors: l.max_errors,
+      maxMessagesPerConnection: l.max_messages_per_connection,
+    },
+    bareNewline: config.smtp.bare_newline,
+    // We always have a certificate (configured or generated), so STARTTLS is offered wherever TLS
+    // is not already up; on submissions it is (implicit TLS, RFC 8314 3.3).
+    starttls: kind !== 'submissions',
+  };
+}
+
+export function connectionSettingsFor(
+  config: Config,
+  parts: { policy: SessionPolicy; sink: MessageSink; secureContext: tls.SecureContext; logger: Logger },
+): Record<ListenerKind, ConnectionSettings> {
+  const commandTimeoutMs = config.limits.command_timeout * 1000;
+  const common = {
+    ...parts,
+    commandTimeoutMs,
+    dataTimeoutMs: config.limits.data_timeout * 1000,
+    // A handshake is a few round trips; a minute is generous and stops a slow-loris on TLS.
+    handshakeTimeoutMs: Math.min(commandTimeoutMs, 60_000),
+    greetingDelayMs: config.limits.greeting_delay_ms,
+  };
+  return {
+    mx: { ...common, session: sessionConfigFor(config, 'mx') },
+    submission: { ...common, session: sessionConfigFor(config, 'submission') },
+    submissions: { ...common, session: sessionConfigFor(config, 'submissions') },
+  };
+}

@@ -1,0 +1,101 @@
+// The listening sockets: one net.Server per address in [listen]. They are bound while we may
+// still be root (ports 25/465/587), but connections are only handed on once accept() is called,
+// after privileges were dropped: no byte from the network is read by a privileged process.
+
+import net from 'node:net';
+import type { Logger } from 'pino';
+import type { Config } from '../config/schema.js';
+import { parseListenAddress } from '../config/schema.js';
+import type { ListenerKind } from '../smtp/envelope.js';
+import { LISTENER_KINDS } from './connection-settings.js';
+import { listenError } from './startup-error.js';
+
+export interface BoundListener {
+  readonly kind: ListenerKind;
+  readonly address: string;
+  readonly port: number;
+}
+
+export type ConnectionHandler = (socket: net.Socket, kind: ListenerKind) => void;
+
+interface Bound {
+  readonly kind: ListenerKind;
+  readonly server: net.Server;
+}
+
+export class Listeners {
+  private handler: ConnectionHandler | undefined;
+  private readonly held: { socket: net.Socket; kind: ListenerKind }[] = [];
+
+  private constructor(
+    private readonly servers: readonly Bound[],
+    readonly bound: readonly BoundListener[],
+  ) {}
+
+  /** Binds every configured address; on any failure closes what was bound and throws StartupError. */
+  static async bind(listen: Config['listen'], logger: Logger): Promise<Listeners> {
+    const servers: Bound[] = [];
+    const bound: BoundListener[] = [];
+    const listeners = new Listeners(servers, bound);
+    try {
+      for (const kind of LISTENER_KINDS) {
+        for (const text of listen[kind]) {
+          const { host, port } = parseListenAddress(text);
+          // pauseOnConnect: the kernel may accept, but we read nothing until the session wants it.
+          const server = net.createServer({ pauseOnConnect: true, noDelay: true });
+          server.on('connection', (socket: net.Socket) => listeners.onConnection(socket, kind));
+          await listenOn(server, host, port).catch((err: unknown) => {
+            throw listenError(err, kind, text);
+          });
+          // Errors after binding (EMFILE on accept...) must not crash the server.
+          server.on('error', (err) => logger.error({ err: err.message, listener: kind }, 'listener error'));
+          servers.push({ kind, server });
+          const addr = server.address() as net.AddressInfo;
+          bound.push({ kind, address: addr.address, port: addr.port });
+        }
+      }
+    } catch (err) {
+      listeners.close();
+      throw err;
+    }
+    return listeners;
+  }
+
+  /** Starts handing connections to `handler`, including any that arrived while we were starting. */
+  accept(handler: ConnectionHandler): void {
+    this.handler = handler;
+    for (const { socket, kind } of this.held.splice(0)) {
+      if (!socket.destroyed) handler(socket, kind);
+    }
+  }
+
+  /** Stops accepting new connections; open ones are the caller's to end. */
+  close(): void {
+    for (const { server } of this.servers) server.close();
+    for (const { socket } of this.held.splice(0)) socket.destroy();
+  }
+
+  private onConnection(socket: net.Socket, kind: ListenerKind): void {
+    if (this.handler) {
+      this.handler(socket, kind);
+      return;
+    }
+    socket.on('error', () => socket.destroy());
+    this.held.push({ socket, kind });
+  }
+}
+
+function listenOn(server: net.Server, host: string, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error): void => reject(err);
+    server.once('error', onError);
+    server.listen({ host, port, backlog: 1024, exclusive: true }, () => {
+      server.off('error', onError);
+      resolve();
+    });
+  });
+}
+
+export function formatHostPort(address: string, port: number): string {
+  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
+}

@@ -1,0 +1,112 @@
+// Admission and bookkeeping of connections: the connection limits, the set of open connections,
+// and ending them all at shutdown.
+
+import type net from 'node:net';
+import type { Logger } from 'pino';
+import { logConnection } from '../log/mail-log.js';
+import type { ConnectionLimiter } from '../policy/connection-limiter.js';
+import type { ListenerKind } from '../smtp/envelope.js';
+import { formatReply, reply } from '../smtp/reply.js';
+import { Connection } from './connection.js';
+import type { ConnectionSettings } from './connection-settings.js';
+
+export interface ReceptionSettings {
+  readonly hostname: string;
+  readonly limiter: ConnectionLimiter;
+  readonly perListener: Record<ListenerKind, ConnectionSettings>;
+  readonly logger: Logger;
+}
+
+export class Reception {
+  private readonly open = new Set<Connection>();
+  private onEmpty: (() => void) | undefined;
+  private closing = false;
+
+  constructor(private settings: ReceptionSettings) {}
+
+  get openConnections(): number {
+    return this.open.size;
+  }
+
+  /** New settings apply to connections accepted from now on; open ones keep theirs. */
+  update(settings: ReceptionSettings): void {
+    this.settings = settings;
+  }
+
+  readonly onConnection = (socket: net.Socket, kind: ListenerKind): void => {
+    const ip = clientAddress(socket);
+    const port = socket.remotePort;
+    if (ip === undefined || port === undefined || this.closing) {
+      // Already gone (reset before we got to it), or we are stopping.
+      socket.destroy();
+      return;
+    }
+    const { limiter, logger, hostname } = this.settings;
+    const verdict = limiter.tryAcquire(ip);
+    switch (verdict) {
+      case 'ok':
+        break;
+      case 'per-ip':
+      case 'total':
+        refuse(socket, kind, hostname, verdict);
+        logConnection(logger, {
+          clientIp: ip,
+          clientPort: port,
+          listener: kind,
+          helo: undefined,
+          tls: undefined,
+          messages: 0,
+          rejected: 0,
+          errors: 0,
+          durationMs: 0,
+          outcome: 'refused',
+        });
+        return;
+    }
+    const connection = new Connection(socket, ip, port, kind, this.settings.perListener[kind], (c) => {
+      limiter.release(ip);
+      this.open.delete(c);
+      if (this.open.size === 0) this.onEmpty?.();
+    });
+    this.open.add(connection);
+    connection.open();
+  };
+
+  /**
+   * Asks every session to end (idle ones at once, those receiving a message after it), waits up
+   * to graceMs for them, then cuts what is left.
+   */
+  async shutdown(graceMs: number): Promise<void> {
+    this.closing = true;
+    for (const c of [...this.open]) c.shutdown();
+    if (this.open.size > 0) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, graceMs);
+        this.onEmpty = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+    }
+    for (const c of [...this.open]) c.destroy();
+  }
+}
+
+function refuse(socket: net.Socket, kind: ListenerKind, hostname: string, why: 'per-ip' | 'total'): void {
+  socket.on('error', () => socket.destroy());
+  // On the implicit-TLS listener a plaintext reply would be garbage to the client, and a handshake
+  // is exactly the work the limit exists to avoid: just close.
+  if (kind === 'submissions') {
+    socket.destroy();
+    return;
+  }
+  const text = why === 'per-ip' ? 'Too many connections from your address' : 'Too many connections';
+  socket.end(formatReply(reply(421, '4.7.0', `${hostname} ${text}, try again later`)));
+  setTimeout(() => socket.destroy(), 2_000).unref();
+}
+
+/** The client's IP, with IPv4-mapped IPv6 ("::ffff:192.0.2.1") shown as plain IPv4. */
+function clientAddress(socket: net.Socket): string | undefined {
+  const a = socket.remoteAddress;
+  return a?.startsWith('::ffff:') && a.includes('.') ? a.slice(7) : a;
+}

@@ -1,0 +1,248 @@
+// The server process: `postern serve`. startServer assembles the parts (store, queue, listeners,
+// sessions) in an order that keeps root's privileges for as short as possible; runServer is the
+// command around it: config, logger, signals and exit codes.
+
+import { join } from 'node:path';
+import type tls from 'node:tls';
+import type { Logger } from 'pino';
+import { loadConfig } from '../config/load.js';
+import type { Config } from '../config/schema.js';
+import { createLogger, type LogFormat } from '../log/logger.js';
+import { ConnectionLimiter } from '../policy/connection-limiter.js';
+import { createSessionPolicy } from '../policy/session-policy.js';
+import { QueueManager } from '../queue/queue-manager.js';
+import type { ListenerKind } from '../smtp/envelope.js';
+import type { MessageSink } from '../smtp/session-host.js';
+import { openSqliteStore } from '../store/sqlite-store.js';
+import type { Store } from '../store/store.js';
+import { dropPrivileges, prepareDataDir, serviceAccount } from '../util/privileges.js';
+import { listeningBanner } from './banner.js';
+import { connectionSettingsFor } from './connection-settings.js';
+import { Listeners } from './listeners.js';
+import { Reception, type ReceptionSettings } from './reception.js';
+import { firstLine, StartupError } from './startup-error.js';
+import { createSecureContext, loadTlsCredentials, warnIfExpired, type FileOwner } from './tls-credentials.js';
+
+export interface RunningServer {
+  readonly listeners: readonly { kind: ListenerKind; address: string; port: number }[];
+  /** Re-reads the config file (SIGHUP): a bad file is logged and the running config kept. */
+  reload(): Promise<void>;
+  /** Graceful stop (SIGTERM): see Reception.shutdown, then flush the queue and close the store. */
+  stop(): Promise<void>;
+}
+
+export async function startServer(
+  config: Config,
+  deps: { logger: Logger; configPath?: string },
+): Promise<RunningServer> {
+  const { logger } = deps;
+  const account = serviceAccount(config);
+  if (account && config.user === '') {
+    logger.warn(
+      { user: account.user },
+      'running as "nobody"; a dedicated user is recommended: useradd --system postern, then set user = "postern"',
+    );
+  }
+  await prepareDataDir(config.data_dir, account);
+  // Read while still root: a configured key (e.g. under /etc/letsencrypt) is often root-only.
+  const secureContext = await loadSecureContext(config, logger, account);
+
+  const cleanup: (() => Promise<void> | void)[] = [];
+  try {
+    const listeners = await Listeners.bind(config.listen, logger);
+    cleanup.push(() => listeners.close());
+    // Dropped before the store and spool are opened, so every file they create belongs to the
+    // service account (a root-owned WAL or spool segment would be unwritable after the drop),
+    // and before a single connection is handed on (Listeners holds them until accept()).
+    if (account) dropPrivileges(account);
+
+    const store = openSqliteStore(join(config.data_dir, 'postern.db'));
+    cleanup.push(() => store.close());
+    const queue = await QueueManager.open({ dataDir: config.data_dir, hostname: config.hostname, store, logger });
+    cleanup.push(() => queue.close());
+
+    const server = new Postern(config, deps, { store, queue, listeners, secureContext });
+    listeners.accept(server.reception.onConnection);
+    logger.info({ listeners: listeners.bound }, 'listening');
+    return server;
+  } catch (err) {
+    for (const undo of cleanup.reverse()) {
+      try {
+        await undo();
+      } catch {
+        // Already failing; the first error is the one to report.
+      }
+    }
+    throw err;
+  }
+}
+
+interface Parts {
+  readonly store: Store;
+  readonly queue: QueueManager;
+  readonly listeners: Listeners;
+  readonly secureContext: tls.SecureContext;
+}
+
+class Postern implements RunningServer {
+  readonly reception: Reception;
+  private stopping: Promise<void> | undefined;
+  private config: Config;
+  private secureContext: tls.SecureContext;
+  private limiter: ConnectionLimiter;
+
+  constructor(
+    config: Config,
+    private readonly deps: { logger: Logger; configPath?: string },
+    private readonly parts: Parts,
+  ) {
+    this.config = config;
+    this.secureContext = parts.secureContext;
+    this.limiter = newLimiter(config);
+    this.reception = new Reception(this.receptionSettings(config));
+  }
+
+  get listeners(): RunningServer['listeners'] {
+    return this.parts.listeners.bound;
+  }
+
+  async reload(): Promise<void> {
+    const { logger, configPath } = this.deps;
+    let next = this.config;
+    if (configPath !== undefined) {
+      try {
+        next = loadConfig(configPath).config;
+      } catch (err) {
+        logger.error({ err: oneLine(err) }, 'reload failed; still running with the previous config');
+        return;
+      }
+    }
+    if (JSON.stringify(next.listen) !== JSON.stringify(this.config.listen) || next.data_dir !== this.config.data_dir) {
+      logger.warn('[listen] and data_dir changes take effect only after a restart');
+    }
+    try {
+      // No chown on reload: by now we run as the service account, which owns what it writes.
+      this.secureContext = await loadSecureContext(next, logger, undefined);
+    } catch (err) {
+      logger.error({ err: oneLine(err) }, 'TLS certificate reload failed; keeping the previous one');
+    }
+    logger.level = next.log.level;
+    const { limits } = this.config;
+    if (
+      limits.max_connections_per_ip !== next.limits.max_connections_per_ip ||
+      limits.max_connections !== next.limits.max_connections
+    ) {
+      // Connections opened before stay counted (and released) in the old limiter, so the new one
+      // undercounts until they end: a reload loosens the limits for a while, never tightens them.
+      this.limiter = newLimiter(next);
+    }
+    this.config = next;
+    this.reception.update(this.receptionSettings(next));
+    logger.info({ config: configPath ?? null }, 'reloaded');
+  }
+
+  stop(): Promise<void> {
+    this.stopping ??= this.shutdown();
+    return this.stopping;
+  }
+
+  private async shutdown(): Promise<void> {
+    const { logger } = this.deps;
+    const { listeners, queue, store } = this.parts;
+    listeners.close();
+    logger.info({ connections: this.reception.openConnections }, 'stopping');
+    await this.reception.shutdown(this.config.limits.shutdown_grace * 1000);
+    await queue.close();
+    await store.close();
+    logger.info('stopped');
+  }
+
+  private receptionSettings(config: Config): ReceptionSettings {
+    const { logger } = this.deps;
+    const policy = createSessionPolicy(this.parts.store, {
+      recipientDelimiter: config.recipient_delimiter,
+      postmaster: config.postmaster,
+      hostname: config.hostname,
+    });
+    const sink: MessageSink = this.parts.queue;
+    return {
+      hostname: config.hostname,
+      limiter: this.limiter,
+      perListener: connectionSettingsFor(config, { policy, sink, secureContext: this.secureContext, logger }),
+      logger,
+    };
+  }
+}
+
+function newLimiter(config: Config): ConnectionLimiter {
+  return new ConnectionLimiter(config.limits.max_connections_per_ip, config.limits.max_connections);
+}
+
+async function loadSecureContext(
+  config: Config,
+  logger: Logger,
+  owner: FileOwner | undefined,
+): Promise<tls.SecureContext> {
+  const credentials = await loadTlsCredentials(config, logger, owner);
+  const context = createSecureContext(credentials);
+  warnIfExpired(credentials, logger);
+  return context;
+}
+
+/**
+ * `postern serve`: resolves with the exit code once the server has stopped. Every startup failure
+ * is one line on stderr and exit code 1. SIGHUP reloads; SIGTERM/SIGINT stop gracefully, and a
+ * second one kills at once (the handlers are removed, so the default action applies).
+ */
+export async function runServer(opts: { configPath?: string; logFormat?: LogFormat }): Promise<number> {
+  let loaded: { config: Config; path: string | undefined };
+  try {
+    loaded = loadConfig(opts.configPath);
+  } catch (err) {
+    process.stderr.write(`postern: ${oneLine(err)}\n`);
+    return 1;
+  }
+  const { config } = loaded;
+  const logger = createLogger({ level: config.log.level, format: opts.logFormat ?? config.log.format });
+
+  let server: RunningServer;
+  try {
+    server = await startServer(config, { logger, ...(loaded.path !== undefined ? { configPath: loaded.path } : {}) });
+  } catch (err) {
+    if (!(err instanceof StartupError)) logger.debug({ err }, 'startup failed');
+    logger.flush();
+    process.stderr.write(`postern: ${oneLine(err)}\n`);
+    return 1;
+  }
+  process.stderr.write(listeningBanner(server.listeners));
+
+  const code = await new Promise<number>((resolve) => {
+    const onHangup = (): void => {
+      logger.info('SIGHUP: reloading the config');
+      server.reload().catch((err: unknown) => logger.error({ err: oneLine(err) }, 'reload failed'));
+    };
+    const onStop = (signal: NodeJS.Signals): void => {
+      process.off('SIGHUP', onHangup);
+      process.off('SIGTERM', onStop);
+      process.off('SIGINT', onStop);
+      logger.info({ signal }, 'stopping on signal');
+      server.stop().then(
+        () => resolve(0),
+        (err: unknown) => {
+          logger.error({ err: oneLine(err) }, 'error while stopping');
+          resolve(1);
+        },
+      );
+    };
+    process.on('SIGHUP', onHangup);
+    process.on('SIGTERM', onStop);
+    process.on('SIGINT', onStop);
+  });
+  logger.flush();
+  return code;
+}
+
+/** ConfigError, StartupError and the privilege errors all carry one line; anything else is cut to one. */
+function oneLine(err: unknown): string {
+  return firstLine(err instanceof Error ? err.message : String(err));
+}

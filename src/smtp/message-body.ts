@@ -1,0 +1,154 @@
+// Collects the octets of a message (after dot-unstuffing for DATA, raw for BDAT) and checks them on
+// the way in: total size, longest line, bare CR / bare LF. It never stops reading, whatever it
+// finds: the reader keeps the dialogue in step and the verdict is given once the message ends.
+// Work is per line (Buffer.indexOf), never per byte, and stored data are slices, not copies.
+
+import { reply, type Reply } from './reply.js';
+
+const CR = 0x0d;
+const LF = 0x0a;
+const LF_ONLY = Buffer.from('\n');
+const CR_ONLY = Buffer.from('\r');
+
+export interface MessageBodyLimits {
+  /** Largest message in octets; past it nothing more is stored. */
+  readonly maxMessageSize: number;
+  /** Longest line in octets including the CRLF (RFC 5321 4.5.3.1.6). */
+  readonly maxTextLine: number;
+  /** SMTP smuggling (2023): refuse a bare CR/LF, or turn it into CRLF. */
+  readonly bareNewline: 'reject' | 'normalize';
+}
+
+export type BodyVerdict =
+  | { readonly ok: true; readonly message: Buffer; readonly size: number }
+  | { readonly ok: false; readonly reply: Reply; readonly size: number };
+
+export class MessageBody {
+  private parts: Buffer[] = [];
+  private size = 0;
+  private tooBig = false;
+  private lineLength = 0;
+  private longestLine = 0;
+  private sawBareNewline = false;
+  /** The last octet appended was a CR whose partner (LF or not) has not arrived yet. */
+  private pendingCr = false;
+
+  constructor(private readonly limits: MessageBodyLimits) {}
+
+  /** Appends message octets; `data` may be any slice, CRLF may be split across calls. */
+  append(data: Buffer): void {
+    if (data.length === 0) return;
+    let segmentStart = 0;
+    let lineStart = 0;
+    let pos = 0;
+    if (this.pendingCr) {
+      this.pendingCr = false;
+      if (data[0] === LF) {
+        this.endLine(1);
+        lineStart = pos = 1;
+      } else {
+        this.bareCr(); // the CR is already stored; insert its missing LF before this data
+        this.endLine(0);
+      }
+    }
+    let nextCr = -2;
+    let nextLf = -2;
+    while (pos < data.length) {
+      // Cached positions keep the scan linear even for a chunk full of CRs and no LF.
+      if (nextCr !== -1 && nextCr < pos) nextCr = data.indexOf(CR, pos);
+      if (nextLf !== -1 && nextLf < pos) nextLf = data.indexOf(LF, pos);
+      if (nextCr === -1 && nextLf === -1) break;
+      if (nextLf !== -1 && (nextCr === -1 || nextLf < nextCr)) {
+        // An LF with no CR before it (a CRLF is consumed at its CR below).
+        this.sawBareNewline = true;
+        if (this.normalizing) {
+          this.store(data.subarray(segmentStart, nextLf));
+          this.store(CR_ONLY);
+          segmentStart = nextLf;
+        }
+        this.endLine(nextLf + 1 - lineStart);
+        lineStart = pos = nextLf + 1;
+        continue;
+      }
+      const cr = nextCr;
+      if (cr === data.length - 1) {
+        this.pendingCr = true;
+        break;
+      }
+      if (data[cr + 1] === LF) {
+        this.endLine(cr + 2 - lineStart);
+        lineStart = pos = cr + 2;
+        continue;
+      }
+      this.sawBareNewline = true;
+      if (this.normalizing) {
+        this.store(data.subarray(segmentStart, cr + 1));
+        this.store(LF_ONLY);
+        segmentStart = cr + 1;
+      }
+      this.endLine(cr + 1 - lineStart);
+      lineStart = pos = cr + 1;
+    }
+    this.store(data.subarray(segmentStart));
+    this.lineLength += data.length - lineStart;
+    if (this.lineLength > this.longestLine) this.longestLine = this.lineLength;
+  }
+
+  /** The message is complete: the stored message, or the reply that refuses it. */
+  finish(): BodyVerdict {
+    if (this.pendingCr) {
+      // Only BDAT can end on a CR; DATA always ends with CRLF before the final dot.
+      this.pendingCr = false;
+      this.bareCr();
+    }
+    const size = this.size;
+    if (this.tooBig) {
+      return { ok: false, size, reply: reply(552, '5.3.4', 'Message size exceeds fixed maximum message size') };
+    }
+    if (this.sawBareNewline && !this.normalizing) {
+      return {
+        ok: false,
+        size,
+        reply: reply(550, '5.6.0', 'Message contains a bare CR or LF; lines must end with CRLF (SMTP smuggling protection)'),
+      };
+    }
+    if (this.longestLine > this.limits.maxTextLine) {
+      return {
+        ok: false,
+        size,
+        reply: reply(554, '5.6.0', `Message has a line longer than ${this.limits.maxTextLine} octets`),
+      };
+    }
+    const message = this.parts.length === 1 ? (this.parts[0] as Buffer) : Buffer.concat(this.parts, size);
+    this.parts = [];
+    return { ok: true, message, size };
+  }
+
+  private get normalizing(): boolean {
+    return this.limits.bareNewline === 'normalize';
+  }
+
+  private bareCr(): void {
+    this.sawBareNewline = true;
+    if (this.normalizing) this.store(LF_ONLY);
+  }
+
+  private endLine(octetsInThisData: number): void {
+    const length = this.lineLength + octetsInThisData;
+    if (length > this.longestLine) this.longestLine = length;
+    this.lineLength = 0;
+  }
+
+  private store(data: Buffer): void {
+    if (data.length === 0) return;
+    this.size += data.length;
+    if (this.tooBig) return;
+    if (this.size > this.limits.maxMessageSize) {
+      // Keep counting but stop storing: the client may send far more than we will ever accept.
+      this.tooBig = true;
+      this.parts = [];
+      return;
+    }
+    this.parts.push(data);
+  }
+}

@@ -1,0 +1,229 @@
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { openSqliteStore } from './sqlite-store.js';
+import { MIGRATIONS } from './migrations.js';
+import { StoreError } from './store.js';
+import type { Store } from './store.js';
+
+let dir: string;
+before(() => {
+  dir = mkdtempSync(join(tmpdir(), 'postern-store-'));
+});
+after(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
+
+let counter = 0;
+function freshStore(): { store: Store; path: string } {
+  const path = join(dir, `db${++counter}`, 'postern.db');
+  return { store: openSqliteStore(path), path };
+}
+
+async function rejectsWith(promise: Promise<unknown>, message: RegExp): Promise<void> {
+  await assert.rejects(promise, (err: unknown) => {
+    assert.ok(err instanceof StoreError, `expected StoreError, got ${String(err)}`);
+    assert.match(err.message, message);
+    assert.doesNotMatch(err.message, /\n/);
+    return true;
+  });
+}
+
+describe('SQLite store', () => {
+  test('creates the directory and file, uses WAL and records the schema version', async () => {
+    const { store, path } = freshStore();
+    await store.addDomain('example.test');
+    for (const file of [path, `${path}-wal`, `${path}-shm`]) {
+      assert.equal(statSync(file).mode & 0o777, 0o600, `${file} is private: it holds password hashes`);
+    }
+    await store.close();
+    const db = new Database(path, { readonly: true });
+    try {
+      assert.equal(db.pragma('journal_mode', { simple: true }), 'wal');
+      assert.equal(db.pragma('user_version', { simple: true }), MIGRATIONS.length);
+    } finally {
+      db.close();
+    }
+    // Reopening an up-to-date database runs no migration again (it would fail on CREATE TABLE).
+    const again = openSqliteStore(path);
+    await again.close();
+  });
+
+  test('refuses a database from a newer postern', async () => {
+    const { store, path } = freshStore();
+    await store.close();
+    const db = new Database(path);
+    db.pragma(`user_version = ${MIGRATIONS.length + 1}`);
+    db.close();
+    assert.throws(() => openSqliteStore(path), /newer than this postern understands/);
+  });
+
+  test('domains: add, normalize, list, duplicate, remove', async () => {
+    const { store } = freshStore();
+    try {
+      await store.addDomain('Example.TEST.');
+      await store.addDomain('bücher.test');
+      assert.deepEqual(
+        (await store.listDomains()).map((d) => d.name),
+        ['example.test', 'xn--bcher-kva.test'],
+      );
+      assert.equal(await store.isLocalDomain('EXAMPLE.test'), true);
+      assert.equal(await store.isLocalDomain('BÜCHER.test'), true);
+      assert.equal(await store.isLocalDomain('other.test'), false);
+      assert.equal(await store.isLocalDomain('not a domain'), false);
+      await rejectsWith(store.addDomain('example.test'), /^domain "example\.test" already exists$/);
+      await rejectsWith(store.addDomain('bad domain!'), /is not a valid domain name/);
+      assert.equal(await store.removeDomain('example.test'), true);
+      assert.equal(await store.removeDomain('example.test'), false);
+      assert.equal(await store.isLocalDomain('example.test'), false);
+      const created = (await store.listDomains())[0]?.createdAt ?? 0;
+      assert.ok(created > 1_600_000_000_000, 'createdAt is in milliseconds since the epoch');
+    } finally {
+      await store.close();
+    }
+  });
+
+  test('users: need a local domain, are normalized, listed per domain', async () => {
+    const { store } = freshStore();
+    try {
+      await rejectsWith(
+        store.addUser('alice@x.test', 'h'),
+        /^domain "x\.test" is not a local domain; add it first with: postern domain add x\.test$/,
+      );
+      await store.addDomain('example.test');
+      await store.addDomain('other.test');
+      await store.addUser('Alice@Example.Test', '$scrypt$1');
+      await store.addUser('bob@example.test', '$scrypt$2');
+      await store.addUser('carol@other.test', '$scrypt$3');
+      await rejectsWith(store.addUser('ALICE@example.test', 'x'), /^user "alice@example\.test" already exists$/);
+      await rejectsWith(store.addUser('alice@', 'x'), /^"alice@" is not a valid address$/);
+
+      const alice = await store.getUser('alice@EXAMPLE.test');
+      assert.equal(alice?.address, 'alice@example.test');
+      assert.equal(alice?.passwordHash, '$scrypt$1');
+      assert.equal(await store.getUser('nobody@example.test'), undefined);
+      assert.equal(await store.getUser('garbage'), undefined);
+
+      assert.deepEqual(
+        (await store.listUsers()).map((u) => u.address),
+        ['alice@example.test', 'bob@example.test', 'carol@other.test'],
+      );
+      assert.deepEqual((await store.listUsers('OTHER.test')).map((u) => u.address), ['carol@other.test']);
+      assert.deepEqual(await store.listUsers('none.test'), []);
+
+      assert.equal(await store.setPasswordHash('alice@example.test', '$scrypt$new'), true);
+      assert.equal((await store.getUser('alice@example.test'))?.passwordHash, '$scrypt$new');
+      assert.equal(await store.setPasswordHash('zed@example.test', 'x'), false);
+
+      assert.equal(await store.removeUser('bob@example.test'), true);
+      assert.equal(await store.removeUser('bob@example.test'), false);
+    } finally {
+      await store.close();
+    }
+  });
+
+  test('aliases: catch-all, multiple targets, remove one or all', async () => {
+    const { store } = freshStore();
+    try {
+      await rejectsWith(store.addAlias('sales@x.test', 'a@b.test'), /is not a local domain; add it first/);
+      await store.addDomain('example.test');
+      await store.addAlias('Sales@Example.test', 'alice@example.test');
+      await store.addAlias('sales@example.test', 'bob@elsewhere.test');
+      await store.addAlias('@EXAMPLE.test', 'alice@example.test');
+      await rejectsWith(store.addAlias('sales@example.test', 'ALICE@example.test'), /already exists/);
+      await rejectsWith(store.addAlias('a@example.test', 'a@example.test'), /cannot point to itself/);
+      await rejectsWith(store.addAlias('@', 'a@example.test'), /not a valid alias source/);
+      await rejectsWith(store.addAlias('x@example.test', 'nope'), /^"nope" is not a valid address$/);
+
+      assert.deepEqual(await store.aliasTargets('SALES@example.test'), ['alice@example.test', 'bob@elsewhere.test']);
+      assert.deepEqual(await store.aliasTargets('@example.test'), ['alice@example.test']);
+      assert.deepEqual(await store.aliasTargets('none@example.test'), []);
+      assert.deepEqual(await store.listAliases(), [
+        { source: '@example.test', target: 'alice@example.test' },
+        { source: 'sales@example.test', target: 'alice@example.test' },
+        { source: 'sales@example.test', target: 'bob@elsewhere.test' },
+      ]);
+
+      assert.equal(await store.removeAlias('sales@example.test', 'bob@elsewhere.test'), true);
+      assert.equal(await store.removeAlias('sales@example.test', 'bob@elsewhere.test'), false);
+      assert.equal(await store.removeAlias('@example.test'), true);
+      assert.deepEqual(await store.listAliases(), [{ source: 'sales@example.test', target: 'alice@example.test' }]);
+    } finally {
+      await store.close();
+    }
+  });
+
+  test('a domain cannot be removed while it has users or aliases', async () => {
+    const { store } = freshStore();
+    try {
+      await store.addDomain('example.test');
+      await store.addUser('alice@example.test', 'h');
+      await store.addAlias('@example.test', 'alice@example.test');
+      await rejectsWith(store.removeDomain('example.test'), /still has 1 user and 1 alias; remove them first/);
+      await store.removeUser('alice@example.test');
+      await rejectsWith(store.removeDomain('example.test'), /still has 0 users and 1 alias/);
+      await store.removeAlias('@example.test');
+      assert.equal(await store.removeDomain('example.test'), true);
+    } finally {
+      await store.close();
+    }
+  });
+
+  test('queue bookkeeping: insert a batch, list, remove', async () => {
+    const { store } = freshStore();
+    try {
+      await store.queueInsert([
+        { queueId: 'B2', sender: '', recipients: ['x@y.test'], size: 10, receivedAt: 2000, state: 'active' },
+        { queueId: 'A1', sender: 'a@b.test', recipients: ['c@d.test', 'e@f.test'], size: 99, receivedAt: 1000, state: 'hold' },
+      ]);
+      const list = await store.queueList();
+      assert.deepEqual(list, [
+        { queueId: 'A1', sender: 'a@b.test', recipients: ['c@d.test', 'e@f.test'], size: 99, receivedAt: 1000, state: 'hold' },
+        { queueId: 'B2', sender: '', recipients: ['x@y.test'], size: 10, receivedAt: 2000, state: 'active' },
+      ]);
+      // A batch is one transaction: a duplicate id rolls back the whole batch.
+      await assert.rejects(
+        store.queueInsert([
+          { queueId: 'C3', sender: '', recipients: [], size: 1, receivedAt: 3000, state: 'active' },
+          { queueId: 'A1', sender: '', recipients: [], size: 1, receivedAt: 3000, state: 'active' },
+        ]),
+      );
+      assert.equal((await store.queueList()).length, 2);
+      await store.queueRemove(['A1', 'unknown']);
+      assert.deepEqual((await store.queueList()).map((e) => e.queueId), ['B2']);
+    } finally {
+      await store.close();
+    }
+  });
+
+  test('two stores on one file (server and CLI) see each other at once', async () => {
+    const { store: server, path } = freshStore();
+    const cli = openSqliteStore(path);
+    try {
+      assert.equal(await server.isLocalDomain('example.test'), false);
+      await cli.addDomain('example.test');
+      assert.equal(await server.isLocalDomain('example.test'), true);
+      await cli.addUser('alice@example.test', 'h1');
+      assert.equal((await server.getUser('alice@example.test'))?.passwordHash, 'h1');
+      await cli.setPasswordHash('alice@example.test', 'h2');
+      assert.equal((await server.getUser('alice@example.test'))?.passwordHash, 'h2');
+      await server.queueInsert([{ queueId: 'Q', sender: '', recipients: [], size: 1, receivedAt: 1, state: 'active' }]);
+      assert.deepEqual((await cli.queueList()).map((e) => e.queueId), ['Q']);
+      await cli.removeUser('alice@example.test');
+      assert.equal(await server.getUser('alice@example.test'), undefined);
+    } finally {
+      await cli.close();
+      await server.close();
+    }
+  });
+
+  test('an unopenable path is a StoreError naming the file', () => {
+    assert.throws(
+      () => openSqliteStore(join('/dev/null', 'x', 'postern.db')),
+      (err: unknown) => err instanceof StoreError && /cannot open the store "\/dev\/null\/x\/postern\.db"/.test(err.message),
+    );
+  });
+});

@@ -1,0 +1,294 @@
+// The Store on SQLite (better-sqlite3). The CLI and the running server open the same file at the
+// same time, so: WAL (readers never wait for the writer), a busy timeout instead of SQLITE_BUSY
+// errors, and no caches here — `postern domain add` must be seen by the server's next lookup.
+// Durability of queued message bodies is the spool's job (it fsyncs), so synchronous = NORMAL.
+
+import { closeSync, mkdirSync, openSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import type { Database as Db, Statement } from 'better-sqlite3';
+import { normalizeAddress, normalizeDomain, splitAddress } from '../util/address.js';
+import { normalizeAliasSource } from './alias-source.js';
+import { migrate } from './migrations.js';
+import { StoreError } from './store.js';
+import type { Alias, Domain, QueueEntry, Store, User } from './store.js';
+
+export function openSqliteStore(path: string): Store {
+  let db: Db;
+  try {
+    mkdirSync(dirname(path), { recursive: true });
+    // Password hashes live here, so only the owner may read the file; SQLite creates the -wal
+    // and -shm files with the database file's mode. An existing file keeps its mode.
+    closeSync(openSync(path, 'a', 0o600));
+    db = new Database(path);
+  } catch (err) {
+    throw new StoreError(`cannot open the store "${path}": ${err instanceof Error ? err.message : String(err)}`);
+  }
+  try {
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = NORMAL');
+    db.pragma('busy_timeout = 5000');
+    db.pragma('foreign_keys = ON');
+    migrate(db, path);
+    return new SqliteStore(db);
+  } catch (err) {
+    db.close();
+    if (err instanceof StoreError) throw err;
+    throw new StoreError(`cannot open the store "${path}": ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
+
+interface DomainRow {
+  name: string;
+  created_at: number;
+}
+interface UserRow {
+  address: string;
+  password_hash: string;
+  created_at: number;
+}
+interface QueueRow {
+  queue_id: string;
+  sender: string;
+  recipients: string;
+  size: number;
+  received_at: number;
+  state: QueueEntry['state'];
+}
+
+class SqliteStore implements Store {
+  private readonly db: Db;
+  // Prepared once: preparing parses SQL, and lookups run for every RCPT TO.
+  private readonly sql: {
+    insertDomain: Statement<[string, number]>;
+    deleteDomain: Statement<[string]>;
+    selectDomains: Statement<[], DomainRow>;
+    domainExists: Statement<[string], { one: number }>;
+    countUsersOfDomain: Statement<[string], { n: number }>;
+    countAliasesOfDomain: Statement<[string], { n: number }>;
+    insertUser: Statement<[string, string, string, number]>;
+    deleteUser: Statement<[string]>;
+    updatePassword: Statement<[string, string]>;
+    selectUser: Statement<[string], UserRow>;
+    selectUsers: Statement<[], UserRow>;
+    selectUsersOfDomain: Statement<[string], UserRow>;
+    insertAlias: Statement<[string, string, string]>;
+    deleteAlias: Statement<[string, string]>;
+    deleteAliasAll: Statement<[string]>;
+    selectAliases: Statement<[], Alias>;
+    selectAliasTargets: Statement<[string], { target: string }>;
+    insertQueue: Statement<[string, string, string, number, number, string]>;
+    deleteQueue: Statement<[string]>;
+    selectQueue: Statement<[], QueueRow>;
+  };
+
+  constructor(db: Db) {
+    this.db = db;
+    this.sql = {
+      insertDomain: db.prepare('INSERT INTO domains (name, created_at) VALUES (?, ?) ON CONFLICT DO NOTHING'),
+      deleteDomain: db.prepare('DELETE FROM domains WHERE name = ?'),
+      selectDomains: db.prepare('SELECT name, created_at FROM domains ORDER BY name'),
+      domainExists: db.prepare('SELECT 1 AS one FROM domains WHERE name = ?'),
+      countUsersOfDomain: db.prepare('SELECT count(*) AS n FROM users WHERE domain = ?'),
+      countAliasesOfDomain: db.prepare('SELECT count(*) AS n FROM aliases WHERE domain = ?'),
+      insertUser: db.prepare(
+        'INSERT INTO users (address, domain, password_hash, created_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING',
+      ),
+      deleteUser: db.prepare('DELETE FROM users WHERE address = ?'),
+      updatePassword: db.prepare('UPDATE users SET password_hash = ? WHERE address = ?'),
+      selectUser: db.prepare('SELECT address, password_hash, created_at FROM users WHERE address = ?'),
+      selectUsers: db.prepare('SELECT address, password_hash, created_at FROM users ORDER BY address'),
+      selectUsersOfDomain: db.prepare(
+        'SELECT address, password_hash, created_at FROM users WHERE domain = ? ORDER BY address',
+      ),
+      insertAlias: db.prepare('INSERT INTO aliases (source, target, domain) VALUES (?, ?, ?) ON CONFLICT DO NOTHING'),
+      deleteAlias: db.prepare('DELETE FROM aliases WHERE source = ? AND target = ?'),
+      deleteAliasAll: db.prepare('DELETE FROM aliases WHERE source = ?'),
+      selectAliases: db.prepare('SELECT source, target FROM aliases ORDER BY source, target'),
+      selectAliasTargets: db.prepare('SELECT target FROM aliases WHERE source = ? ORDER BY target'),
+      insertQueue: db.prepare(
+        'INSERT INTO queue (queue_id, sender, recipients, size, received_at, state) VALUES (?, ?, ?, ?, ?, ?)',
+      ),
+      deleteQueue: db.prepare('DELETE FROM queue WHERE queue_id = ?'),
+      selectQueue: db.prepare(
+        'SELECT queue_id, sender, recipients, size, received_at, state FROM queue ORDER BY received_at, queue_id',
+      ),
+    };
+  }
+
+  // --- domains ---
+
+  async addDomain(name: string): Promise<void> {
+    const domain = requireDomain(name);
+    if (this.sql.insertDomain.run(domain, Date.now()).changes === 0) {
+      throw new StoreError(`domain "${domain}" already exists`);
+    }
+  }
+
+  async removeDomain(name: string): Promise<boolean> {
+    const domain = requireDomain(name);
+    return this.db
+      .transaction(() => {
+        const users = this.sql.countUsersOfDomain.get(domain)?.n ?? 0;
+        const aliases = this.sql.countAliasesOfDomain.get(domain)?.n ?? 0;
+        if (users > 0 || aliases > 0) {
+          throw new StoreError(
+            `domain "${domain}" still has ${plural(users, 'user')} and ${plural(aliases, 'alias', 'aliases')}; ` +
+              `remove them first (see: postern user list --domain ${domain}, postern alias list)`,
+          );
+        }
+        return this.sql.deleteDomain.run(domain).changes > 0;
+      })
+      .immediate();
+  }
+
+  async listDomains(): Promise<Domain[]> {
+    return this.sql.selectDomains.all().map((row) => ({ name: row.name, createdAt: row.created_at }));
+  }
+
+  async isLocalDomain(name: string): Promise<boolean> {
+    const domain = normalizeDomain(name);
+    return domain !== undefined && this.sql.domainExists.get(domain) !== undefined;
+  }
+
+  // --- users ---
+
+  async addUser(address: string, passwordHash: string): Promise<void> {
+    const user = requireAddress(address);
+    const domain = domainOf(user);
+    this.db
+      .transaction(() => {
+        this.requireLocalDomain(domain);
+        if (this.sql.insertUser.run(user, domain, passwordHash, Date.now()).changes === 0) {
+          throw new StoreError(`user "${user}" already exists`);
+        }
+      })
+      .immediate();
+  }
+
+  async removeUser(address: string): Promise<boolean> {
+    return this.sql.deleteUser.run(requireAddress(address)).changes > 0;
+  }
+
+  async setPasswordHash(address: string, passwordHash: string): Promise<boolean> {
+    return this.sql.updatePassword.run(passwordHash, requireAddress(address)).changes > 0;
+  }
+
+  async getUser(address: string): Promise<User | undefined> {
+    const user = normalizeAddress(address);
+    if (user === undefined) return undefined;
+    const row = this.sql.selectUser.get(user);
+    return row && toUser(row);
+  }
+
+  async listUsers(domain?: string): Promise<User[]> {
+    if (domain === undefined) return this.sql.selectUsers.all().map(toUser);
+    const d = normalizeDomain(domain);
+    return d === undefined ? [] : this.sql.selectUsersOfDomain.all(d).map(toUser);
+  }
+
+  // --- aliases ---
+
+  async addAlias(source: string, target: string): Promise<void> {
+    const from = requireAliasSource(source);
+    const to = requireAddress(target);
+    if (from === to) throw new StoreError(`alias "${from}" cannot point to itself`);
+    const domain = domainOf(from);
+    this.db
+      .transaction(() => {
+        this.requireLocalDomain(domain);
+        if (this.sql.insertAlias.run(from, to, domain).changes === 0) {
+          throw new StoreError(`alias "${from}" -> "${to}" already exists`);
+        }
+      })
+      .immediate();
+  }
+
+  async removeAlias(source: string, target?: string): Promise<boolean> {
+    const from = requireAliasSource(source);
+    const result =
+      target === undefined
+        ? this.sql.deleteAliasAll.run(from)
+        : this.sql.deleteAlias.run(from, requireAddress(target));
+    return result.changes > 0;
+  }
+
+  async listAliases(): Promise<Alias[]> {
+    return this.sql.selectAliases.all().map((row) => ({ source: row.source, target: row.target }));
+  }
+
+  async aliasTargets(source: string): Promise<string[]> {
+    const from = normalizeAliasSource(source);
+    return from === undefined ? [] : this.sql.selectAliasTargets.all(from).map((row) => row.target);
+  }
+
+  // --- queue bookkeeping ---
+
+  async queueInsert(entries: readonly QueueEntry[]): Promise<void> {
+    this.db.transaction(() => {
+      for (const e of entries) {
+        this.sql.insertQueue.run(e.queueId, e.sender, JSON.stringify(e.recipients), e.size, e.receivedAt, e.state);
+      }
+    })();
+  }
+
+  async queueRemove(queueIds: readonly string[]): Promise<void> {
+    this.db.transaction(() => {
+      for (const id of queueIds) this.sql.deleteQueue.run(id);
+    })();
+  }
+
+  async queueList(): Promise<QueueEntry[]> {
+    return this.sql.selectQueue.all().map((row) => ({
+      queueId: row.queue_id,
+      sender: row.sender,
+      recipients: JSON.parse(row.recipients) as string[],
+      size: row.size,
+      receivedAt: row.received_at,
+      state: row.state,
+    }));
+  }
+
+  async close(): Promise<void> {
+    if (this.db.open) this.db.close();
+  }
+
+  private requireLocalDomain(domain: string): void {
+    if (this.sql.domainExists.get(domain) === undefined) {
+      throw new StoreError(`domain "${domain}" is not a local domain; add it first with: postern domain add ${domain}`);
+    }
+  }
+}
+
+function toUser(row: UserRow): User {
+  return { address: row.address, passwordHash: row.password_hash, createdAt: row.created_at };
+}
+
+function requireDomain(name: string): string {
+  const domain = normalizeDomain(name);
+  if (domain === undefined) throw new StoreError(`"${name}" is not a valid domain name`);
+  return domain;
+}
+
+function requireAddress(address: string): string {
+  const normalized = normalizeAddress(address);
+  if (normalized === undefined) throw new StoreError(`"${address}" is not a valid address`);
+  return normalized;
+}
+
+function requireAliasSource(source: string): string {
+  const normalized = normalizeAliasSource(source);
+  if (normalized === undefined) {
+    throw new StoreError(`"${source}" is not a valid alias source: use an address, or "@domain" for a catch-all`);
+  }
+  return normalized;
+}
+
+/** The domain of a normalized address or "@domain" alias source. */
+function domainOf(normalized: string): string {
+  return normalized.startsWith('@') ? normalized.slice(1) : (splitAddress(normalized)?.domain as string);
+}
+
+function plural(n: number, one: string, many = `${one}s`): string {
+  return `${n} ${n === 1 ? one : many}`;
+}

@@ -1,0 +1,113 @@
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { linkSync, lstatSync, mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { configSchema } from '../config/schema.js';
+import { dropPrivileges, prepareDataDir, serviceAccount } from './privileges.js';
+
+const isRoot = process.getuid?.() === 0;
+const rootOnly = { skip: !isRoot && 'needs root' };
+
+let dir: string;
+before(() => {
+  dir = mkdtempSync(join(tmpdir(), 'postern-priv-'));
+});
+after(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function getentId(database: 'passwd' | 'group', name: string): number {
+  return Number(execFileSync('getent', [database, name], { encoding: 'utf8' }).split(':')[2]);
+}
+
+describe('serviceAccount', () => {
+  test('is undefined when not running as root', { skip: isRoot && 'running as root' }, () => {
+    assert.equal(serviceAccount(configSchema.parse({ user: 'nobody' })), undefined);
+  });
+
+  test('empty user means "nobody"', rootOnly, () => {
+    const account = serviceAccount(configSchema.parse({}));
+    assert.equal(account?.user, 'nobody');
+    assert.equal(account?.uid, getentId('passwd', 'nobody'));
+    assert.notEqual(account?.uid, 0);
+  });
+
+  test('a named user, with its primary group or the configured one', rootOnly, () => {
+    assert.deepEqual(serviceAccount(configSchema.parse({ user: 'root' })), { user: 'root', uid: 0, gid: 0 });
+    const withGroup = serviceAccount(configSchema.parse({ user: 'root', group: 'nogroup' }));
+    assert.equal(withGroup?.gid, getentId('group', 'nogroup'));
+  });
+
+  test('a missing user or group is a one-line error saying how to fix it', rootOnly, () => {
+    assert.throws(
+      () => serviceAccount(configSchema.parse({ user: 'postern-no-such-user' })),
+      /^Error: user "postern-no-such-user" does not exist: create it \(useradd --system postern-no-such-user\) or set user = "\.\.\." in the config$/,
+    );
+    assert.throws(
+      () => serviceAccount(configSchema.parse({ user: 'root', group: 'postern-no-such-group' })),
+      /^Error: group "postern-no-such-group" does not exist: create it/,
+    );
+  });
+});
+
+describe('prepareDataDir', () => {
+  test('creates data_dir (and parents) with mode 0750', () => {
+    const dataDir = join(dir, 'a', 'b', 'data');
+    prepareDataDir(dataDir, undefined);
+    assert.equal(statSync(dataDir).mode & 0o777, 0o750);
+    assert.ok(statSync(join(dir, 'a', 'b')).isDirectory());
+    prepareDataDir(dataDir, undefined); // again: no error when it exists
+  });
+
+  test('hands files root created to the account, without following links', rootOnly, () => {
+    const nobody = { user: 'nobody', uid: getentId('passwd', 'nobody'), gid: getentId('group', 'nogroup') };
+    const outside = join(dir, 'outside.txt');
+    writeFileSync(outside, 'root only');
+    const dataDir = join(dir, 'owned');
+    mkdirSync(join(dataDir, 'mail', 'example.test'), { recursive: true });
+    writeFileSync(join(dataDir, 'postern.db'), '');
+    writeFileSync(join(dataDir, 'mail', 'example.test', 'msg'), 'x');
+    symlinkSync(outside, join(dataDir, 'planted-symlink'));
+    const outsideDir = join(dir, 'outside-dir');
+    mkdirSync(outsideDir);
+    writeFileSync(join(outsideDir, 'secret'), 'root only');
+    symlinkSync(outsideDir, join(dataDir, 'mail', 'planted-dir-link'));
+    linkSync(outside, join(dataDir, 'planted-hardlink'));
+
+    const cwd = process.cwd();
+    prepareDataDir(dataDir, nobody);
+
+    for (const p of ['', 'postern.db', 'mail', 'mail/example.test', 'mail/example.test/msg', 'planted-symlink']) {
+      const st = lstatSync(join(dataDir, p));
+      assert.equal(st.uid, nobody.uid, p);
+      assert.equal(st.gid, nobody.gid, p);
+    }
+    assert.equal(statSync(outside).uid, 0, 'the symlink and hard link targets stay root-owned');
+    assert.equal(statSync(outsideDir).uid, 0, 'a linked directory is not entered');
+    assert.equal(statSync(join(outsideDir, 'secret')).uid, 0);
+    assert.equal(process.cwd(), cwd, 'the walk restores the working directory');
+  });
+});
+
+describe('dropPrivileges', () => {
+  test('undefined (not root) changes nothing', () => {
+    const uid = process.getuid?.();
+    dropPrivileges(undefined);
+    assert.equal(process.getuid?.(), uid);
+  });
+
+  test('switches groups, gid and uid (in a child process)', rootOnly, () => {
+    const module = fileURLToPath(new URL('./privileges.js', import.meta.url));
+    const script = `
+      const { dropPrivileges } = await import(${JSON.stringify(module)});
+      dropPrivileges({ user: 'nobody', uid: 65534, gid: 65534 });
+      console.log([process.getuid(), process.getgid(), process.getgroups().join(',')].join(' '));
+      try { process.setuid(0); console.log('regained root'); } catch { console.log('cannot regain root'); }
+    `;
+    const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+    assert.equal(out, '65534 65534 65534\ncannot regain root\n');
+  });
+});

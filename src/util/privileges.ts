@@ -1,0 +1,151 @@
+// Running as an unprivileged account. Started as root (to bind ports 25/465/587), the server and
+// the admin CLI switch to the configured account before touching data_dir, so every file there
+// belongs to the account the server runs as, whoever ran the command.
+
+import { execFileSync } from 'node:child_process';
+import { lchownSync, lstatSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import type { Stats } from 'node:fs';
+import { dirname } from 'node:path';
+import type { Config } from '../config/schema.js';
+
+export interface ServiceAccount {
+  readonly user: string;
+  readonly uid: number;
+  readonly gid: number;
+}
+
+/** The account to switch to, or undefined when we are not root (there is nothing to switch). */
+export function serviceAccount(config: Config): ServiceAccount | undefined {
+  if (process.getuid?.() !== 0) return undefined;
+  const name = config.user === '' ? 'nobody' : config.user;
+  const user = lookupUser(name);
+  if (user === undefined) {
+    throw new Error(
+      config.user === ''
+        ? `user "nobody" does not exist: create a dedicated user (useradd --system postern) and set user = "postern" in the config`
+        : `user "${name}" does not exist: create it (useradd --system ${name}) or set user = "..." in the config`,
+    );
+  }
+  return { user: name, uid: user.uid, gid: groupOf(config, name, user.gid) };
+}
+
+function groupOf(config: Config, userName: string, primaryGid: number): number {
+  if (config.group !== '') {
+    const gid = lookupGroup(config.group);
+    if (gid === undefined) {
+      throw new Error(
+        `group "${config.group}" does not exist: create it (groupadd --system ${config.group}) or set group = "" in the config to use the primary group of "${userName}"`,
+      );
+    }
+    return gid;
+  }
+  // "nobody" gets "nogroup" where that exists (Debian), so it shares no group with real users.
+  if (config.user === '') return lookupGroup('nogroup') ?? primaryGid;
+  return primaryGid;
+}
+
+/**
+ * Creates data_dir (mode 0750: mail is private) and, when we are root, hands everything in it to
+ * the service account, so files root created earlier (say, by `postern domain add` before the
+ * server first ran) become usable by the server.
+ */
+export function prepareDataDir(dataDir: string, account: ServiceAccount | undefined): void {
+  // Parents get the default mode: a 0750 root-owned parent would lock the account out.
+  mkdirSync(dirname(dataDir), { recursive: true });
+  mkdirSync(dataDir, { recursive: true, mode: 0o750 });
+  if (account) chownTree(dataDir, account);
+}
+
+/**
+ * The account can write in data_dir, so while root walks it, the account could swap a directory
+ * for a symlink (data/mail -> /etc) and have root chown what lies behind it. Hence the walk
+ * changes into each directory and checks it is still the inode it looked at, then touches only
+ * single names with lstat/lchown, which never follow a final symlink.
+ */
+function chownTree(dataDir: string, account: ServiceAccount): void {
+  const previous = process.cwd();
+  try {
+    chownDirectory(dataDir, statSync(dataDir), account);
+  } finally {
+    process.chdir(previous);
+  }
+}
+
+function chownDirectory(name: string, expected: Stats, account: ServiceAccount): void {
+  process.chdir(name);
+  const here = lstatSync('.');
+  requireSameInode(here, expected, name);
+  fixOwner('.', here, account);
+  for (const entry of readdirSync('.')) {
+    const stat = lstatSync(entry);
+    if (stat.isDirectory()) {
+      chownDirectory(entry, stat, account);
+      process.chdir('..');
+      requireSameInode(lstatSync('.'), here, name);
+    } else {
+      fixOwner(entry, stat, account);
+    }
+  }
+}
+
+function fixOwner(name: string, stat: Stats, account: ServiceAccount): void {
+  if (stat.uid === account.uid && stat.gid === account.gid) return;
+  // A hard link to a root-owned file elsewhere (/etc/shadow) would be handed over too: leave
+  // multiply-linked files alone.
+  if (!stat.isDirectory() && stat.nlink > 1) return;
+  lchownSync(name, account.uid, account.gid);
+}
+
+function requireSameInode(actual: Stats, expected: Stats, name: string): void {
+  if (actual.ino !== expected.ino || actual.dev !== expected.dev) {
+    throw new Error(`"${name}" in the data directory changed while its owner was being fixed; run the command again`);
+  }
+}
+
+/**
+ * Switches to the account for good. Groups first: once the uid is no longer 0 the process may
+ * not change its groups any more, and would keep root's supplementary groups.
+ */
+export function dropPrivileges(account: ServiceAccount | undefined): void {
+  if (!account) return;
+  process.setgroups?.([account.gid]);
+  process.setgid?.(account.gid);
+  process.setuid?.(account.uid);
+}
+
+interface PasswdEntry {
+  readonly uid: number;
+  readonly gid: number;
+}
+
+function lookupUser(name: string): PasswdEntry | undefined {
+  const fields = databaseEntry('passwd', name);
+  if (!fields) return undefined;
+  return { uid: Number(fields[2]), gid: Number(fields[3]) };
+}
+
+function lookupGroup(name: string): number | undefined {
+  const fields = databaseEntry('group', name);
+  return fields ? Number(fields[2]) : undefined;
+}
+
+/**
+ * The colon-separated fields of `name` in the passwd or group database. getent asks NSS (so LDAP
+ * and systemd users count); without getent, the files in /etc are read directly.
+ */
+function databaseEntry(database: 'passwd' | 'group', name: string): string[] | undefined {
+  if (name.includes(':') || name.includes('\n')) return undefined;
+  let text: string;
+  try {
+    text = execFileSync('getent', [database, name], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+  } catch (err) {
+    // getent exits 2 for "not found"; only a missing getent falls back to the files.
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') return undefined;
+    text = readFileSync(`/etc/${database}`, 'utf8');
+  }
+  for (const line of text.split('\n')) {
+    const fields = line.split(':');
+    if (fields[0] === name && fields.length >= 4 && /^\d+$/.test(fields[2] ?? '')) return fields;
+  }
+  return undefined;
+}
