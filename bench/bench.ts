@@ -4,20 +4,29 @@
 // Needs: root (Postfix's master starts as root; Postern drops to "nobody"), the Debian
 // `postfix` package (postfix, postconf, smtp-source; `.ci/run` installs it) and a built tree
 // (`npm run bench` compiles first). Run it as root on a fresh clone after `.ci/run`'s apt step.
-// BENCH_SCALE=0.1 runs a tenth of the messages, for a quick look.
+// BENCH_SCALE=0.1 runs a tenth of the messages, for a quick look. BENCH_ONLY=auth runs only the
+// AUTH row (Postern alone, over implicit TLS), which needs neither root nor Postfix.
 //
 // It prints numbers and whether the targets are met; it does not fail on them. It exits
 // non-zero only if something broke (a server did not start, smtp-source failed, mail was lost).
 
-import { chmodSync, mkdtempSync, readdirSync, rmSync, unlinkSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { parse, stringify } from 'smol-toml';
 import { PosternInstance, type PosternProcess } from '../test/helpers/postern-process.js';
+import { runAuthSessions, waitUntilAccepting } from './auth-sessions.js';
 import { freePort } from './free-port.js';
 import { POSTFIX_DOMAIN, PostfixInstance } from './postfix-instance.js';
 import { runSmtpSource, smtpSourceAvailable } from './smtp-source.js';
 
 const RECIPIENT = `bench@${POSTFIX_DOMAIN}`;
+const AUTH_DOMAIN = 'bench-auth.test';
+const AUTH_SENDER = `sender@${AUTH_DOMAIN}`;
+const AUTH_RECIPIENT = `inbox@${AUTH_DOMAIN}`;
+const AUTH_PASSWORD = 'bench password, not secret';
+/** How long each AUTH row runs. */
+const AUTH_ROW_MS = 4_000;
 const KIB = 1024;
 const DRAIN_TIMEOUT_MS = 180_000;
 
@@ -67,28 +76,42 @@ function rows(): Row[] {
   return result;
 }
 
+/** What main() started, for the cleanup that runs however it ends. */
+interface Started {
+  postfix?: PostfixInstance;
+  postern?: PosternInstance;
+  server?: PosternProcess;
+  authPostern?: PosternInstance;
+  authServer?: PosternProcess;
+}
+
 async function main(): Promise<number> {
-  if (process.getuid?.() !== 0) {
+  // BENCH_ONLY=auth: just the AUTH row, which needs neither root nor Postfix.
+  const authOnly = process.env.BENCH_ONLY === 'auth';
+  if (!authOnly && process.getuid?.() !== 0) {
     console.error('bench: run as root (a private Postfix instance needs it), e.g. sudo npm run bench');
     return 1;
   }
-  if (!smtpSourceAvailable()) {
+  if (!authOnly && !smtpSourceAvailable()) {
     console.error('bench: smtp-source not found; install the postfix package (see .ci/run)');
     return 1;
   }
 
   const root = mkdtempSync(join(tmpdir(), 'postern-bench-'));
   chmodSync(root, 0o755);
-  let postfix: PostfixInstance | undefined;
-  let postern: PosternInstance | undefined;
-  let server: PosternProcess | undefined;
+  const started: Started = {};
   let cleaning: Promise<void> | undefined;
   // Runs once, whether main finishes, fails, or a signal arrives mid-run.
   const cleanup = (): Promise<void> =>
     (cleaning ??= (async () => {
-      await postfix?.stop();
-      await server?.stop().catch(() => server?.kill());
-      await postern?.dispose();
+      await started.postfix?.stop();
+      for (const [server, instance] of [
+        [started.server, started.postern],
+        [started.authServer, started.authPostern],
+      ] as const) {
+        await server?.stop().catch(() => server?.kill());
+        await instance?.dispose();
+      }
       rmSync(root, { recursive: true, force: true });
     })());
   const onSignal = (): void => {
@@ -98,47 +121,116 @@ async function main(): Promise<number> {
   process.once('SIGTERM', onSignal);
 
   try {
-    log('starting a private Postfix instance');
-    postfix = await PostfixInstance.start(join(root, 'postfix'), await freePort());
-    const postfixNow = postfix;
-
-    log('starting Postern');
-    postern = new PosternInstance({
-      hostname: 'bench-postern.localdomain',
-      mxPort: await freePort(),
-      submission: false,
-      logLevel: 'warn',
-      // Like Postfix's anvil exemption for $mynetworks: 100 loopback sessions must all get in.
-      limits: { max_connections_per_ip: 1000 },
-    });
-    await postern.cliOk(['domain', 'add', POSTFIX_DOMAIN]);
-    await postern.addUser(RECIPIENT);
-    server = await postern.start();
-
-    const contenders: Contender[] = [
-      { name: 'postfix', port: postfix.port, maildirNew: postfix.maildirNew, queued: () => postfixNow.queued() },
-      { name: 'postern', port: server.port('mx'), maildirNew: postern.maildirNew(RECIPIENT), queued: () => 0 },
-    ];
-
-    // Warm-up: Postfix spawns its daemons, Node compiles its hot paths.
-    log('warming up');
-    for (const contender of contenders) await measure(contender, { sessions: 10, size: KIB, reuse: true, messages: 300 });
-
-    printHeader();
-    const results: Result[] = [];
-    for (const row of rows()) {
-      const postfixRate = await measure(contenders[0]!, row);
-      const posternRate = await measure(contenders[1]!, row);
-      const result = { row, postfix: postfixRate, postern: posternRate };
-      results.push(result);
-      printResult(result);
-    }
-    printVerdict(results);
+    if (!authOnly) await compareWithPostfix(root, started);
+    await measureAuthRows(started);
     return 0;
   } finally {
     process.removeListener('SIGINT', onSignal);
     process.removeListener('SIGTERM', onSignal);
     await cleanup();
+  }
+}
+
+/** The main table: Postern and Postfix side by side, both fed by smtp-source on the MX port. */
+async function compareWithPostfix(root: string, started: Started): Promise<void> {
+  log('starting a private Postfix instance');
+  const postfix = await PostfixInstance.start(join(root, 'postfix'), await freePort());
+  started.postfix = postfix;
+
+  log('starting Postern');
+  const postern = new PosternInstance({
+    hostname: 'bench-postern.localdomain',
+    mxPort: await freePort(),
+    submission: false,
+    logLevel: 'warn',
+    // Like Postfix's anvil exemption for $mynetworks: 100 loopback sessions must all get in.
+    limits: { max_connections_per_ip: 1000 },
+  });
+  started.postern = postern;
+  await postern.cliOk(['domain', 'add', POSTFIX_DOMAIN]);
+  await postern.addUser(RECIPIENT);
+  const server = await postern.start();
+  started.server = server;
+
+  const contenders: Contender[] = [
+    { name: 'postfix', port: postfix.port, maildirNew: postfix.maildirNew, queued: () => postfix.queued() },
+    { name: 'postern', port: server.port('mx'), maildirNew: postern.maildirNew(RECIPIENT), queued: () => 0 },
+  ];
+
+  // Warm-up: Postfix spawns its daemons, Node compiles its hot paths.
+  log('warming up');
+  for (const contender of contenders) await measure(contender, { sessions: 10, size: KIB, reuse: true, messages: 300 });
+
+  printHeader();
+  const results: Result[] = [];
+  for (const row of rows()) {
+    const postfixRate = await measure(contenders[0]!, row);
+    const posternRate = await measure(contenders[1]!, row);
+    const result = { row, postfix: postfixRate, postern: posternRate };
+    results.push(result);
+    printResult(result);
+  }
+  printVerdict(results);
+  // Stopped now: the AUTH row runs alone on the machine.
+  await server.stop();
+  await postfix.stop();
+}
+
+/**
+ * AUTH PLAIN sessions per second over implicit TLS, Postern alone: Postfix has no SASL of its
+ * own (it hands AUTH to Cyrus or Dovecot), so there is no like-for-like figure to set beside it.
+ */
+async function measureAuthRows(started: Started): Promise<void> {
+  log('starting Postern for the AUTH row');
+  const postern = new PosternInstance({
+    hostname: 'bench-postern.localdomain',
+    // A fixed MX port: at log level warn there is no "listening" line to learn the ports from.
+    mxPort: await freePort(),
+    logLevel: 'warn',
+    limits: { max_connections_per_ip: 1000 },
+  });
+  started.authPostern = postern;
+  const submissionsPort = await freePort();
+  const config = parse(readFileSync(postern.configPath, 'utf8')) as { listen: Record<string, string[]> };
+  config.listen.submissions = [`127.0.0.1:${submissionsPort}`];
+  // One account sends every message: lift the per-account hourly and daily limits.
+  const submission = { max_messages_per_hour: 0, max_recipients_per_day: 0 };
+  writeFileSync(postern.configPath, stringify({ ...config, submission }));
+  await postern.cliOk(['domain', 'add', AUTH_DOMAIN]);
+  await postern.addUser(AUTH_SENDER, AUTH_PASSWORD);
+  await postern.addUser(AUTH_RECIPIENT, AUTH_PASSWORD);
+  started.authServer = await postern.start();
+  await waitUntilAccepting(submissionsPort);
+  const contender: Contender = {
+    name: 'postern-auth',
+    port: submissionsPort,
+    maildirNew: postern.maildirNew(AUTH_RECIPIENT),
+    queued: () => 0,
+  };
+  const run = async (clients: number, durationMs: number): Promise<{ sessions: number; rate: number }> => {
+    const { sessions, seconds } = await runAuthSessions({
+      port: contender.port,
+      clients,
+      durationMs,
+      user: AUTH_SENDER,
+      password: AUTH_PASSWORD,
+      recipient: AUTH_RECIPIENT,
+    });
+    await drain(contender, sessions);
+    return { sessions, rate: sessions / seconds };
+  };
+
+  log('warming up the AUTH row');
+  await run(10, 1_000);
+  console.log('');
+  console.log('AUTH PLAIN sessions over implicit TLS, Postern only (Postfix has no built-in SASL):');
+  console.log('  each session: connect, TLS handshake, EHLO, AUTH PLAIN, one 1 KiB message, QUIT');
+  console.log('  (each login verifies a scrypt hash on purpose: the password check bounds this rate)');
+  const widths = [8, 9, 22];
+  console.log(['clients', 'sessions', 'postern_sessions_per_s'].map((c, i) => c.padStart(widths[i]!)).join('  '));
+  for (const clients of [10, 50]) {
+    const { sessions, rate } = await run(clients, Math.max(1_000, Math.round(AUTH_ROW_MS * scale)));
+    console.log([String(clients), String(sessions), rate.toFixed(1)].map((c, i) => c.padStart(widths[i]!)).join('  '));
   }
 }
 

@@ -40,6 +40,17 @@ async function assertAllDelivered(instance: PosternInstance, markers: Iterable<s
   }
 }
 
+test('SIGTERM as soon as the server says "listening" is a clean stop (exit 0)', async (t) => {
+  // A supervisor may stop the server the moment it is up; the signal handlers must already be
+  // in place when it announces that it listens.
+  const instance = new PosternInstance();
+  t.after(() => instance.dispose());
+  for (let round = 0; round < 3; round++) {
+    const server = await instance.start();
+    assert.equal(await server.stop(), 0, server.log());
+  }
+});
+
 test('kill -9 right after the last 250 loses nothing', async (t) => {
   const { instance, server } = await setUp(t);
   const perConnection = 10;

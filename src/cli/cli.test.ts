@@ -71,6 +71,28 @@ function storedHash(address: string): string | undefined {
   }
 }
 
+function storedColumn(address: string, column: 'scram_sha1' | 'scram_sha256' | 'cram_md5'): string | null | undefined {
+  const copy = join(dir, `copy-${Date.now()}-${Math.random()}.db`);
+  copyFileSync(join(dir, 'data', 'postern.db'), copy);
+  const db = new Database(copy, { readonly: true });
+  try {
+    const row = db.prepare(`SELECT ${column} AS v FROM users WHERE address = ?`).get(address) as { v: string | null } | undefined;
+    return row?.v;
+  } finally {
+    db.close();
+    rmSync(copy, { force: true });
+  }
+}
+
+/** Which SASL secrets are stored for the account. */
+function storedScramColumns(address: string): { sha1: boolean; sha256: boolean; cram: boolean } {
+  return {
+    sha1: typeof storedColumn(address, 'scram_sha1') === 'string',
+    sha256: typeof storedColumn(address, 'scram_sha256') === 'string',
+    cram: typeof storedColumn(address, 'cram_md5') === 'string',
+  };
+}
+
 before(() => {
   dir = mkdtempSync(join(tmpdir(), 'postern-cli-'));
   // As root the CLI becomes "nobody", which must be able to enter the directory (mkdtemp: 0700).
@@ -116,6 +138,14 @@ describe('postern CLI', () => {
     assert.equal(statSync(join(dir, 'data', 'postern.db')).isFile(), true);
   });
 
+  test('--config may come before the command, as --config F or --config=F', async () => {
+    assert.equal((await postern(['--config', config, 'domain', 'add', 'early.test'])).code, 0);
+    const listed = await postern([`--config=${config}`, 'domain', 'list']);
+    assert.equal(listed.code, 0);
+    assert.match(listed.stdout, /^early\.test$/m);
+    assert.equal((await postern(['--config', config, 'domain', 'remove', 'early.test'])).code, 0);
+  });
+
   test('domain add, list, --json, remove', async () => {
     assert.equal(await succeeds(['domain', 'add', 'Example.TEST']), 'added domain example.test\n');
     assert.equal(await succeeds(['domain', 'add', 'other.test']), 'added domain other.test\n');
@@ -146,16 +176,21 @@ describe('postern CLI', () => {
     assert.ok(m, generated);
     assert.equal(await verifyPassword(m[1] as string, storedHash('bob@example.test') as string), true);
 
-    assert.equal(await succeeds(['user', 'list']), 'alice@example.test\nbob@example.test\n');
-    const json = JSON.parse(await succeeds(['user', 'list', '--json', '--domain', 'example.test'])) as object[];
+    const scram = 'PLAIN LOGIN SCRAM-SHA-1 SCRAM-SHA-1-PLUS SCRAM-SHA-256 SCRAM-SHA-256-PLUS';
+    assert.equal(await succeeds(['user', 'list']), `alice@example.test  ${scram}\nbob@example.test    ${scram}\n`);
+    const json = JSON.parse(await succeeds(['user', 'list', '--json', '--domain', 'example.test'])) as {
+      mechanisms: string[];
+    }[];
     assert.deepEqual(
       json.map((u) => Object.keys(u).sort()),
       [
-        ['address', 'createdAt'],
-        ['address', 'createdAt'],
+        ['address', 'createdAt', 'mechanisms'],
+        ['address', 'createdAt', 'mechanisms'],
       ],
       'no password hashes in the output',
     );
+    assert.deepEqual(json[0]?.mechanisms, scram.split(' '));
+    assert.deepEqual(storedScramColumns('alice@example.test'), { sha1: true, sha256: true, cram: false });
     assert.equal(await succeeds(['user', 'list', '--domain', 'none.test']), '');
 
     assert.equal(
@@ -169,7 +204,32 @@ describe('postern CLI', () => {
     assert.equal(await verifyPassword(p[1] as string, storedHash('alice@example.test') as string), true);
 
     assert.equal(await succeeds(['user', 'remove', 'bob@example.test']), 'removed user bob@example.test\n');
-    assert.equal(await succeeds(['user', 'list']), 'alice@example.test\n');
+    assert.match(await succeeds(['user', 'list']), /^alice@example\.test  PLAIN /);
+  });
+
+  test('[auth] cram_md5 = true stores the CRAM-MD5 secret for passwords set from then on', async () => {
+    const cramConfig = join(dir, 'cram.toml');
+    writeFileSync(cramConfig, 'data_dir = "data"\n[auth]\ncram_md5 = true\nscram_iterations = 5000\n[log]\nlevel = "warn"\n');
+    const run = (args: string[], input = 'cram pass\n') => postern([...args, '--config', cramConfig], { input });
+    assert.equal((await run(['user', 'add', 'cram@example.test', '--password-stdin'])).code, 0);
+    assert.deepEqual(storedScramColumns('cram@example.test'), { sha1: true, sha256: true, cram: true });
+    const list = await run(['user', 'list', '--json']);
+    const cram = (JSON.parse(list.stdout) as { address: string; mechanisms: string[] }[]).find(
+      (u) => u.address === 'cram@example.test',
+    );
+    assert.ok(cram?.mechanisms.includes('CRAM-MD5'));
+    assert.match(storedColumn('cram@example.test', 'scram_sha256') ?? '', /^SCRAM-SHA-256\$5000:/);
+    // Back to the default config: a new password drops the password-equivalent secret.
+    await succeeds(['user', 'passwd', 'cram@example.test', '--password-stdin'], 'other\n');
+    assert.deepEqual(storedScramColumns('cram@example.test'), { sha1: true, sha256: true, cram: false });
+    await succeeds(['user', 'remove', 'cram@example.test']);
+  });
+
+  test('a password SCRAM cannot use (control characters) is refused with one line', async () => {
+    assertFailure(
+      await postern(['user', 'add', 'tab@example.test', '--password-stdin', '--config', config], { input: 'a\tb\n' }),
+      /control or private-use characters.*choose another password/,
+    );
   });
 
   test('user errors: bad address, unknown domain, duplicate, empty password, unknown user', async () => {

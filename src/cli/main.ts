@@ -9,6 +9,7 @@ import { serviceAccount } from '../util/privileges.js';
 import { addAliasCommands } from './alias-commands.js';
 import { addDomainCommands } from './domain-commands.js';
 import { addUserCommands } from './user-commands.js';
+import { addUserPolicyCommands } from './user-policy-commands.js';
 import { printLine } from './output.js';
 import { CONFIG_OPTION } from './options.js';
 
@@ -17,7 +18,7 @@ export async function main(argv: string[]): Promise<number> {
   const outcome = { exitCode: 0 };
   const program = buildProgram(outcome);
   try {
-    await program.parseAsync(argv);
+    await program.parseAsync(moveLeadingConfigOption(argv));
     return outcome.exitCode;
   } catch (err) {
     return report(err);
@@ -62,8 +63,33 @@ function buildProgram(outcome: { exitCode: number }): Command {
 
   addDomainCommands(program);
   addUserCommands(program);
+  addUserPolicyCommands(program);
   addAliasCommands(program);
   return program;
+}
+
+/**
+ * Lets `postern --config F domain add X` mean `postern domain add X --config F`: the option is
+ * declared on each command (so every command's help shows it), and commander only reads a
+ * command's options after its name, so a leading one is moved to the end.
+ */
+export function moveLeadingConfigOption(argv: readonly string[]): string[] {
+  const [node = '', script = '', ...args] = argv;
+  const moved: string[] = [];
+  let i = 0;
+  while (i < args.length && (args[i] ?? '').startsWith('--config')) {
+    const arg = args[i] as string;
+    if (arg === '--config' && i + 1 < args.length) {
+      moved.push(arg, args[i + 1] as string);
+      i += 2;
+    } else if (arg.startsWith('--config=')) {
+      moved.push(arg);
+      i += 1;
+    } else {
+      break;
+    }
+  }
+  return [node, script, ...args.slice(i), ...moved];
 }
 
 function report(err: unknown): number {

@@ -1,7 +1,9 @@
 // postern user add|list|remove|passwd: accounts that may submit mail (and have a mailbox).
 
 import type { Command } from 'commander';
-import { hashPassword } from '../auth/password.js';
+import { UnpreparablePasswordError } from '../auth/scram-secrets.js';
+import { computeUserSecrets, usableMechanisms, type UserSecrets } from '../auth/user-secrets.js';
+import type { Config } from '../config/schema.js';
 import { normalizeAddress } from '../util/address.js';
 import { withStore } from './admin-store.js';
 import { CliError } from './cli-error.js';
@@ -26,8 +28,9 @@ export function addUserCommands(program: Command): void {
     .action(async (address: string, opts: PasswordOptions) => {
       const normalized = parseAddress(address);
       const { password, generated } = await obtainPassword(opts);
-      const hash = await hashPassword(password);
-      await withStore(opts.config, (store) => store.addUser(normalized, hash));
+      await withStore(opts.config, async (store, config) =>
+        store.addUser(normalized, await secretsFor(password, config)),
+      );
       printLine(generated ? `created ${normalized} with password: ${password}` : `added user ${normalized}`);
     });
 
@@ -39,11 +42,13 @@ export function addUserCommands(program: Command): void {
     .option(...JSON_OPTION)
     .action(async (opts: { config?: string; json?: boolean; domain?: string }) => {
       const users = await withStore(opts.config, (store) => store.listUsers(opts.domain));
-      // Never the password hash: list output ends up in terminals, tickets and chat.
+      // Never the password hash or keys: list output ends up in terminals, tickets and chat. The
+      // mechanisms tell which accounts still need a new password to use SCRAM (set before it existed).
+      const width = Math.max(0, ...users.map((u) => u.address.length));
       printList(
-        users.map((u) => ({ address: u.address, createdAt: isoTime(u.createdAt) })),
+        users.map((u) => ({ address: u.address, createdAt: isoTime(u.createdAt), mechanisms: usableMechanisms(u) })),
         opts.json,
-        (u) => u.address,
+        (u) => `${u.address.padEnd(width)}  ${u.mechanisms.join(' ')}`,
       );
     });
 
@@ -69,8 +74,10 @@ export function addUserCommands(program: Command): void {
     .action(async (address: string, opts: PasswordOptions) => {
       const normalized = parseAddress(address);
       const { password, generated } = await obtainPassword(opts);
-      const hash = await hashPassword(password);
-      if (!(await withStore(opts.config, (store) => store.setPasswordHash(normalized, hash)))) {
+      const changed = await withStore(opts.config, async (store, config) =>
+        store.setUserSecrets(normalized, await secretsFor(password, config)),
+      );
+      if (!changed) {
         throw new CliError(`user "${normalized}" does not exist; add it with: postern user add ${normalized}`);
       }
       printLine(
@@ -86,6 +93,19 @@ function parseAddress(address: string): string {
   const normalized = normalizeAddress(address);
   if (normalized === undefined) throw new CliError(`"${address}" is not a valid address`);
   return normalized;
+}
+
+/** Everything stored for a password; the CRAM-MD5 secret only while [auth] cram_md5 is on. */
+async function secretsFor(password: string, config: Config): Promise<UserSecrets> {
+  try {
+    return await computeUserSecrets(password, {
+      cramMd5: config.auth.cram_md5,
+      scramIterations: config.auth.scram_iterations,
+    });
+  } catch (err) {
+    if (err instanceof UnpreparablePasswordError) throw new CliError(`${err.message}; choose another password`);
+    throw err;
+  }
 }
 
 async function obtainPassword(opts: PasswordOptions): Promise<{ password: string; generated: boolean }> {

@@ -189,6 +189,21 @@ format = "pretty"
     assertConfigError(path, /^cannot read config file ".*": permission denied$/);
   });
 
+  test('[auth]: defaults, oauth jwks_file resolved against the file, CRAM-MD5 needs cram_md5', () => {
+    const auth = loadConfig(writeConfig('')).config.auth;
+    assert.equal(auth.cram_md5, false);
+    assert.equal(auth.mechanisms.includes('CRAM-MD5'), false);
+    assert.equal(auth.oauth, undefined);
+    const oauth = loadConfig(
+      writeConfig('[auth.oauth]\njwks_file = "keys/jwks.json"\nissuer = "https://i.test"\naudience = "postern"\n'),
+    ).config.auth.oauth;
+    assert.equal(oauth?.jwks_file, join(dir, 'keys', 'jwks.json'));
+    assert.equal(oauth?.identity_claim, 'email');
+    assertConfigError(writeConfig('[auth]\nmechanisms = ["CRAM-MD5"]\n'), /cram_md5/);
+    assertConfigError(writeConfig('[auth]\nscram_iterations = 1000\n'), /scram_iterations/);
+    assertConfigError(writeConfig('[auth]\nmechanisms = ["DIGEST-MD5"]\n'), /mechanisms/);
+  });
+
   test('several problems: the first is reported and the rest counted', () => {
     assertConfigError(writeConfig('[limits]\nmax_errors = 0\nmax_connections = 0\n'), /\(and 1 more problem\)$/);
   });

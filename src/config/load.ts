@@ -72,7 +72,9 @@ function resolvePaths(config: Config, base: string): Config {
   const tls = { ...config.tls };
   if (tls.cert !== undefined) tls.cert = resolve(base, tls.cert);
   if (tls.key !== undefined) tls.key = resolve(base, tls.key);
-  return { ...config, data_dir: resolve(base, config.data_dir), tls };
+  tls.certificates = tls.certificates.map((c) => ({ ...c, cert: resolve(base, c.cert), key: resolve(base, c.key) }));
+  const oauth = config.auth.oauth && { ...config.auth.oauth, jwks_file: resolve(base, config.auth.oauth.jwks_file) };
+  return { ...config, data_dir: resolve(base, config.data_dir), tls, auth: { ...config.auth, oauth } };
 }
 
 /** Fails at load time, not at the first STARTTLS, when a configured certificate is unusable. */
@@ -87,6 +89,14 @@ function checkTlsFiles(config: Config, file: string): void {
       );
     }
   }
+  config.tls.certificates.forEach((entry, i) => {
+    for (const key of ['cert', 'key'] as const) {
+      const problem = readableFile(entry[key]);
+      if (problem !== 'ok') {
+        throw new ConfigError(`${file}: tls.certificates[${i}].${key}: cannot read "${entry[key]}": ${problem}`);
+      }
+    }
+  });
 }
 
 /** "ok", or why the file cannot be read, in words (not errno names). */

@@ -3,6 +3,7 @@
 
 import { hostname as osHostname } from 'node:os';
 import { z } from 'zod';
+import { parseDuration } from '../util/duration.js';
 
 /** "host:port", "[v6]:port" — validated here, split by parseListenAddress. */
 const listenAddress = z
@@ -38,6 +39,169 @@ const limits = z.strictObject({
   shutdown_grace: seconds.default(30),
 });
 
+/** [submission]: what an authenticated account may do (src/policy/sender-identity.ts, rate-limits.ts). */
+const submission = z.strictObject({
+  /** "strict": MAIL FROM and header From must be addresses the account owns; "any": no check. */
+  sender_policy: z.enum(['strict', 'any']).default('strict'),
+  /** Messages per account per hour (sliding window); 0 = unlimited. */
+  max_messages_per_hour: z.number().int().min(0).default(200),
+  /** Recipients per account per day (sliding window); 0 = unlimited. */
+  max_recipients_per_day: z.number().int().min(0).default(1000),
+  /** Name the authenticated account in the Received header (it reaches every recipient). */
+  received_auth: z.boolean().default(false),
+});
+
+/** [auth.throttle]: slowing down and locking out password guessing (src/policy/auth-throttle.ts). */
+const authThrottle = z.strictObject({
+  /** Delay before the first failure reply; it doubles with each further failure. */
+  delay_ms: z.number().int().min(0).default(500),
+  /** The longest delay before a failure reply. */
+  max_delay_ms: z.number().int().min(0).max(60_000).default(8000),
+  /** Failures from one client IP (IPv6: one /64) within ip_window that lock the IP out. */
+  ip_max_failures: z.number().int().min(1).default(10),
+  /** Seconds over which an IP's failures are counted. */
+  ip_window: seconds.default(900),
+  /** Seconds a locked-out IP gets 454 to AUTH. */
+  ip_lockout: seconds.default(900),
+  /** Failures for one account, from any IP, within account_window that lock the account. */
+  account_max_failures: z.number().int().min(1).default(20),
+  account_window: seconds.default(900),
+  /** Seconds a locked account cannot log in, even with the right password. */
+  account_lockout: seconds.default(900),
+  /** IPs and accounts tracked at most (each); the least recently seen are forgotten first. */
+  max_tracked: z.number().int().min(100).default(100_000),
+});
+
+/** SASL mechanisms Postern implements (src/sasl/), in the order they are offered. */
+export const SASL_MECHANISMS = [
+  'SCRAM-SHA-256-PLUS',
+  'SCRAM-SHA-256',
+  'SCRAM-SHA-1-PLUS',
+  'SCRAM-SHA-1',
+  'PLAIN',
+  'LOGIN',
+  'CRAM-MD5',
+  'OAUTHBEARER',
+  'XOAUTH2',
+] as const;
+
+/** [auth.oauth]: bearer tokens (JWTs) for OAUTHBEARER (RFC 7628) and XOAUTH2. */
+const authOauth = z.strictObject({
+  /** The issuer's signing keys as a JWKS document (RFC 7517), re-read when it changes. */
+  jwks_file: z.string().min(1),
+  /** Required "iss" claim. */
+  issuer: z.string().min(1),
+  /** Required "aud" claim (one of them, when a list). */
+  audience: z.string().min(1),
+  /** The claim naming the account; it must equal the user the client names. */
+  identity_claim: z.string().min(1).default('email'),
+});
+
+/** One [[tls.certificates]] entry (src/server/server-certificates.ts). */
+const tlsCertificate = z.strictObject({
+  cert: z.string().min(1),
+  key: z.string().min(1),
+  /** Names it serves ("*.example.test" covers one label); absent: its SAN DNS names, else CN. */
+  names: z.array(z.string().min(1)).min(1).optional(),
+});
+
+/** A resolver for outbound mail: "127.0.0.1:5353", "[::1]:53", or an address alone (port 53). */
+const dnsServer = z
+  .string()
+  .regex(/^(\[[0-9a-fA-F:.]+\](:\d{1,5})?|[0-9.]+(:\d{1,5})?|[0-9a-fA-F:]+)$/, 'expected "ip", "ip:port" or "[ipv6]:port", e.g. "127.0.0.1:5353"');
+
+/** [relay.mta_sts]: RFC 8461 policies of the domains we send to (src/dns/mta-sts.ts). */
+const relayMtaSts = z.strictObject({
+  /** Fetch, cache and enforce MTA-STS policies. */
+  enabled: z.boolean().default(true),
+  /** Port of the policy's HTTPS server (RFC 8461 section 3.3 says 443; tests change it). */
+  https_port: z.number().int().min(1).max(65535).default(443),
+});
+
+/** A smart host: "host:port", "[host]:port" (IPv6 or literal name), or "host" alone. */
+const nextHopHost = z
+  .string()
+  .regex(/^(\[[^\]\s]+\]|[^\s:\[\]]+)(:\d{1,5})?$/, 'expected "host:port" or "[host]:port", e.g. "smtp.example.net:587"');
+
+/** A transport: "smtp:[host]:port" = that host, "smtp:host:port" = the host's MX (src/delivery/route.ts). */
+const TRANSPORT = /^smtp:(\[[^\]\s]+\]|[^\s:\[\]]+)(:\d{1,5})?$/;
+
+/** A duration as "30s", "5m", "1h30m" or seconds (src/util/duration.ts); like durationText below. */
+const duration = z.string().refine((t) => parseDuration(t) !== undefined, 'expected a duration such as "30s", "5m" or "4h"');
+
+/** [relay]: delivery to other domains' servers (src/dns/, src/delivery/remote-delivery.ts). */
+const relay = z.strictObject({
+  /** Resolvers for MX/A/AAAA/TXT lookups; empty: the system's (/etc/resolv.conf). */
+  dns_servers: z.array(dnsServer).default([]),
+  mta_sts: relayMtaSts.prefault({}),
+  // Engineer B's keys (src/delivery/route.ts, smtp-client.ts, remote-delivery.ts) from here on.
+  /** Send all outbound mail through this host: "host:port", "[host]:port" or "host"; "" = MX delivery. */
+  smarthost: z.union([z.literal(''), nextHopHost]).default(''),
+  /** Account for AUTH at the smart host ("" = no AUTH); credentials only ever go over TLS. */
+  smarthost_username: z.string().default(''),
+  smarthost_password: z.string().default(''),
+  /** A file holding the password (first line), instead of smarthost_password. */
+  smarthost_password_file: z.string().default(''),
+  /** "starttls" (required, port 587 style), "implicit" (TLS from the start, port 465) or "none". */
+  smarthost_tls: z.enum(['starttls', 'implicit', 'none']).default('starttls'),
+  /** Verify the smart host's certificate against its name (false only for a private relay). */
+  smarthost_tls_verify: z.boolean().default(true),
+  /** PEM CA certificates trusted besides the system's for verified TLS (smart host, MTA-STS). */
+  tls_ca_file: z.string().default(''),
+  /** Port of the MX hosts (RFC 5321: 25; tests change it). */
+  mx_port: z.number().int().min(1).max(65535).default(25),
+  /** Per-domain next hops: "smtp:[host]:port" (that host, no MX lookup) or "smtp:host:port" (host's MX). */
+  transports: z.record(z.string().min(1), z.string().regex(TRANSPORT, 'expected "smtp:[host]:port" or "smtp:host:port"')).default({}),
+  /** Our name in EHLO; "" = hostname. */
+  helo_name: z.string().default(''),
+  connect_timeout: duration.default('30s'),
+  /** RFC 5321 4.5.3.2 client timeouts. */
+  greeting_timeout: duration.default('5m'),
+  mail_timeout: duration.default('5m'),
+  rcpt_timeout: duration.default('5m'),
+  data_init_timeout: duration.default('2m'),
+  data_block_timeout: duration.default('3m'),
+  data_final_timeout: duration.default('10m'),
+  /** How long an idle connection is kept for the next message to the same destination. */
+  connection_cache_time: duration.default('5s'),
+  /** Simultaneous connections to one destination (domain, transport or smart host). */
+  max_connections_per_destination: z.number().int().min(1).default(10),
+  /** Simultaneous outbound connections in all. */
+  max_connections: z.number().int().min(1).default(100),
+});
+
+/** A duration as operators write it: "30s", "5m", "4h", "5d" (src/util/duration.ts). */
+export const durationText = z
+  .string()
+  .refine((t) => parseDuration(t) !== undefined, 'expected a duration such as "30s", "5m", "4h" or "5d"');
+
+/** [queue]: retries, delay warnings and bounces of queued mail (src/queue/). */
+const queue = z.strictObject({
+  /** Delay before the first retry of a recipient that got a temporary failure; doubles per attempt. */
+  retry_first: durationText.default('5m'),
+  /** The longest delay between two attempts. */
+  retry_max: durationText.default('4h'),
+  /** How long a recipient may stay deferred before it is bounced. */
+  give_up: durationText.default('5d'),
+  /** After this long undelivered, the sender gets one "delayed" DSN (if NOTIFY allows); "0s" = never. */
+  delay_warning: durationText.default('4h'),
+  /** More Received headers than this and a message is refused as a mail loop (554 5.4.6). */
+  max_received_headers: z.number().int().min(1).default(30),
+});
+
+/** [dkim]: signing outbound mail from local domains (src/dkim/, RFC 6376). */
+const dkim = z.strictObject({
+  /** Private keys, one "<domain>.<selector>.key" per domain; "" = <data_dir>/dkim; relative = under data_dir. */
+  keys_dir: z.string().default(''),
+  /** The selector (s= tag): the key's DNS name is <selector>._domainkey.<domain>. */
+  selector: z
+    .string()
+    .regex(/^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/, 'expected one DNS label, e.g. "postern" or "2025a"')
+    .default('postern'),
+  /** Sign outbound mail of domains that have a key. */
+  sign: z.boolean().default(true),
+});
+
 export const configSchema = z.strictObject({
   /** Our name in the greeting, EHLO reply and Received headers. */
   hostname: z.string().min(1).default(osHostname() || 'localhost'),
@@ -66,15 +230,45 @@ export const configSchema = z.strictObject({
       /** PEM certificate chain; absent: a self-signed one is generated into data_dir. */
       cert: z.string().optional(),
       key: z.string().optional(),
+      /** More certificates, chosen by the name the client asks for (SNI, RFC 6066 section 3). */
+      certificates: z.array(tlsCertificate).default([]),
     })
     .refine((t) => (t.cert === undefined) === (t.key === undefined), {
       message: 'set both tls.cert and tls.key, or neither (for a generated self-signed certificate)',
     })
-    .default({}),
+    // prefault: an absent [tls] is parsed as {}, so certificates gets its default too.
+    .prefault({}),
   limits: limits.default(limits.parse({})),
+  submission: submission.default(submission.parse({})),
+  auth: z
+    .strictObject({
+      /** Offer AUTH on the MX listener too (normally only submission ports offer it). */
+      mx: z.boolean().default(false),
+      /** Mechanisms that may be offered; OAUTHBEARER/XOAUTH2 only with [auth.oauth]. */
+      mechanisms: z
+        .array(z.enum(SASL_MECHANISMS))
+        .default(SASL_MECHANISMS.filter((m) => m !== 'CRAM-MD5')),
+      /** Store the password-equivalent CRAM-MD5 secret when a password is set (RFC 2195). */
+      cram_md5: z.boolean().default(false),
+      /** PBKDF2 iterations for new SCRAM secrets; RFC 7677 section 4: at least 4096. */
+      scram_iterations: z.number().int().min(4096).max(10_000_000).default(4096),
+      oauth: authOauth.optional(),
+      throttle: authThrottle.default(authThrottle.parse({})),
+    })
+    .refine((a) => a.cram_md5 || !a.mechanisms.includes('CRAM-MD5'), {
+      message: 'auth.mechanisms lists "CRAM-MD5" but auth.cram_md5 is false: set cram_md5 = true (see postern.example.toml)',
+    })
+    // prefault: an absent [auth] is parsed as {}, so every key's own default applies.
+    .prefault({}),
+  // prefault: an absent [relay] is parsed as {}, so every key's own default applies.
+  relay: relay.prefault({}),
+  // prefault: an absent [dkim] is parsed as {}.
+  dkim: dkim.prefault({}),
+  // prefault: an absent [queue] is parsed as {}.
+  queue: queue.prefault({}),
   smtp: z
     .strictObject({
-      /** Bare LF or CR in message data: "reject" (550 5.6.11) or "normalize" to CRLF. */
+      /** Bare LF or CR in message data: "reject" (550 5.6.0) or "normalize" to CRLF. */
       bare_newline: z.enum(['reject', 'normalize']).default('reject'),
     })
     .default({ bare_newline: 'reject' }),

@@ -35,6 +35,21 @@ describe('receivedHeader', () => {
     );
   });
 
+  test('names the authenticated account only when asked to', () => {
+    const env: Envelope = { ...one, arrival: { ...one.arrival, protocol: 'ESMTPSA', authUser: 'bob@example.test' } };
+    const opts = { hostname: 'mx.example.test', queueId: '0VbgU2wk000Mropi' };
+    assert.equal(
+      receivedHeader(env, { ...opts, recordAuthUser: true }),
+      'Received: from client.remote.test (unknown [192.0.2.10])\r\n' +
+        '\tby mx.example.test (Postern) with ESMTPSA id 0VbgU2wk000Mropi\r\n' +
+        '\t(using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384)\r\n' +
+        '\t(authenticated as bob@example.test)\r\n' +
+        '\tfor <alice@example.test>; Thu, 2 Jan 2025 03:04:05 +0000\r\n',
+    );
+    assert.doesNotMatch(receivedHeader(env, opts), /authenticated/);
+    assert.doesNotMatch(receivedHeader(one, { ...opts, recordAuthUser: true }), /authenticated/);
+  });
+
   test('writes IPv6 clients as RFC 5321 address literals', () => {
     const env: Envelope = { ...one, arrival: { ...one.arrival, clientIp: '2001:db8::1' } };
     assert.match(receivedHeader(env, { hostname: 'h', queueId: '0VbgU2wk000Mropi' }), /\(unknown \[IPv6:2001:db8::1\]\)/);

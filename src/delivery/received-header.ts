@@ -5,7 +5,11 @@
 //   Received: from client.example (unknown [192.0.2.1])
 //   	by mx.example.net (Postern) with ESMTPS id 0VbgU2wk000Mropi
 //   	(using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384)
+//   	(authenticated as bob@example.net)
 //   	for <alice@example.net>; Thu, 2 Jan 2025 03:04:05 +0000
+//
+// The "authenticated as" comment appears only when [submission] received_auth is on: it tells
+// every recipient the sender's login name, which is a privacy cost (postern.example.toml).
 
 import type { Envelope, QueueId } from '../smtp/envelope.js';
 
@@ -18,6 +22,8 @@ export interface ReceivedOptions {
   readonly queueId: QueueId;
   /** The client's verified reverse DNS name, when the server looked it up. */
   readonly reverseName?: string | undefined;
+  /** Name the account the client authenticated as (RFC 4954 AUTH), if any. */
+  readonly recordAuthUser?: boolean | undefined;
 }
 
 /** The header, folded, ending in CRLF. */
@@ -28,6 +34,7 @@ export function receivedHeader(envelope: Envelope, opts: ReceivedOptions): strin
     [`by ${headerToken(opts.hostname)}`, '(Postern)', `with ${headerToken(a.protocol) || 'SMTP'}`, `id ${opts.queueId}`],
   ];
   if (a.tls) lines.push([`(using ${headerToken(a.tls.version)} with cipher ${headerToken(a.tls.cipher)})`]);
+  if (opts.recordAuthUser && a.authUser) lines.push([`(authenticated as ${headerToken(a.authUser)})`]);
   const date = rfc5322Date(new Date(a.receivedAt));
   // One recipient only: naming several would tell each of them who else got a copy (Bcc).
   const only = envelope.recipients.length === 1 ? envelope.recipients[0] : undefined;

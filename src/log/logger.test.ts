@@ -10,9 +10,10 @@ import { reply } from '../smtp/reply.js';
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'postern-log-'));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
-test('json format: one JSON object per line with the mail log keys', () => {
+test('json format: one JSON object per line with the mail log keys', async () => {
   const file = path.join(tmp, 'json.log');
-  const logger = createLogger({ level: 'info', format: 'json', destination: file });
+  const fd = fs.openSync(file, 'w');
+  const logger = createLogger({ level: 'info', format: 'json', destination: fd });
   logConnection(logger, {
     clientIp: '192.0.2.1',
     clientPort: 40000,
@@ -27,12 +28,24 @@ test('json format: one JSON object per line with the mail log keys', () => {
   });
   logMessage(
     logger,
-    { clientIp: '192.0.2.1', helo: undefined },
-    { queueId: 'abc123XYZ0001', sender: 'a@b.test', recipients: ['c@d.test'], size: 42, outcome: reply(250, '2.0.0', 'OK: queued as abc123XYZ0001') },
+    { clientIp: '192.0.2.1', helo: undefined, tls: { version: 'TLSv1.3', cipher: 'TLS_AES_128_GCM_SHA256' } },
+    {
+      queueId: 'abc123XYZ0001',
+      sender: 'a@b.test',
+      recipients: ['c@d.test'],
+      size: 42,
+      outcome: reply(250, '2.0.0', 'OK: queued as abc123XYZ0001'),
+      authUser: 'a@b.test',
+    },
   );
   logger.debug('not at this level');
-  logger.flush();
-  const lines = fs.readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  // Writes are asynchronous (off the hot path): wait until both lines have landed.
+  let text = '';
+  for (let i = 0; i < 500 && text.split('\n').length < 3; i++) {
+    await new Promise((r) => setTimeout(r, 10));
+    text = fs.readFileSync(file, 'utf8');
+  }
+  const lines = text.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
   assert.equal(lines.length, 2);
   const [conn, msg] = lines as [Record<string, unknown>, Record<string, unknown>];
   assert.equal(conn.msg, 'connection');
@@ -45,6 +58,8 @@ test('json format: one JSON object per line with the mail log keys', () => {
   assert.equal(msg.helo, null);
   assert.deepEqual(msg.recipients, ['c@d.test']);
   assert.equal(msg.outcome, '250 2.0.0 OK: queued as abc123XYZ0001');
+  // Accountability: who sent it, from where, over what.
+  assert.deepEqual([msg.auth_user, msg.client_ip, msg.tls_version, msg.tls_cipher], ['a@b.test', '192.0.2.1', 'TLSv1.3', 'TLS_AES_128_GCM_SHA256']);
 });
 
 test('pretty format: readable text, not JSON', () => {

@@ -7,9 +7,11 @@
 //   helo/tls_version/tls_cipher are null when absent; outcome is a ConnectionOutcome.
 //
 // One line per message transaction (accepted or refused after DATA/BDAT):
-//   { msg: "message", queue_id, client_ip, helo, sender, recipients, size, outcome }
+//   { msg: "message", queue_id, client_ip, helo, auth_user, tls_version, tls_cipher, sender,
+//     recipients, size, outcome }
 //   queue_id is null when the message was refused; outcome is the final reply,
-//   "<code> <enhanced> <text>", e.g. "250 2.0.0 OK: queued as 0H3x...".
+//   "<code> <enhanced> <text>", e.g. "250 2.0.0 OK: queued as 0H3x...". auth_user is the account
+//   the client authenticated as (null without AUTH): who is accountable for a submitted message.
 
 import type { Logger } from 'pino';
 import type { ListenerKind } from '../smtp/envelope.js';
@@ -63,7 +65,7 @@ export function logConnection(logger: Logger, c: ConnectionRecord): void {
 
 export function logMessage(
   logger: Logger,
-  client: { readonly clientIp: string; readonly helo: string | undefined },
+  client: { readonly clientIp: string; readonly helo: string | undefined; readonly tls?: TlsInfo | undefined },
   t: TransactionEvent,
 ): void {
   const r = t.outcome;
@@ -73,6 +75,9 @@ export function logMessage(
       queue_id: t.queueId ?? null,
       client_ip: client.clientIp,
       helo: client.helo ?? null,
+      auth_user: t.authUser ?? null,
+      tls_version: client.tls?.version ?? null,
+      tls_cipher: client.tls?.cipher ?? null,
       sender: t.sender,
       recipients: t.recipients,
       size: t.size,

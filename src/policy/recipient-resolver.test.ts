@@ -15,7 +15,7 @@ before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'postern-resolver-'));
   store = openSqliteStore(join(dir, 'postern.db'));
   await store.addDomain('local.test');
-  await store.addUser('alice@local.test', '$scrypt$test');
+  await store.addUser('alice@local.test', { passwordHash: '$scrypt$test' });
   await store.addAlias('a@local.test', 'b@local.test');
   await store.addAlias('b@local.test', 'c@local.test');
   await store.addAlias('c@local.test', 'a@local.test');

@@ -34,7 +34,7 @@ let countingStore: Store;
 async function seed(s: Store): Promise<void> {
   for (const d of LOCAL_DOMAINS) await s.addDomain(d);
   for (const u of ['alice@local.test', 'bob@local.test', 'carol@other.test', 'dave@bücher.test', 'erin@café.test']) {
-    await s.addUser(u, '$scrypt$test');
+    await s.addUser(u, { passwordHash: '$scrypt$test' });
   }
   const aliases: [string, string][] = [
     ['sales@local.test', 'alice@local.test'],
@@ -178,7 +178,7 @@ describe('checkRecipient: local recipients', () => {
     assertRefused(await rcpt(p, 'frank@late.test'), 554, '5.7.1');
     await store.addDomain('late.test');
     assertRefused(await rcpt(p, 'frank@late.test'), 550, '5.1.1');
-    await store.addUser('frank@late.test', '$scrypt$test');
+    await store.addUser('frank@late.test', { passwordHash: '$scrypt$test' });
     assertAccepted(await rcpt(p, 'frank@late.test'), 'frank@late.test', ['frank@late.test']);
     await store.addAlias('helpdesk@late.test', 'frank@late.test');
     assertAccepted(await rcpt(p, 'helpdesk@late.test'), 'helpdesk@late.test', ['frank@late.test']);

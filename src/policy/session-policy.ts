@@ -5,13 +5,14 @@
 
 import { isIPv4, isIPv6 } from 'node:net';
 import type { Logger } from 'pino';
-import type { MailParams, RcptParams } from '../smtp/envelope.js';
+import type { Envelope, MailParams, RcptParams } from '../smtp/envelope.js';
 import { reply, type Reply } from '../smtp/reply.js';
 import type { RecipientDecision, SessionInfo, SessionPolicy } from '../smtp/session-host.js';
 import type { Store } from '../store/store.js';
 import { normalizeDomain, splitAddress } from '../util/address.js';
 import { hasRoutingTrick, parseRecipient } from './recipient-address.js';
 import { RecipientResolver, type Resolution } from './recipient-resolver.js';
+import type { SubmissionPolicy } from './submission-policy.js';
 
 export interface PolicyOptions {
   /** Plus-addressing separator: alice+tag@d reaches alice@d ("" turns it off). */
@@ -21,6 +22,11 @@ export interface PolicyOptions {
   hostname: string;
   /** For relay attempts, alias loops and alias targets that cannot be delivered yet. */
   logger?: Logger;
+  /**
+   * What an authenticated client may send (sender identity, per-account limits). Without it,
+   * authenticated sessions get only the checks every session gets: the server must pass it.
+   */
+  submission?: SubmissionPolicy;
 }
 
 export function createSessionPolicy(store: Store, opts: PolicyOptions): SessionPolicy {
@@ -30,6 +36,7 @@ export function createSessionPolicy(store: Store, opts: PolicyOptions): SessionP
 class MxPolicy implements SessionPolicy {
   private readonly resolver: RecipientResolver;
   private readonly log: Logger | undefined;
+  private readonly submission: SubmissionPolicy | undefined;
 
   constructor(
     private readonly store: Store,
@@ -37,16 +44,45 @@ class MxPolicy implements SessionPolicy {
   ) {
     this.resolver = new RecipientResolver(store, opts);
     this.log = opts.logger;
+    this.submission = opts.submission;
   }
 
-  async checkSender(_info: SessionInfo, sender: string, _params: MailParams): Promise<Reply | undefined> {
+  async checkSender(info: SessionInfo, sender: string, _params: MailParams): Promise<Reply | undefined> {
     // The null reverse-path is how bounces arrive and must be accepted (RFC 5321 4.5.5).
-    if (sender === '') return undefined;
-    if (!isValidSender(sender)) return reply(501, '5.1.7', `<${sender}>: Bad sender address syntax`);
-    return undefined;
+    if (sender !== '' && !isValidSender(sender)) return reply(501, '5.1.7', `<${sender}>: Bad sender address syntax`);
+    if (info.authUser === undefined || !this.submission) return undefined;
+    // Submission (RFC 6409 6.1): the account may use only its own addresses, within its quota.
+    return (
+      (await this.submission.senderIdentity.checkEnvelopeSender(info.authUser, sender)) ??
+      (await this.submission.rateLimiter.checkMessage(info.authUser))
+    );
   }
 
-  async checkRecipient(info: SessionInfo, recipient: string, _params: RcptParams): Promise<RecipientDecision> {
+  async checkRecipient(info: SessionInfo, recipient: string, _params: RcptParams, accepted = 0): Promise<RecipientDecision> {
+    const decision = await this.decideRecipient(info, recipient);
+    if (!decision.accept || info.authUser === undefined || !this.submission) return decision;
+    // Only recipients we would accept count against the account's daily quota.
+    const overQuota = await this.submission.rateLimiter.checkRecipient(info.authUser, accepted);
+    return overQuota ? { accept: false, reply: overQuota } : decision;
+  }
+
+  async checkMessage(info: SessionInfo, _envelope: Envelope, message: Buffer): Promise<Reply | undefined> {
+    if (info.authUser === undefined || !this.submission) return undefined;
+    // What the recipient sees is the header From, so it is held to the same rule as MAIL FROM.
+    return this.submission.senderIdentity.checkHeaderFrom(info.authUser, message);
+  }
+
+  async messageAccepted(info: SessionInfo, envelope: Envelope): Promise<void> {
+    if (info.authUser === undefined || !this.submission) return;
+    try {
+      await this.submission.rateLimiter.record(info.authUser, envelope.recipients.length);
+    } catch (err) {
+      // The message is already queued; a lost count must not turn into an error for the client.
+      this.log?.warn({ err, account: info.authUser }, 'cannot count a submitted message');
+    }
+  }
+
+  private async decideRecipient(info: SessionInfo, recipient: string): Promise<RecipientDecision> {
     const rcpt = parseRecipient(recipient);
     switch (rcpt.kind) {
       case 'bare-postmaster':

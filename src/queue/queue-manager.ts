@@ -106,11 +106,13 @@ export class QueueManager implements MessageSink {
   /**
    * Prepends our Received header, spools the message durably and schedules its delivery.
    * Resolves with the queue id once the message is on disk: only then may the session say 250.
+   * `recordAuthUser`: name the authenticated account in the Received header ([submission] received_auth).
    */
-  async accept(envelope: Envelope, message: Buffer): Promise<QueueId> {
+  async accept(envelope: Envelope, message: Buffer, opts: { recordAuthUser?: boolean } = {}): Promise<QueueId> {
     if (this.closing) throw new SmtpError(451, '4.3.2', 'Server is shutting down, try again later');
     const queueId = defaultQueueIds.next();
-    const header = Buffer.from(receivedHeader(envelope, { hostname: this.opts.hostname, queueId }), 'utf8');
+    const received = receivedHeader(envelope, { hostname: this.opts.hostname, queueId, recordAuthUser: opts.recordAuthUser });
+    const header = Buffer.from(received, 'utf8');
     const spooled = Buffer.concat([header, message]);
     try {
       await this.spool.append(queueId, envelope, spooled);

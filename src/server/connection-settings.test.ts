@@ -23,7 +23,20 @@ test('session config follows [limits] and [smtp]; STARTTLS is offered where TLS 
     },
     bareNewline: 'normalize',
     starttls: true,
+    auth: 'never',
+    requireAuth: false,
+    mechanisms: [],
   });
   assert.equal(sessionConfigFor(config, 'submission').starttls, true);
   assert.equal(sessionConfigFor(config, 'submissions').starttls, false);
+});
+
+test('AUTH: after TLS on the submission ports, which require it; on mx only with [auth] mx', () => {
+  const config = configSchema.parse({});
+  for (const kind of ['submission', 'submissions'] as const) {
+    const s = sessionConfigFor(config, kind);
+    assert.deepEqual([s.auth, s.requireAuth], ['after-tls', true]);
+  }
+  const mx = sessionConfigFor(configSchema.parse({ auth: { mx: true } }), 'mx');
+  assert.deepEqual([mx.auth, mx.requireAuth], ['after-tls', false]);
 });

@@ -3,17 +3,20 @@
 // with, so a reload never changes the rules under an open session.
 
 import type { Logger } from 'pino';
-import type tls from 'node:tls';
 import type { Config } from '../config/schema.js';
 import type { ListenerKind } from '../smtp/envelope.js';
-import type { MessageSink, SessionConfig, SessionPolicy } from '../smtp/session-host.js';
+import type { SaslMechanism } from '../sasl/mechanism.js';
+import type { AuthGuard, MessageSink, SessionConfig, SessionPolicy } from '../smtp/session-host.js';
+import type { HandshakeCertificates } from './tls-handshake.js';
 
 export interface ConnectionSettings {
   readonly session: SessionConfig;
   readonly policy: SessionPolicy;
+  /** One per server (not per reload): failure counts must outlive a SIGHUP. */
+  readonly authGuard: AuthGuard;
   readonly sink: MessageSink;
-  /** Used for this connection's handshake (implicit TLS or STARTTLS). */
-  readonly secureContext: tls.SecureContext;
+  /** Used for this connection's handshake (implicit TLS or STARTTLS); reloaded in place. */
+  readonly certificates: HandshakeCertificates;
   readonly commandTimeoutMs: number;
   readonly dataTimeoutMs: number;
   /** How long to wait for a TLS handshake to complete. */
@@ -24,7 +27,11 @@ export interface ConnectionSettings {
 
 export const LISTENER_KINDS: readonly ListenerKind[] = ['mx', 'submission', 'submissions'];
 
-export function sessionConfigFor(config: Config, kind: ListenerKind): SessionConfig {
+export function sessionConfigFor(
+  config: Config,
+  kind: ListenerKind,
+  mechanisms: readonly SaslMechanism[] = [],
+): SessionConfig {
   const l = config.limits;
   return {
     hostname: config.hostname,
@@ -41,16 +48,30 @@ export function sessionConfigFor(config: Config, kind: ListenerKind): SessionCon
     // We always have a certificate (configured or generated), so STARTTLS is offered wherever TLS
     // is not already up; on submissions it is (implicit TLS, RFC 8314 3.3).
     starttls: kind !== 'submissions',
+    // RFC 8314 and RFC 4954 4: passwords only inside TLS. The MX listener serves other servers,
+    // which do not log in; [auth] mx = true offers AUTH there too (after STARTTLS).
+    auth: kind !== 'mx' || config.auth.mx ? 'after-tls' : 'never',
+    // The submission ports take mail from authenticated users only (RFC 6409 4.3, RFC 4954 6).
+    requireAuth: kind !== 'mx',
+    mechanisms,
   };
 }
 
 export function connectionSettingsFor(
   config: Config,
-  parts: { policy: SessionPolicy; sink: MessageSink; secureContext: tls.SecureContext; logger: Logger },
+  parts: {
+    policy: SessionPolicy;
+    authGuard: AuthGuard;
+    mechanisms: readonly SaslMechanism[];
+    sink: MessageSink;
+    certificates: HandshakeCertificates;
+    logger: Logger;
+  },
 ): Record<ListenerKind, ConnectionSettings> {
+  const { mechanisms, ...shared } = parts;
   const commandTimeoutMs = config.limits.command_timeout * 1000;
   const common = {
-    ...parts,
+    ...shared,
     commandTimeoutMs,
     dataTimeoutMs: config.limits.data_timeout * 1000,
     // A handshake is a few round trips; a minute is generous and stops a slow-loris on TLS.
@@ -58,8 +79,8 @@ export function connectionSettingsFor(
     greetingDelayMs: config.limits.greeting_delay_ms,
   };
   return {
-    mx: { ...common, session: sessionConfigFor(config, 'mx') },
-    submission: { ...common, session: sessionConfigFor(config, 'submission') },
-    submissions: { ...common, session: sessionConfigFor(config, 'submissions') },
+    mx: { ...common, session: sessionConfigFor(config, 'mx', mechanisms) },
+    submission: { ...common, session: sessionConfigFor(config, 'submission', mechanisms) },
+    submissions: { ...common, session: sessionConfigFor(config, 'submissions', mechanisms) },
   };
 }

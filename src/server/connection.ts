@@ -2,6 +2,7 @@
 // file owns everything about the socket: timers, backpressure, the TLS upgrade and the log line.
 
 import type net from 'node:net';
+import type tls from 'node:tls';
 import { logConnection, logMessage, type ConnectionOutcome } from '../log/mail-log.js';
 import type { ListenerKind } from '../smtp/envelope.js';
 import type { SessionIo, TlsInfo, TransactionEvent } from '../smtp/session-host.js';
@@ -42,23 +43,8 @@ export class Connection implements SessionIo {
 
   /** Starts the dialogue: implicit TLS first on the submissions listener (RFC 8314 3.3). */
   open(): void {
-    if (this.listener !== 'submissions') {
-      this.begin(this.socket);
-      return;
-    }
-    const plain = this.socket;
-    this.upgrading = true;
-    tlsHandshake(plain, this.settings.secureContext, this.settings.handshakeTimeoutMs).then(
-      (secure) => {
-        this.upgrading = false;
-        this.tls = tlsInfoOf(secure);
-        this.socket = secure;
-        secure.on('error', this.onError);
-        if (this.finished) secure.destroy();
-        else this.begin(secure);
-      },
-      (err: unknown) => this.handshakeFailed(err),
-    );
+    if (this.listener === 'submissions') void this.openImplicitTls();
+    else this.begin(this.socket);
   }
 
   /** Server stopping: idle sessions get 421 and close; one in DATA finishes its message first. */
@@ -68,9 +54,9 @@ export class Connection implements SessionIo {
     else this.destroy();
   }
 
-  /** Cuts the connection now (end of the shutdown grace period). */
-  destroy(): void {
-    this.outcome ??= 'shutdown';
+  /** Cuts the connection now (end of the shutdown grace period, or a fault of ours). */
+  destroy(outcome: ConnectionOutcome = 'shutdown'): void {
+    this.outcome ??= outcome;
     this.socket.destroy();
     this.finish();
   }
@@ -90,24 +76,23 @@ export class Connection implements SessionIo {
     this.clearIdleTimer();
     plain.off('data', this.onData);
     plain.off('close', this.onClose);
+    let secure: tls.TLSSocket;
     try {
-      const secure = await tlsHandshake(plain, this.settings.secureContext, this.settings.handshakeTimeoutMs);
-      this.upgrading = false;
-      this.tls = tlsInfoOf(secure);
-      this.socket = secure;
-      secure.on('error', this.onError);
-      if (this.finished) {
-        secure.destroy();
-      } else {
-        this.attach(secure);
-        if (this.paused) secure.pause();
-        this.armIdleTimer();
-      }
-      return this.tls;
+      secure = await tlsHandshake(plain, this.settings.certificates, this.settings.handshakeTimeoutMs);
     } catch (err) {
       this.handshakeFailed(err);
       throw err;
     }
+    this.upgrading = false;
+    const info = this.adopt(secure);
+    if (this.finished) {
+      // Destroyed (shutdown grace ran out) while the handshake was in flight.
+      secure.destroy();
+      throw new Error('connection closed during the TLS handshake');
+    }
+    this.attach(secure);
+    this.armIdleTimer();
+    return info;
   }
 
   close(): void {
@@ -134,15 +119,41 @@ export class Connection implements SessionIo {
 
   // Internals.
 
+  private async openImplicitTls(): Promise<void> {
+    this.upgrading = true;
+    let secure: tls.TLSSocket;
+    try {
+      secure = await tlsHandshake(this.socket, this.settings.certificates, this.settings.handshakeTimeoutMs);
+    } catch (err) {
+      this.handshakeFailed(err);
+      return;
+    }
+    this.upgrading = false;
+    this.adopt(secure);
+    if (this.finished) {
+      secure.destroy();
+      return;
+    }
+    try {
+      this.begin(secure);
+    } catch (err) {
+      // A fault in our own code must cost one connection, not the server.
+      this.settings.logger.error({ err, client_ip: this.clientIp }, 'cannot start a session');
+      this.destroy('error');
+    }
+  }
+
   private begin(socket: net.Socket): void {
     const session = new SmtpSession({
       config: this.settings.session,
       clientIp: this.clientIp,
       clientPort: this.clientPort,
       policy: this.settings.policy,
+      authGuard: this.settings.authGuard,
       sink: this.settings.sink,
       io: this,
       events: { transaction: this.onTransaction },
+      logger: this.settings.logger,
       ...(this.tls ? { tls: this.tls } : {}),
     });
     this.session = session;
@@ -162,9 +173,19 @@ export class Connection implements SessionIo {
     }
   }
 
+  /** From now on the connection talks through `secure`. */
+  private adopt(secure: tls.TLSSocket): TlsInfo {
+    this.tls = tlsInfoOf(secure);
+    this.socket = secure;
+    secure.on('error', this.onError);
+    return this.tls;
+  }
+
   private attach(socket: net.Socket): void {
     socket.on('data', this.onData);
     socket.on('close', this.onClose);
+    // Listeners accept with pauseOnConnect; a 'data' listener alone does not start the flow then.
+    if (!this.paused) socket.resume();
   }
 
   private readonly onData = (chunk: Buffer): void => {
@@ -187,7 +208,7 @@ export class Connection implements SessionIo {
   };
 
   private readonly onTransaction = (event: TransactionEvent): void => {
-    logMessage(this.settings.logger, { clientIp: this.clientIp, helo: this.session?.stats.helo }, event);
+    logMessage(this.settings.logger, { clientIp: this.clientIp, helo: this.session?.stats.helo, tls: this.tls }, event);
   };
 
   private readonly onIdle = (): void => {

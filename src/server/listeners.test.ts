@@ -57,9 +57,26 @@ test('connections that arrive before accept() are held, unread, and then handed 
         resolve(`${kind}:${d.toString()}`);
         socket.destroy();
       });
+      socket.resume();
     });
   });
   assert.equal(got, 'mx:EHLO early\r\n');
   client.destroy();
+  l.close();
+});
+
+test('"[::]:port" leaves the IPv4 side of the port free for "0.0.0.0:port"', async (t) => {
+  let l: Listeners;
+  try {
+    l = await Listeners.bind(listenOnly(['[::]:0']), logger);
+  } catch {
+    t.skip('no IPv6 on this host');
+    return;
+  }
+  const port = l.bound[0]!.port;
+  assert.equal(l.bound[0]!.address, '::');
+  const v4 = await Listeners.bind(listenOnly([`0.0.0.0:${port}`]), logger);
+  assert.equal(v4.bound[0]!.port, port);
+  v4.close();
   l.close();
 });

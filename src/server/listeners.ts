@@ -89,7 +89,9 @@ function listenOn(server: net.Server, host: string, port: number): Promise<void>
   return new Promise((resolve, reject) => {
     const onError = (err: Error): void => reject(err);
     server.once('error', onError);
-    server.listen({ host, port, backlog: 1024, exclusive: true }, () => {
+    // ipv6Only: otherwise "[::]:25" also takes IPv4 port 25 and the usual pair
+    // ["0.0.0.0:25", "[::]:25"] fails with "address already in use".
+    server.listen({ host, port, backlog: 1024, exclusive: true, ipv6Only: host.includes(':') }, () => {
       server.off('error', onError);
       resolve();
     });

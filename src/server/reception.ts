@@ -69,7 +69,13 @@ export class Reception {
       if (this.open.size === 0) this.onEmpty?.();
     });
     this.open.add(connection);
-    connection.open();
+    try {
+      connection.open();
+    } catch (err) {
+      // A fault in our own code must cost one connection, not the server.
+      logger.error({ err, client_ip: ip }, 'cannot start a session');
+      connection.destroy('error');
+    }
   };
 
   /**

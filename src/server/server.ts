@@ -3,13 +3,15 @@
 // command around it: config, logger, signals and exit codes.
 
 import { join } from 'node:path';
-import type tls from 'node:tls';
 import type { Logger } from 'pino';
 import { loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { createLogger, type LogFormat } from '../log/logger.js';
 import { ConnectionLimiter } from '../policy/connection-limiter.js';
 import { createSessionPolicy } from '../policy/session-policy.js';
+import { createSubmissionPolicy, type SubmissionPolicy } from '../policy/submission-policy.js';
+import { storeCredentials } from '../sasl/credentials.js';
+import { createMechanismsFromConfig } from '../sasl/registry.js';
 import { QueueManager } from '../queue/queue-manager.js';
 import type { ListenerKind } from '../smtp/envelope.js';
 import type { MessageSink } from '../smtp/session-host.js';
@@ -20,8 +22,8 @@ import { listeningBanner } from './banner.js';
 import { connectionSettingsFor } from './connection-settings.js';
 import { Listeners } from './listeners.js';
 import { Reception, type ReceptionSettings } from './reception.js';
-import { firstLine, StartupError } from './startup-error.js';
-import { createSecureContext, loadTlsCredentials, warnIfExpired, type FileOwner } from './tls-credentials.js';
+import { describeErrno, firstLine, StartupError } from './startup-error.js';
+import { ServerCertificates } from './server-certificates.js';
 
 export interface RunningServer {
   readonly listeners: readonly { kind: ListenerKind; address: string; port: number }[];
@@ -43,11 +45,15 @@ export async function startServer(
       'running as "nobody"; a dedicated user is recommended: useradd --system postern, then set user = "postern"',
     );
   }
-  await prepareDataDir(config.data_dir, account);
+  try {
+    prepareDataDir(config.data_dir, account);
+  } catch (err) {
+    throw new StartupError(`cannot prepare data_dir "${config.data_dir}": ${describeErrno(err)}`, { cause: err });
+  }
   // Read while still root: a configured key (e.g. under /etc/letsencrypt) is often root-only.
-  const secureContext = await loadSecureContext(config, logger, account);
+  const certificates = await ServerCertificates.load(config, logger, account ? { owner: account } : {});
 
-  const cleanup: (() => Promise<void> | void)[] = [];
+  const cleanup: (() => Promise<void> | void)[] = [() => certificates.close()];
   try {
     const listeners = await Listeners.bind(config.listen, logger);
     cleanup.push(() => listeners.close());
@@ -61,7 +67,7 @@ export async function startServer(
     const queue = await QueueManager.open({ dataDir: config.data_dir, hostname: config.hostname, store, logger });
     cleanup.push(() => queue.close());
 
-    const server = new Postern(config, deps, { store, queue, listeners, secureContext });
+    const server = new Postern(config, deps, { store, queue, listeners, certificates });
     listeners.accept(server.reception.onConnection);
     logger.info({ listeners: listeners.bound }, 'listening');
     return server;
@@ -81,15 +87,20 @@ interface Parts {
   readonly store: Store;
   readonly queue: QueueManager;
   readonly listeners: Listeners;
-  readonly secureContext: tls.SecureContext;
+  /** Reloaded in place (SIGHUP, or its files changed); connections ask it at each handshake. */
+  readonly certificates: ServerCertificates;
 }
 
 class Postern implements RunningServer {
   readonly reception: Reception;
   private stopping: Promise<void> | undefined;
   private config: Config;
-  private secureContext: tls.SecureContext;
   private limiter: ConnectionLimiter;
+  /**
+   * One per server: AUTH failure counts and per-account message counts must survive a reload
+   * (its [auth.throttle] and [submission] limit changes apply after a restart).
+   */
+  private readonly submission: SubmissionPolicy;
 
   constructor(
     config: Config,
@@ -97,8 +108,8 @@ class Postern implements RunningServer {
     private readonly parts: Parts,
   ) {
     this.config = config;
-    this.secureContext = parts.secureContext;
     this.limiter = newLimiter(config);
+    this.submission = createSubmissionPolicy(parts.store, config, deps.logger);
     this.reception = new Reception(this.receptionSettings(config));
   }
 
@@ -120,12 +131,8 @@ class Postern implements RunningServer {
     if (JSON.stringify(next.listen) !== JSON.stringify(this.config.listen) || next.data_dir !== this.config.data_dir) {
       logger.warn('[listen] and data_dir changes take effect only after a restart');
     }
-    try {
-      // No chown on reload: by now we run as the service account, which owns what it writes.
-      this.secureContext = await loadSecureContext(next, logger, undefined);
-    } catch (err) {
-      logger.error({ err: oneLine(err) }, 'TLS certificate reload failed; keeping the previous one');
-    }
+    // Never throws: a certificate that fails to load is logged and its previous one kept.
+    await this.parts.certificates.reload(next);
     logger.level = next.log.level;
     const { limits } = this.config;
     if (
@@ -148,10 +155,13 @@ class Postern implements RunningServer {
 
   private async shutdown(): Promise<void> {
     const { logger } = this.deps;
-    const { listeners, queue, store } = this.parts;
+    const { listeners, queue, store, certificates } = this.parts;
     listeners.close();
+    certificates.close();
     logger.info({ connections: this.reception.openConnections }, 'stopping');
     await this.reception.shutdown(this.config.limits.shutdown_grace * 1000);
+    // Saves the last per-account counts; the store must still be open.
+    await this.submission.rateLimiter.close();
     await queue.close();
     await store.close();
     logger.info('stopped');
@@ -163,12 +173,25 @@ class Postern implements RunningServer {
       recipientDelimiter: config.recipient_delimiter,
       postmaster: config.postmaster,
       hostname: config.hostname,
+      logger,
+      submission: this.submission,
     });
-    const sink: MessageSink = this.parts.queue;
+    const { queue, store } = this.parts;
+    const recordAuthUser = config.submission.received_auth;
+    const sink: MessageSink = { accept: (envelope, message) => queue.accept(envelope, message, { recordAuthUser }) };
+    const authGuard = this.submission.authThrottle;
+    const mechanisms = createMechanismsFromConfig(config, storeCredentials(store));
     return {
       hostname: config.hostname,
       limiter: this.limiter,
-      perListener: connectionSettingsFor(config, { policy, sink, secureContext: this.secureContext, logger }),
+      perListener: connectionSettingsFor(config, {
+        policy,
+        authGuard,
+        mechanisms,
+        sink,
+        certificates: this.parts.certificates,
+        logger,
+      }),
       logger,
     };
   }
@@ -176,17 +199,6 @@ class Postern implements RunningServer {
 
 function newLimiter(config: Config): ConnectionLimiter {
   return new ConnectionLimiter(config.limits.max_connections_per_ip, config.limits.max_connections);
-}
-
-async function loadSecureContext(
-  config: Config,
-  logger: Logger,
-  owner: FileOwner | undefined,
-): Promise<tls.SecureContext> {
-  const credentials = await loadTlsCredentials(config, logger, owner);
-  const context = createSecureContext(credentials);
-  warnIfExpired(credentials, logger);
-  return context;
 }
 
 /**
@@ -205,10 +217,14 @@ export async function runServer(opts: { configPath?: string; logFormat?: LogForm
   const { config } = loaded;
   const logger = createLogger({ level: config.log.level, format: opts.logFormat ?? config.log.format });
 
+  // The handlers go in before startServer: it logs "listening" before it returns, and a SIGTERM
+  // in that gap must still stop the server cleanly rather than kill it.
+  const signals = new SignalLatch();
   let server: RunningServer;
   try {
     server = await startServer(config, { logger, ...(loaded.path !== undefined ? { configPath: loaded.path } : {}) });
   } catch (err) {
+    signals.dispose();
     if (!(err instanceof StartupError)) logger.debug({ err }, 'startup failed');
     logger.flush();
     process.stderr.write(`postern: ${oneLine(err)}\n`);
@@ -217,26 +233,22 @@ export async function runServer(opts: { configPath?: string; logFormat?: LogForm
   process.stderr.write(listeningBanner(server.listeners));
 
   const code = await new Promise<number>((resolve) => {
-    const onHangup = (): void => {
-      logger.info('SIGHUP: reloading the config');
-      server.reload().catch((err: unknown) => logger.error({ err: oneLine(err) }, 'reload failed'));
-    };
-    const onStop = (signal: NodeJS.Signals): void => {
-      process.off('SIGHUP', onHangup);
-      process.off('SIGTERM', onStop);
-      process.off('SIGINT', onStop);
-      logger.info({ signal }, 'stopping on signal');
-      server.stop().then(
-        () => resolve(0),
-        (err: unknown) => {
-          logger.error({ err: oneLine(err) }, 'error while stopping');
-          resolve(1);
-        },
-      );
-    };
-    process.on('SIGHUP', onHangup);
-    process.on('SIGTERM', onStop);
-    process.on('SIGINT', onStop);
+    signals.attach({
+      hangup: () => {
+        logger.info('SIGHUP: reloading the config');
+        server.reload().catch((err: unknown) => logger.error({ err: oneLine(err) }, 'reload failed'));
+      },
+      stop: (signal) => {
+        logger.info({ signal }, 'stopping on signal');
+        server.stop().then(
+          () => resolve(0),
+          (err: unknown) => {
+            logger.error({ err: oneLine(err) }, 'error while stopping');
+            resolve(1);
+          },
+        );
+      },
+    });
   });
   logger.flush();
   return code;
@@ -245,4 +257,43 @@ export async function runServer(opts: { configPath?: string; logFormat?: LogForm
 /** ConfigError, StartupError and the privilege errors all carry one line; anything else is cut to one. */
 function oneLine(err: unknown): string {
   return firstLine(err instanceof Error ? err.message : String(err));
+}
+
+/**
+ * Catches SIGHUP/SIGTERM/SIGINT from the moment it is created; signals that arrive before the
+ * server is ready are replayed when `attach` is called. After the first stop signal the handlers
+ * are removed, so a second SIGTERM or SIGINT kills the process at once (the default action).
+ */
+class SignalLatch {
+  private pending: NodeJS.Signals[] = [];
+  private handlers: { hangup(): void; stop(signal: NodeJS.Signals): void } | undefined;
+  private readonly onSignal = (signal: NodeJS.Signals): void => {
+    if (this.handlers === undefined) {
+      this.pending.push(signal);
+      if (signal !== 'SIGHUP') this.dispose();
+      return;
+    }
+    if (signal === 'SIGHUP') {
+      this.handlers.hangup();
+      return;
+    }
+    this.dispose();
+    this.handlers.stop(signal);
+  };
+
+  constructor() {
+    for (const s of ['SIGHUP', 'SIGTERM', 'SIGINT'] as const) process.on(s, this.onSignal);
+  }
+
+  attach(handlers: { hangup(): void; stop(signal: NodeJS.Signals): void }): void {
+    this.handlers = handlers;
+    const stop = this.pending.find((s) => s !== 'SIGHUP');
+    this.pending = [];
+    // A reload before start-up is moot: the server has just read the config.
+    if (stop !== undefined) handlers.stop(stop);
+  }
+
+  dispose(): void {
+    for (const s of ['SIGHUP', 'SIGTERM', 'SIGINT'] as const) process.off(s, this.onSignal);
+  }
 }

@@ -4,11 +4,13 @@ import { X509Certificate } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import net from 'node:net';
 import tls from 'node:tls';
 import { pino } from 'pino';
 import { configSchema, type Config } from '../config/schema.js';
 import { createSecureContext, generatedPaths, loadTlsCredentials } from './tls-credentials.js';
 import { StartupError } from './startup-error.js';
+import { tlsHandshake } from './tls-handshake.js';
 
 const logger = pino({ level: 'silent' });
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'postern-tls-'));
@@ -47,7 +49,10 @@ describe('generated self-signed certificate', () => {
 
   test('serves a TLS 1.2+ handshake', async () => {
     const context = createSecureContext(await loadTlsCredentials(configIn(dir), logger));
-    const server = tls.createServer({ secureContext: context }, (s) => s.end());
+    // tls.createServer ignores a secureContext option; the server wraps TCP sockets itself.
+    const server = net.createServer((socket) => {
+      tlsHandshake(socket, { defaultContext: context, contextFor: () => context }, 5_000).then((s) => s.end(), () => {});
+    });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const port = (server.address() as { port: number }).port;
     const protocol = await new Promise<string | null>((resolve, reject) => {

@@ -68,6 +68,34 @@ export async function loadTlsCredentials(
   return { ...fresh, certPath, keyPath, generated: true };
 }
 
+/** Reads one [[tls.certificates]] entry; `label` names it in errors, e.g. "tls.certificates[1]". */
+export async function loadCertificateFiles(certPath: string, keyPath: string, label: string): Promise<TlsCredentials> {
+  const [cert, key] = await Promise.all([
+    readFile(certPath, 'utf8').catch((err: unknown) => {
+      throw new StartupError(`${label}.cert: cannot read certificate "${certPath}": ${describeErrno(err)}`, { cause: err });
+    }),
+    readFile(keyPath, 'utf8').catch((err: unknown) => {
+      throw new StartupError(`${label}.key: cannot read private key "${keyPath}": ${describeErrno(err)}`, { cause: err });
+    }),
+  ]);
+  return { cert, key, certPath, keyPath, generated: false };
+}
+
+/**
+ * The DNS names a certificate is for: its subjectAltName DNS entries, or, only when it has none,
+ * its subject CN (RFC 6125 section 6.4.4: clients ignore the CN once SANs are present).
+ */
+export function certificateNames(certPem: string): string[] {
+  const x509 = new X509Certificate(certPem);
+  const san = (x509.subjectAltName ?? '')
+    .split(/,\s*/)
+    .filter((entry) => entry.startsWith('DNS:'))
+    .map((entry) => entry.slice(4));
+  if (san.length > 0) return san;
+  const cn = /^CN=(.+)$/m.exec(x509.subject);
+  return cn ? [cn[1] as string] : [];
+}
+
 /** Builds the context used for new handshakes; a bad PEM or a key that does not match is one line. */
 export function createSecureContext(c: TlsCredentials): tls.SecureContext {
   try {

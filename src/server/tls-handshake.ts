@@ -5,6 +5,13 @@ import type net from 'node:net';
 import tls from 'node:tls';
 import type { TlsInfo } from '../smtp/session-host.js';
 
+/** The certificates to choose from for one handshake (ServerCertificates). */
+export interface HandshakeCertificates {
+  /** Served when the client sends no server name (SNI) or one we hold no certificate for. */
+  readonly defaultContext: tls.SecureContext;
+  contextFor(serverName: string): tls.SecureContext;
+}
+
 /**
  * Wraps `socket` and resolves once the handshake is done. The caller must have removed its own
  * 'data' listener first: from here on every byte read from the socket goes to the TLS layer, so
@@ -13,13 +20,15 @@ import type { TlsInfo } from '../smtp/session-host.js';
  */
 export function tlsHandshake(
   socket: net.Socket,
-  secureContext: tls.SecureContext,
+  certificates: HandshakeCertificates,
   timeoutMs: number,
 ): Promise<tls.TLSSocket> {
   socket.pause();
   const secure = new tls.TLSSocket(socket, {
     isServer: true,
-    secureContext,
+    secureContext: certificates.defaultContext,
+    // RFC 6066 section 3: the name the client wants picks the certificate.
+    SNICallback: (serverName, done) => done(null, certificates.contextFor(serverName)),
     requestCert: false,
     rejectUnauthorized: false,
   });
@@ -52,7 +61,15 @@ export function tlsHandshake(
 }
 
 export function tlsInfoOf(secure: tls.TLSSocket): TlsInfo {
-  return { version: secure.getProtocol() ?? 'unknown', cipher: secure.getCipher()?.name ?? 'unknown' };
+  const version = secure.getProtocol() ?? 'unknown';
+  return {
+    version,
+    cipher: secure.getCipher()?.name ?? 'unknown',
+    // RFC 9266: tls-exporter binding for SCRAM-*-PLUS, defined for TLS 1.3 only (its section 3);
+    // in TLS 1.3 an empty context and no context give the same exporter (RFC 8446 7.5).
+    channelBinding:
+      version === 'TLSv1.3' ? secure.exportKeyingMaterial(32, 'EXPORTER-Channel-Binding', Buffer.alloc(0)) : undefined,
+  };
 }
 
 function ignore(): void {}

@@ -11,6 +11,8 @@ export type Command =
   | { readonly verb: 'DATA' | 'RSET' | 'QUIT' | 'STARTTLS' | 'EXPN' }
   | { readonly verb: 'BDAT'; readonly size: number; readonly last: boolean }
   | { readonly verb: 'NOOP' | 'HELP' | 'VRFY'; readonly argument: string }
+  /** RFC 4954 4: "AUTH" SP mechanism [SP initial-response]; `argument` is what follows the verb. */
+  | { readonly verb: 'AUTH'; readonly argument: string }
   | { readonly verb: 'UNKNOWN' }
   /**
    * A known verb with a malformed argument. `skip`: a BDAT whose size could be read is followed by
@@ -50,6 +52,8 @@ export function parseCommand(line: string): Command {
       return parseBdat(argument);
     case 'VRFY':
       return argument.trim() === '' ? invalid('VRFY <address>') : { verb: 'VRFY', argument };
+    case 'AUTH':
+      return argument.trim() === '' ? invalid('AUTH <mechanism> [initial-response]') : { verb: 'AUTH', argument };
     case 'NOOP':
     case 'HELP':
       return { verb: word, argument };

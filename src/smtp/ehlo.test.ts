@@ -18,6 +18,15 @@ describe('ehloReply', () => {
     assert.match(text, /250 DSN\r\n$/);
   });
 
+  test('AUTH lists the mechanisms offered, and is left out when there are none', () => {
+    const offered = formatReply(
+      ehloReply({ hostname: 'mx.example', maxMessageSize: 1000, offerStartTls: false, authMechanisms: ['SCRAM-SHA-256', 'PLAIN'] }),
+    );
+    assert.match(offered, /250 AUTH SCRAM-SHA-256 PLAIN\r\n$/);
+    const none = formatReply(ehloReply({ hostname: 'mx.example', maxMessageSize: 1000, offerStartTls: true, authMechanisms: [] }));
+    assert.doesNotMatch(none, /AUTH/);
+  });
+
   test('HELO is our name alone', () => {
     assert.equal(formatReply(heloReply('mx.example')), '250 mx.example\r\n');
   });

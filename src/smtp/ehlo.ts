@@ -8,6 +8,8 @@ export interface EhloOptions {
   readonly maxMessageSize: number;
   /** Offer STARTTLS: configured, and TLS is not up yet (RFC 3207 4.2: not after the upgrade). */
   readonly offerStartTls: boolean;
+  /** SASL mechanisms to list in the AUTH line (RFC 4954 3); none: no AUTH line at all. */
+  readonly authMechanisms?: readonly string[];
 }
 
 /** No enhanced status code: RFC 2034 section 3 leaves it out of EHLO replies. */
@@ -22,6 +24,8 @@ export function ehloReply(options: EhloOptions): Reply {
     'DSN', // RFC 3461
   ];
   if (options.offerStartTls) extensions.push('STARTTLS'); // RFC 3207
+  const mechanisms = options.authMechanisms ?? [];
+  if (mechanisms.length > 0) extensions.push(`AUTH ${mechanisms.join(' ')}`); // RFC 4954
   return reply(250, undefined, options.hostname, ...extensions);
 }
 

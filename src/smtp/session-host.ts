@@ -2,6 +2,7 @@
 // machine fed with bytes; the server wires it to a socket, and policy/ and queue/ answer its
 // questions. Keeping these seams narrow is what lets the session be unit-tested and fuzzed.
 
+import type { SaslMechanism } from '../sasl/mechanism.js';
 import type { Envelope, ListenerKind, MailParams, QueueId, RcptParams } from './envelope.js';
 import type { Reply } from './reply.js';
 
@@ -9,6 +10,12 @@ import type { Reply } from './reply.js';
 export interface TlsInfo {
   readonly version: string; // e.g. "TLSv1.3"
   readonly cipher: string; // e.g. "TLS_AES_256_GCM_SHA384"
+  /**
+   * RFC 9266 tls-exporter channel binding (32 octets, label "EXPORTER-Channel-Binding") for
+   * SCRAM-*-PLUS. Only with TLS 1.3: on TLS 1.2 the exporter lacks the extended master secret
+   * guarantee (RFC 9266 3), so it is left undefined and -PLUS is not offered.
+   */
+  readonly channelBinding?: Buffer | undefined;
 }
 
 /** Limits a session enforces itself (the server enforces connection counts and timeouts). */
@@ -39,6 +46,16 @@ export interface SessionConfig {
   readonly bareNewline: 'reject' | 'normalize';
   /** Whether STARTTLS is offered (the server has a certificate and this listener allows it). */
   readonly starttls: boolean;
+  /**
+   * Whether AUTH (RFC 4954) is offered: "after-tls" offers it once TLS is up (STARTTLS or
+   * implicit TLS) and answers 530 before, so that no password ever crosses the wire in clear;
+   * "never" (the MX listener, by default) does not know the command.
+   */
+  readonly auth: 'never' | 'after-tls';
+  /** MAIL needs AUTH first (530 5.7.0, RFC 4954 6): the submission ports (RFC 6409). */
+  readonly requireAuth: boolean;
+  /** The SASL mechanisms, in order of preference; each says whether it fits the connection. */
+  readonly mechanisms: readonly SaslMechanism[];
 }
 
 /** The connection facts the policy sees for each question. */
@@ -67,8 +84,29 @@ export type RecipientDecision =
 export interface SessionPolicy {
   /** MAIL FROM: undefined to accept, or the refusal. `sender` is '' for the null sender. */
   checkSender(info: SessionInfo, sender: string, params: MailParams): Promise<Reply | undefined>;
-  /** RCPT TO: accept (with local mailboxes) or refuse (550 5.1.1 unknown user, 554 5.7.1 relay). */
-  checkRecipient(info: SessionInfo, recipient: string, params: RcptParams): Promise<RecipientDecision>;
+  /**
+   * RCPT TO: accept (with local mailboxes) or refuse (550 5.1.1 unknown user, 554 5.7.1 relay).
+   * `accepted`: recipients already accepted in this transaction (per-account limits count them).
+   */
+  checkRecipient(info: SessionInfo, recipient: string, params: RcptParams, accepted?: number): Promise<RecipientDecision>;
+  /** The complete message, before it is stored: undefined to accept, or the refusal. */
+  checkMessage(info: SessionInfo, envelope: Envelope, message: Buffer): Promise<Reply | undefined>;
+  /** The message was stored (the client got 250): for per-account counters. Never throws. */
+  messageAccepted(info: SessionInfo, envelope: Envelope): Promise<void>;
+}
+
+/**
+ * Guessing passwords through AUTH (RFC 4954 9), answered by policy/auth-throttle.ts. `ip` is the
+ * client's address; `account` the name the client claimed, when the mechanism learned one.
+ */
+export interface AuthGuard {
+  /** Before an exchange: undefined to go ahead, or the refusal (the IP is locked out). */
+  beforeAttempt(ip: string): Reply | undefined;
+  /** A failed exchange: counts it, logs it, and says how many ms to wait before the 535. */
+  failure(ip: string, account: string | undefined, mechanism: string): number;
+  success(ip: string, account: string): void;
+  /** Asked after the mechanism accepted the credentials: a locked account must still fail. */
+  isAccountLocked(account: string): boolean;
 }
 
 /**
@@ -104,4 +142,6 @@ export interface TransactionEvent {
   readonly size: number;
   /** The final reply the client got for the message. */
   readonly outcome: Reply;
+  /** The account the client authenticated as (AUTH), if any. */
+  readonly authUser?: string | undefined;
 }

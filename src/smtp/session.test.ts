@@ -1,186 +1,9 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import type { Envelope, MailParams, RcptParams } from './envelope.js';
-import { SmtpError, reply, type Reply } from './reply.js';
-import type {
-  MessageSink,
-  RecipientDecision,
-  SessionConfig,
-  SessionInfo,
-  SessionIo,
-  SessionPolicy,
-  TlsInfo,
-  TransactionEvent,
-} from './session-host.js';
-import { SmtpSession } from './session.js';
-
-// ---- test doubles of the seams --------------------------------------------------------------
-
-const TLS: TlsInfo = { version: 'TLSv1.3', cipher: 'TLS_AES_256_GCM_SHA384' };
-
-class FakeIo implements SessionIo {
-  output = '';
-  writes = 0;
-  closed = false;
-  pauses = 0;
-  resumes = 0;
-  tlsStarts = 0;
-  failTls = false;
-  write(data: string): void {
-    assert.equal(this.closed, false, 'no write after close');
-    this.output += data;
-    this.writes += 1;
-  }
-  startTls(): Promise<TlsInfo> {
-    this.tlsStarts += 1;
-    return this.failTls ? Promise.reject(new Error('handshake failed')) : Promise.resolve(TLS);
-  }
-  close(): void {
-    this.closed = true;
-  }
-  pause(): void {
-    this.pauses += 1;
-  }
-  resume(): void {
-    this.resumes += 1;
-  }
-}
-
-/** Refuses blocked@ senders, unknown@ recipients; "error@" makes it throw. */
-class FakePolicy implements SessionPolicy {
-  senders: Array<{ sender: string; params: MailParams; info: SessionInfo }> = [];
-  recipients: Array<{ recipient: string; params: RcptParams }> = [];
-  /** When set, checkRecipient waits for it. */
-  gate: Promise<void> | undefined;
-  async checkSender(info: SessionInfo, sender: string, params: MailParams): Promise<Reply | undefined> {
-    this.senders.push({ sender, params, info });
-    if (sender.startsWith('error@')) throw new Error('database is down');
-    return sender.startsWith('blocked@') ? reply(550, '5.7.1', 'Sender refused') : undefined;
-  }
-  async checkRecipient(info: SessionInfo, recipient: string, params: RcptParams): Promise<RecipientDecision> {
-    if (this.gate) await this.gate;
-    this.recipients.push({ recipient, params });
-    if (recipient.startsWith('unknown@')) return { accept: false, reply: reply(550, '5.1.1', 'No such user') };
-    if (recipient.startsWith('custom@')) {
-      return { accept: true, address: recipient, mailboxes: [], reply: reply(251, '2.1.5', 'Will forward') };
-    }
-    return { accept: true, address: recipient.toLowerCase(), mailboxes: [recipient.toLowerCase()] };
-  }
-}
-
-/** Stores messages; a message containing FAIL-HARD throws a plain Error, FAIL-SMTP an SmtpError. */
-class FakeSink implements MessageSink {
-  messages: Array<{ envelope: Envelope; message: string }> = [];
-  async accept(envelope: Envelope, message: Buffer): Promise<string> {
-    const text = message.toString('latin1');
-    if (text.includes('FAIL-HARD')) throw new Error('disk on fire');
-    if (text.includes('FAIL-SMTP')) throw new SmtpError(452, '4.3.1', 'Insufficient system storage');
-    this.messages.push({ envelope, message: text });
-    return `Q${String(this.messages.length).padStart(11, '0')}`;
-  }
-}
-
-const baseConfig: SessionConfig = {
-  hostname: 'mx.example',
-  listener: 'mx',
-  limits: {
-    maxMessageSize: 10_000,
-    maxRecipients: 3,
-    maxCommandLine: 512,
-    maxTextLine: 1000,
-    maxErrors: 100,
-    maxMessagesPerConnection: 0,
-  },
-  bareNewline: 'reject',
-  starttls: true,
-};
-
-interface Harness {
-  session: SmtpSession;
-  io: FakeIo;
-  policy: FakePolicy;
-  sink: FakeSink;
-  events: TransactionEvent[];
-}
-
-function harness(
-  options: { config?: Partial<SessionConfig>; limits?: Partial<SessionConfig['limits']>; tls?: TlsInfo } = {},
-): Harness {
-  const io = new FakeIo();
-  const policy = new FakePolicy();
-  const sink = new FakeSink();
-  const events: TransactionEvent[] = [];
-  const config = { ...baseConfig, ...options.config, limits: { ...baseConfig.limits, ...options.limits } };
-  const session = new SmtpSession({
-    config,
-    clientIp: '192.0.2.7',
-    clientPort: 40000,
-    policy,
-    sink,
-    io,
-    events: { transaction: (e) => events.push(e) },
-    now: () => 1_700_000_000_000,
-    ...(options.tls ? { tls: options.tls } : {}),
-  });
-  return { session, io, policy, sink, events };
-}
-
-/** Waits until the session has acted on everything it was given (the fakes answer at once). */
-async function settle(session: SmtpSession): Promise<void> {
-  for (let i = 0; i < 1000; i++) {
-    await new Promise((resolve) => setImmediate(resolve));
-    if (!session.busy) return;
-  }
-  assert.fail('the session never went back to waiting for input');
-}
-
-async function feed(h: Harness, input: string | Buffer, fragment = Infinity): Promise<void> {
-  const bytes = typeof input === 'string' ? Buffer.from(input, 'utf8') : input;
-  for (let i = 0; i < bytes.length; i += fragment) {
-    h.session.receive(bytes.subarray(i, Math.min(bytes.length, i + fragment)));
-  }
-  await settle(h.session);
-}
-
-/** Starts a session, sends `input`, returns everything written after the greeting. */
-async function converse(input: string | Buffer, options: Parameters<typeof harness>[0] = {}, fragment = Infinity) {
-  const h = harness(options);
-  h.session.start();
-  assert.equal(h.io.output, '220 mx.example ESMTP Postern\r\n');
-  h.io.output = '';
-  await feed(h, input, fragment);
-  return { ...h, output: h.io.output, replies: parseReplies(h.io.output) };
-}
-
-/** Splits the wire output into replies; every line must be a well-formed reply line. */
-function parseReplies(output: string): string[] {
-  const replies: string[] = [];
-  let current: string[] = [];
-  for (const line of output.split('\r\n').slice(0, -1)) {
-    const m = /^(\d{3})([ -])(.*)$/.exec(line);
-    assert.ok(m, `malformed reply line ${JSON.stringify(line)}`);
-    if (current.length > 0) assert.equal(m[1], current[0]?.slice(0, 3), 'one code per multi-line reply');
-    current.push(line);
-    if (m[2] === ' ') {
-      replies.push(current.length === 1 ? (current[0] as string) : current.join('|'));
-      current = [];
-    }
-  }
-  assert.equal(current.length, 0, 'unfinished multi-line reply');
-  assert.ok(output === '' || output.endsWith('\r\n'), 'output ends with CRLF');
-  return replies;
-}
-
-/** "250 2.1.0" for replies with an enhanced code, the bare code ("250", "354") for the others. */
-const codes = (replies: string[]): string[] =>
-  replies.map((r) => {
-    const m = /^(\d{3})[ -](\d\.\d{1,3}\.\d{1,3}) /.exec(r);
-    return m ? `${m[1]} ${m[2]}` : r.slice(0, 3);
-  });
-
-const EHLO = 'EHLO client.example\r\n';
-const ENVELOPE = `${EHLO}MAIL FROM:<alice@example.org>\r\nRCPT TO:<bob@example.com>\r\n`;
+import { reply } from './reply.js';
+import type { SessionConfig } from './session-host.js';
+import { EHLO, ENVELOPE, TLS, codes, converse, feed, harness, parseReplies, settle, type Harness } from './test-session.js';
 
 // ---- tests ----------------------------------------------------------------------------------
 
@@ -437,6 +260,7 @@ describe('SmtpSession: DATA', () => {
         recipients: ['bob@example.com'],
         size: 27,
         outcome: reply(250, '2.0.0', 'OK: queued as Q00000000001'),
+        authUser: undefined,
       },
     ]);
   });
@@ -668,6 +492,7 @@ describe('SmtpSession: timeout and shutdown', () => {
       errors: 1,
       helo: 'client.example',
       tls: undefined,
+      authUser: undefined,
     });
   });
 });

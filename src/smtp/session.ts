@@ -7,11 +7,14 @@
 // (RFC 2920 pipelining), and before anything that may take long (storing a message, TLS).
 
 import type { Logger } from 'pino';
+import type { SaslContext, SaslMechanism } from '../sasl/mechanism.js';
+import { AuthExchange, openAuth, refuseAuth, SASL_MAX_LINE, type AuthTurn } from './auth-command.js';
 import { BdatReader } from './bdat-reader.js';
 import { parseCommand, type Command } from './command-parser.js';
 import { DotReader } from './dot-reader.js';
 import { ehloReply, heloReply } from './ehlo.js';
 import type { Envelope, EnvelopeRecipient, MailParams, QueueId } from './envelope.js';
+import { InputQueue } from './input-queue.js';
 import { LineReader, type BadLineReason, type LineEvent } from './line-reader.js';
 import { MessageBody } from './message-body.js';
 import { parseMailParams, parseRcptParams } from './params.js';
@@ -19,6 +22,7 @@ import { hasNonAscii, parsePathArgument, type Mailbox } from './path-parser.js';
 import { receivedProtocol } from './received-protocol.js';
 import { SmtpError, formatReply, reply, toReply, type Reply } from './reply.js';
 import type {
+  AuthGuard,
   MessageSink,
   SessionConfig,
   SessionEvents,
@@ -34,6 +38,8 @@ export interface SessionOptions {
   clientIp: string;
   clientPort: number;
   policy: SessionPolicy;
+  /** Brute-force accounting for AUTH (policy/auth-throttle.ts). */
+  authGuard: AuthGuard;
   sink: MessageSink;
   io: SessionIo;
   events?: SessionEvents;
@@ -50,14 +56,14 @@ export interface SessionStats {
   errors: number;
   helo: string | undefined;
   tls: TlsInfo | undefined;
+  authUser: string | undefined;
 }
 
-/**
- * What the bytes from the client are, right now. The next issue (SMTP AUTH) adds
- * `{ kind: 'sasl'; ... }`: lines that are SASL responses, not commands.
- */
+/** What the bytes from the client are, right now. */
 type InputMode =
   | { readonly kind: 'command' }
+  /** Lines that answer a "334" challenge of an AUTH exchange (RFC 4954 4), not commands. */
+  | { readonly kind: 'sasl'; readonly exchange: AuthExchange; readonly mechanism: string }
   | { readonly kind: 'data'; readonly reader: DotReader; readonly body: MessageBody }
   | { readonly kind: 'bdat'; readonly reader: BdatReader; readonly last: boolean }
   /** The octets of a refused BDAT: read and dropped, so they are not taken for commands. */
@@ -69,6 +75,7 @@ type InputMode =
 /** A unit of input, complete and ready to be acted on. */
 type InputEvent =
   | { readonly kind: 'command-line'; readonly line: LineEvent }
+  | { readonly kind: 'sasl-line'; readonly line: LineEvent; readonly exchange: AuthExchange }
   | { readonly kind: 'data-end'; readonly body: MessageBody }
   | { readonly kind: 'chunk-end'; readonly size: number; readonly last: boolean };
 
@@ -91,14 +98,13 @@ type Outcome = Reply | undefined;
 
 const COMMAND: InputMode = { kind: 'command' };
 const CLOSED: InputMode = { kind: 'closed' };
-/** Stop reading from the socket while this much input waits unprocessed. */
-const HIGH_WATER = 1024 * 1024;
 
 const OK = reply(250, '2.0.0', 'OK');
 const SEND_HELLO_FIRST = reply(503, '5.5.1', 'Send EHLO or HELO first');
 const SEND_MAIL_FIRST = reply(503, '5.5.1', 'Send MAIL first');
 const SEND_RCPT_FIRST = reply(503, '5.5.1', 'Send RCPT first');
 const SIZE_EXCEEDED = reply(552, '5.3.4', 'Message size exceeds fixed maximum message size');
+const AUTH_REQUIRED = reply(530, '5.7.0', 'Authentication required');
 const NEEDS_SMTPUTF8 = reply(553, '5.6.7', 'Non-ASCII address needs the SMTPUTF8 parameter');
 
 const BAD_LINE: Record<BadLineReason, Reply> = {
@@ -118,7 +124,7 @@ export class SmtpSession {
   private hello: Hello | undefined;
   private transaction: Transaction | undefined;
   private tlsInfo: TlsInfo | undefined;
-  private readonly authUser: string | undefined = undefined;
+  private authUser: string | undefined;
 
   private started = false;
   private talkedEarly = false;
@@ -127,13 +133,10 @@ export class SmtpSession {
   private finishing = false;
   private running = false;
 
-  private queue: Buffer[] = [];
-  private queueOffset = 0;
-  private buffered = 0;
-  private paused = false;
+  private readonly input: InputQueue;
   private out: string[] = [];
 
-  private readonly counters: Omit<SessionStats, 'tls'> = {
+  private readonly counters: Omit<SessionStats, 'tls' | 'authUser'> = {
     messagesAccepted: 0,
     messagesRejected: 0,
     errors: 0,
@@ -144,7 +147,11 @@ export class SmtpSession {
     this.config = opts.config;
     this.io = opts.io;
     this.now = opts.now ?? Date.now;
-    this.lines = new LineReader(opts.config.limits.maxCommandLine);
+    this.input = new InputQueue(opts.io);
+    // Room for AUTH with a long initial response (RFC 4954 4); other commands are held to the
+    // configured limit once read (see command-line in dispatch).
+    const { limits, auth } = opts.config;
+    this.lines = new LineReader(auth === 'never' ? limits.maxCommandLine : Math.max(limits.maxCommandLine, SASL_MAX_LINE));
     this.tlsInfo = opts.tls;
   }
 
@@ -167,7 +174,7 @@ export class SmtpSession {
   }
 
   get stats(): SessionStats {
-    return { ...this.counters, tls: this.tlsInfo };
+    return { ...this.counters, tls: this.tlsInfo, authUser: this.authUser };
   }
 
   start(): void {
@@ -191,12 +198,7 @@ export class SmtpSession {
     }
     // RFC 3207 6: nothing sent before the TLS handshake may be acted on afterwards.
     if (this.mode.kind === 'tls-handshake') return;
-    this.queue.push(chunk);
-    this.buffered += chunk.length;
-    if (!this.paused && this.buffered > HIGH_WATER) {
-      this.paused = true;
-      this.io.pause();
-    }
+    this.input.push(chunk);
     this.kick();
   }
 
@@ -230,10 +232,7 @@ export class SmtpSession {
         if (this.shuttingDown && !this.closed && !this.messageInProgress()) this.closeForShutdown();
       }
       this.flush();
-      if (this.paused && this.buffered < HIGH_WATER && !this.closed) {
-        this.paused = false;
-        this.io.resume();
-      }
+      if (!this.closed) this.input.caughtUp();
     } catch (err) {
       // handle() answers its own errors; this is a fault in the session or in SessionIo itself.
       this.opts.logger?.error({ err }, 'smtp session failed');
@@ -252,16 +251,22 @@ export class SmtpSession {
         if (mode.kind === 'bdat') return { kind: 'chunk-end', size: mode.reader.size, last: mode.last };
         continue;
       }
-      const chunk = this.queue[0];
-      if (chunk === undefined) return undefined;
-      const start = this.queueOffset;
+      const next = this.input.peek();
+      if (next === undefined) return undefined;
+      const { chunk, offset: start } = next;
       let end: number;
       let event: InputEvent | undefined;
       switch (mode.kind) {
-        case 'command': {
+        case 'command':
+        case 'sasl': {
           const read = this.lines.read(chunk, start);
           end = read.offset;
-          if (read.event) event = { kind: 'command-line', line: read.event };
+          if (read.event) {
+            event =
+              mode.kind === 'sasl'
+                ? { kind: 'sasl-line', line: read.event, exchange: mode.exchange }
+                : { kind: 'command-line', line: read.event };
+          }
           break;
         }
         case 'data':
@@ -279,17 +284,8 @@ export class SmtpSession {
         case 'closed':
           return undefined;
       }
-      this.consume(chunk, end - start);
+      this.input.consume(end - start);
       if (event) return event;
-    }
-  }
-
-  private consume(chunk: Buffer, octets: number): void {
-    this.buffered -= octets;
-    this.queueOffset += octets;
-    if (this.queueOffset >= chunk.length) {
-      this.queue.shift();
-      this.queueOffset = 0;
     }
   }
 
@@ -312,8 +308,17 @@ export class SmtpSession {
 
   private dispatch(event: InputEvent): Outcome | Promise<Outcome> {
     switch (event.kind) {
-      case 'command-line':
-        return event.line.kind === 'line' ? this.command(parseCommand(event.line.text)) : BAD_LINE[event.line.reason];
+      case 'command-line': {
+        const line = event.line;
+        if (line.kind === 'bad') return BAD_LINE[line.reason];
+        const cmd = parseCommand(line.text);
+        if (cmd.verb !== 'AUTH' && Buffer.byteLength(line.text) + 2 > this.config.limits.maxCommandLine) {
+          return BAD_LINE['too-long'];
+        }
+        return this.command(cmd);
+      }
+      case 'sasl-line':
+        return this.saslResponse(event.exchange, event.line);
       case 'data-end':
         return this.finishMessage(event.body);
       case 'chunk-end':
@@ -350,9 +355,11 @@ export class SmtpSession {
       case 'EXPN':
         return reply(502, '5.5.1', 'EXPN is not supported');
       case 'HELP':
-        return reply(214, '2.0.0', 'Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP STARTTLS');
+        return reply(214, '2.0.0', 'Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP STARTTLS AUTH');
       case 'STARTTLS':
         return this.startTls();
+      case 'AUTH':
+        return this.auth(cmd.argument);
       case 'UNKNOWN':
         return reply(500, '5.5.2', 'Command not recognized');
       case 'INVALID':
@@ -374,12 +381,14 @@ export class SmtpSession {
       hostname,
       maxMessageSize: this.config.limits.maxMessageSize,
       offerStartTls: this.config.starttls && this.tlsInfo === undefined,
+      authMechanisms: this.authOffered() ? this.offeredMechanisms().map((m) => m.name) : [],
     });
   }
 
   private async mail(argument: string): Promise<Outcome> {
     if (!this.hello) return SEND_HELLO_FIRST;
     if (this.transaction) return reply(503, '5.5.1', 'Sender already given; send RSET to start over');
+    if (this.config.requireAuth && this.authUser === undefined) return AUTH_REQUIRED;
     const maxMessages = this.config.limits.maxMessagesPerConnection;
     if (maxMessages > 0 && this.counters.messagesAccepted + this.counters.messagesRejected >= maxMessages) {
       const hostname = this.config.hostname;
@@ -416,7 +425,7 @@ export class SmtpSession {
     if (transaction.recipients.length >= this.config.limits.maxRecipients) {
       return reply(452, '4.5.3', 'Too many recipients');
     }
-    const decision = await this.opts.policy.checkRecipient(this.info(), recipient, params);
+    const decision = await this.opts.policy.checkRecipient(this.info(), recipient, params, transaction.recipients.length);
     if (!decision.accept) return decision.reply;
     transaction.recipients.push({ address: decision.address, params, mailboxes: decision.mailboxes });
     return decision.reply ?? reply(250, '2.1.5', 'OK');
@@ -481,8 +490,64 @@ export class SmtpSession {
     this.tlsInfo = tls;
     this.hello = undefined;
     this.transaction = undefined;
+    this.authUser = undefined;
     this.mode = COMMAND;
     return undefined;
+  }
+
+  // ---- AUTH (auth-command.ts) ------------------------------------------------------------------
+
+  private async auth(argument: string): Promise<Outcome> {
+    const refusal = refuseAuth({
+      offered: this.config.auth,
+      tls: this.tlsInfo !== undefined,
+      ehlo: this.hello?.esmtp === true,
+      authenticated: this.authUser !== undefined,
+      inTransaction: this.transaction !== undefined,
+    });
+    if (refusal) return refusal;
+    const opening = openAuth(argument, this.offeredMechanisms());
+    if (opening.kind === 'refused') return opening.reply;
+    const locked = this.opts.authGuard.beforeAttempt(this.opts.clientIp);
+    if (locked) return locked;
+    const exchange = new AuthExchange(opening.mechanism, this.saslContext(), {
+      guard: this.opts.authGuard,
+      clientIp: this.opts.clientIp,
+    });
+    return this.saslTurn(exchange, await exchange.start(opening.initialResponse));
+  }
+
+  private async saslResponse(exchange: AuthExchange, line: LineEvent): Promise<Outcome> {
+    // Back to commands unless the exchange continues, also when the mechanism throws (451).
+    this.mode = COMMAND;
+    return this.saslTurn(exchange, await exchange.respond(line));
+  }
+
+  private saslTurn(exchange: AuthExchange, turn: AuthTurn): Reply {
+    switch (turn.kind) {
+      case 'challenge':
+        this.mode = { kind: 'sasl', exchange, mechanism: exchange.mechanism.name };
+        return turn.reply;
+      case 'authenticated':
+        this.authUser = turn.account;
+        return turn.reply;
+      case 'ended':
+        return turn.reply;
+    }
+  }
+
+  private authOffered(): boolean {
+    return this.config.auth === 'after-tls' && this.tlsInfo !== undefined;
+  }
+
+  private offeredMechanisms(): SaslMechanism[] {
+    const ctx = this.saslContext();
+    return this.config.mechanisms.filter((m) => m.available(ctx));
+  }
+
+  private saslContext(): SaslContext {
+    const tls = this.tlsInfo;
+    return { secure: tls !== undefined, channelBinding: tls?.channelBinding, hostname: this.config.hostname };
   }
 
   // ---- the end of a message -------------------------------------------------------------------
@@ -501,15 +566,27 @@ export class SmtpSession {
     } else {
       this.finishing = true;
       this.flush(); // storing may take a while; the client should not wait for earlier replies
+      const info = this.info();
+      const envelope = this.envelope(transaction, hello);
       try {
-        queueId = await this.opts.sink.accept(this.envelope(transaction, hello), verdict.message);
-        outcome = reply(250, '2.0.0', `OK: queued as ${queueId}`);
+        const refusal = await this.opts.policy.checkMessage(info, envelope, verdict.message);
+        if (refusal) {
+          outcome = refusal;
+        } else {
+          queueId = await this.opts.sink.accept(envelope, verdict.message);
+          outcome = reply(250, '2.0.0', `OK: queued as ${queueId}`);
+        }
       } catch (err) {
         if (!(err instanceof SmtpError)) this.opts.logger?.error({ err }, 'storing a message failed');
         outcome = toReply(err);
-      } finally {
-        this.finishing = false;
       }
+      // Outside the try: the message is queued, so nothing here may turn the 250 into an error.
+      if (queueId !== undefined) {
+        await this.opts.policy.messageAccepted(info, envelope).catch((err: unknown) => {
+          this.opts.logger?.error({ err, queue_id: queueId }, 'recording an accepted message failed');
+        });
+      }
+      this.finishing = false;
     }
     if (queueId !== undefined) this.counters.messagesAccepted += 1;
     else this.counters.messagesRejected += 1;
@@ -519,6 +596,7 @@ export class SmtpSession {
       recipients: transaction.recipients.map((r) => r.address),
       size: verdict.size,
       outcome,
+      authUser: this.authUser,
     });
     return outcome;
   }
@@ -605,14 +683,8 @@ export class SmtpSession {
   }
 
   private dropInput(): void {
-    this.queue = [];
-    this.queueOffset = 0;
-    this.buffered = 0;
+    this.input.clear({ resume: !this.closed });
     this.lines.reset();
-    if (this.paused && !this.closed) {
-      this.paused = false;
-      this.io.resume();
-    }
   }
 
   private flush(): void {

@@ -37,6 +37,42 @@ export const MIGRATIONS: readonly string[] = [
     state        TEXT NOT NULL CHECK (state IN ('active', 'deferred', 'hold'))
   );
   `,
+  // 2: submission policy. user_limits holds per-account overrides of the [submission] defaults
+  // (NULL = use the default); sender_grants the extra addresses ("@domain" = all of a domain) an
+  // account may send as. submission_counters persists the rate-limit windows (see
+  // src/policy/rate-window.ts) so a restart does not hand every account a fresh quota; it has no
+  // foreign key because it is written behind, possibly just after the user was removed.
+  `
+  CREATE TABLE user_limits (
+    account                 TEXT PRIMARY KEY REFERENCES users(address) ON DELETE CASCADE,
+    max_messages_per_hour   INTEGER,
+    max_recipients_per_day  INTEGER,
+    sender_policy           TEXT CHECK (sender_policy IN ('strict', 'any'))
+  );
+  CREATE TABLE sender_grants (
+    account  TEXT NOT NULL REFERENCES users(address) ON DELETE CASCADE,
+    address  TEXT NOT NULL,
+    PRIMARY KEY (account, address)
+  );
+  CREATE TABLE submission_counters (
+    account          TEXT PRIMARY KEY,
+    hour_start       INTEGER NOT NULL,
+    hour_count       INTEGER NOT NULL,
+    prev_hour_count  INTEGER NOT NULL,
+    day_start        INTEGER NOT NULL,
+    day_count        INTEGER NOT NULL,
+    prev_day_count   INTEGER NOT NULL
+  );
+  `,
+  // 3: SASL secrets beside the scrypt hash. scram_sha1/scram_sha256 hold RFC 5803 text
+  // ("SCRAM-SHA-256$<i>:<salt>$<StoredKey>:<ServerKey>"); cram_md5 the hex HMAC-MD5 key state,
+  // only when [auth] cram_md5 was on as the password was set. NULL: the mechanism is unusable for
+  // this account until its password is set again (accounts from before this migration).
+  `
+  ALTER TABLE users ADD COLUMN scram_sha1 TEXT;
+  ALTER TABLE users ADD COLUMN scram_sha256 TEXT;
+  ALTER TABLE users ADD COLUMN cram_md5 TEXT;
+  `,
 ];
 
 /** Brings the database up to the latest schema; safe when the CLI and the server start together. */

@@ -8,6 +8,14 @@ import { openSqliteStore } from './sqlite-store.js';
 import { MIGRATIONS } from './migrations.js';
 import { StoreError } from './store.js';
 import type { Store } from './store.js';
+import { deriveCramMd5Secret } from '../auth/cram-md5-secret.js';
+import { deriveScramSecret } from '../auth/scram-secrets.js';
+import type { UserSecrets } from '../auth/user-secrets.js';
+
+/** Secrets with only a (fake) password hash, as for an account from before SCRAM. */
+function hashOnly(passwordHash: string): UserSecrets {
+  return { passwordHash };
+}
 
 let dir: string;
 before(() => {
@@ -90,16 +98,16 @@ describe('SQLite store', () => {
     const { store } = freshStore();
     try {
       await rejectsWith(
-        store.addUser('alice@x.test', 'h'),
+        store.addUser('alice@x.test', hashOnly('h')),
         /^domain "x\.test" is not a local domain; add it first with: postern domain add x\.test$/,
       );
       await store.addDomain('example.test');
       await store.addDomain('other.test');
-      await store.addUser('Alice@Example.Test', '$scrypt$1');
-      await store.addUser('bob@example.test', '$scrypt$2');
-      await store.addUser('carol@other.test', '$scrypt$3');
-      await rejectsWith(store.addUser('ALICE@example.test', 'x'), /^user "alice@example\.test" already exists$/);
-      await rejectsWith(store.addUser('alice@', 'x'), /^"alice@" is not a valid address$/);
+      await store.addUser('Alice@Example.Test', hashOnly('$scrypt$1'));
+      await store.addUser('bob@example.test', hashOnly('$scrypt$2'));
+      await store.addUser('carol@other.test', hashOnly('$scrypt$3'));
+      await rejectsWith(store.addUser('ALICE@example.test', hashOnly('x')), /^user "alice@example\.test" already exists$/);
+      await rejectsWith(store.addUser('alice@', hashOnly('x')), /^"alice@" is not a valid address$/);
 
       const alice = await store.getUser('alice@EXAMPLE.test');
       assert.equal(alice?.address, 'alice@example.test');
@@ -114,9 +122,9 @@ describe('SQLite store', () => {
       assert.deepEqual((await store.listUsers('OTHER.test')).map((u) => u.address), ['carol@other.test']);
       assert.deepEqual(await store.listUsers('none.test'), []);
 
-      assert.equal(await store.setPasswordHash('alice@example.test', '$scrypt$new'), true);
+      assert.equal(await store.setUserSecrets('alice@example.test', hashOnly('$scrypt$new')), true);
       assert.equal((await store.getUser('alice@example.test'))?.passwordHash, '$scrypt$new');
-      assert.equal(await store.setPasswordHash('zed@example.test', 'x'), false);
+      assert.equal(await store.setUserSecrets('zed@example.test', hashOnly('x')), false);
 
       assert.equal(await store.removeUser('bob@example.test'), true);
       assert.equal(await store.removeUser('bob@example.test'), false);
@@ -156,11 +164,40 @@ describe('SQLite store', () => {
     }
   });
 
+  test('user secrets: SCRAM and CRAM-MD5 secrets round-trip; a new password replaces them all', async () => {
+    const { store } = freshStore();
+    try {
+      await store.addDomain('example.test');
+      const full: UserSecrets = {
+        passwordHash: '$scrypt$full',
+        scramSha1: deriveScramSecret('pencil', 'sha1'),
+        scramSha256: deriveScramSecret('pencil', 'sha256', 5000),
+        cramMd5: deriveCramMd5Secret('pencil'),
+      };
+      await store.addUser('alice@example.test', full);
+      const alice = await store.getUser('alice@example.test');
+      assert.deepEqual(
+        { passwordHash: alice?.passwordHash, scramSha1: alice?.scramSha1, scramSha256: alice?.scramSha256, cramMd5: alice?.cramMd5 },
+        full,
+      );
+      assert.equal((await store.listUsers())[0]?.scramSha256?.iterations, 5000);
+
+      await store.setUserSecrets('alice@example.test', { passwordHash: '$scrypt$new', scramSha256: full.scramSha256 });
+      const changed = await store.getUser('alice@example.test');
+      assert.equal(changed?.passwordHash, '$scrypt$new');
+      assert.equal(changed?.scramSha1, undefined, 'the old SCRAM-SHA-1 key must not outlive the old password');
+      assert.equal(changed?.cramMd5, undefined);
+      assert.deepEqual(changed?.scramSha256, full.scramSha256);
+    } finally {
+      await store.close();
+    }
+  });
+
   test('a domain cannot be removed while it has users or aliases', async () => {
     const { store } = freshStore();
     try {
       await store.addDomain('example.test');
-      await store.addUser('alice@example.test', 'h');
+      await store.addUser('alice@example.test', hashOnly('h'));
       await store.addAlias('@example.test', 'alice@example.test');
       await rejectsWith(store.removeDomain('example.test'), /still has 1 user and 1 alias; remove them first/);
       await store.removeUser('alice@example.test');
@@ -206,9 +243,9 @@ describe('SQLite store', () => {
       assert.equal(await server.isLocalDomain('example.test'), false);
       await cli.addDomain('example.test');
       assert.equal(await server.isLocalDomain('example.test'), true);
-      await cli.addUser('alice@example.test', 'h1');
+      await cli.addUser('alice@example.test', hashOnly('h1'));
       assert.equal((await server.getUser('alice@example.test'))?.passwordHash, 'h1');
-      await cli.setPasswordHash('alice@example.test', 'h2');
+      await cli.setUserSecrets('alice@example.test', hashOnly('h2'));
       assert.equal((await server.getUser('alice@example.test'))?.passwordHash, 'h2');
       await server.queueInsert([{ queueId: 'Q', sender: '', recipients: [], size: 1, receivedAt: 1, state: 'active' }]);
       assert.deepEqual((await cli.queueList()).map((e) => e.queueId), ['Q']);

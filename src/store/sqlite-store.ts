@@ -10,8 +10,12 @@ import type { Database as Db, Statement } from 'better-sqlite3';
 import { normalizeAddress, normalizeDomain, splitAddress } from '../util/address.js';
 import { normalizeAliasSource } from './alias-source.js';
 import { migrate } from './migrations.js';
+import { SqliteSubmissionTables } from './sqlite-submission.js';
+import { fromSecretColumns, toSecretColumns, type UserSecretColumns } from './user-secret-columns.js';
+import type { UserSecrets } from '../auth/user-secrets.js';
 import { StoreError } from './store.js';
 import type { Alias, Domain, QueueEntry, Store, User } from './store.js';
+import type { SubmissionCounters, UserLimits, UserLimitsChange } from './store.js';
 
 export function openSqliteStore(path: string): Store {
   let db: Db;
@@ -42,9 +46,8 @@ interface DomainRow {
   name: string;
   created_at: number;
 }
-interface UserRow {
+interface UserRow extends UserSecretColumns {
   address: string;
-  password_hash: string;
   created_at: number;
 }
 interface QueueRow {
@@ -58,6 +61,7 @@ interface QueueRow {
 
 class SqliteStore implements Store {
   private readonly db: Db;
+  private readonly submission: SqliteSubmissionTables;
   // Prepared once: preparing parses SQL, and lookups run for every RCPT TO.
   private readonly sql: {
     insertDomain: Statement<[string, number]>;
@@ -66,9 +70,9 @@ class SqliteStore implements Store {
     domainExists: Statement<[string], { one: number }>;
     countUsersOfDomain: Statement<[string], { n: number }>;
     countAliasesOfDomain: Statement<[string], { n: number }>;
-    insertUser: Statement<[string, string, string, number]>;
+    insertUser: Statement<[UserRow & { domain: string }]>;
     deleteUser: Statement<[string]>;
-    updatePassword: Statement<[string, string]>;
+    updateSecrets: Statement<[UserSecretColumns & { address: string }]>;
     selectUser: Statement<[string], UserRow>;
     selectUsers: Statement<[], UserRow>;
     selectUsersOfDomain: Statement<[string], UserRow>;
@@ -84,6 +88,7 @@ class SqliteStore implements Store {
 
   constructor(db: Db) {
     this.db = db;
+    this.submission = new SqliteSubmissionTables(db);
     this.sql = {
       insertDomain: db.prepare('INSERT INTO domains (name, created_at) VALUES (?, ?) ON CONFLICT DO NOTHING'),
       deleteDomain: db.prepare('DELETE FROM domains WHERE name = ?'),
@@ -92,15 +97,18 @@ class SqliteStore implements Store {
       countUsersOfDomain: db.prepare('SELECT count(*) AS n FROM users WHERE domain = ?'),
       countAliasesOfDomain: db.prepare('SELECT count(*) AS n FROM aliases WHERE domain = ?'),
       insertUser: db.prepare(
-        'INSERT INTO users (address, domain, password_hash, created_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING',
+        'INSERT INTO users (address, domain, password_hash, scram_sha1, scram_sha256, cram_md5, created_at) ' +
+          'VALUES (@address, @domain, @password_hash, @scram_sha1, @scram_sha256, @cram_md5, @created_at) ' +
+          'ON CONFLICT DO NOTHING',
       ),
       deleteUser: db.prepare('DELETE FROM users WHERE address = ?'),
-      updatePassword: db.prepare('UPDATE users SET password_hash = ? WHERE address = ?'),
-      selectUser: db.prepare('SELECT address, password_hash, created_at FROM users WHERE address = ?'),
-      selectUsers: db.prepare('SELECT address, password_hash, created_at FROM users ORDER BY address'),
-      selectUsersOfDomain: db.prepare(
-        'SELECT address, password_hash, created_at FROM users WHERE domain = ? ORDER BY address',
+      updateSecrets: db.prepare(
+        'UPDATE users SET password_hash = @password_hash, scram_sha1 = @scram_sha1, ' +
+          'scram_sha256 = @scram_sha256, cram_md5 = @cram_md5 WHERE address = @address',
       ),
+      selectUser: db.prepare(`SELECT ${USER_COLUMNS} FROM users WHERE address = ?`),
+      selectUsers: db.prepare(`SELECT ${USER_COLUMNS} FROM users ORDER BY address`),
+      selectUsersOfDomain: db.prepare(`SELECT ${USER_COLUMNS} FROM users WHERE domain = ? ORDER BY address`),
       insertAlias: db.prepare('INSERT INTO aliases (source, target, domain) VALUES (?, ?, ?) ON CONFLICT DO NOTHING'),
       deleteAlias: db.prepare('DELETE FROM aliases WHERE source = ? AND target = ?'),
       deleteAliasAll: db.prepare('DELETE FROM aliases WHERE source = ?'),
@@ -153,13 +161,14 @@ class SqliteStore implements Store {
 
   // --- users ---
 
-  async addUser(address: string, passwordHash: string): Promise<void> {
+  async addUser(address: string, secrets: UserSecrets): Promise<void> {
     const user = requireAddress(address);
     const domain = domainOf(user);
+    const row = { address: user, domain, ...toSecretColumns(secrets), created_at: Date.now() };
     this.db
       .transaction(() => {
         this.requireLocalDomain(domain);
-        if (this.sql.insertUser.run(user, domain, passwordHash, Date.now()).changes === 0) {
+        if (this.sql.insertUser.run(row).changes === 0) {
           throw new StoreError(`user "${user}" already exists`);
         }
       })
@@ -170,8 +179,8 @@ class SqliteStore implements Store {
     return this.sql.deleteUser.run(requireAddress(address)).changes > 0;
   }
 
-  async setPasswordHash(address: string, passwordHash: string): Promise<boolean> {
-    return this.sql.updatePassword.run(passwordHash, requireAddress(address)).changes > 0;
+  async setUserSecrets(address: string, secrets: UserSecrets): Promise<boolean> {
+    return this.sql.updateSecrets.run({ address: requireAddress(address), ...toSecretColumns(secrets) }).changes > 0;
   }
 
   async getUser(address: string): Promise<User | undefined> {
@@ -249,6 +258,36 @@ class SqliteStore implements Store {
     }));
   }
 
+  // --- submission policy (see sqlite-submission.ts) ---
+
+  async getUserLimits(account: string): Promise<UserLimits> {
+    return this.submission.getUserLimits(account);
+  }
+
+  async setUserLimits(account: string, change: UserLimitsChange): Promise<void> {
+    this.submission.setUserLimits(account, change);
+  }
+
+  async addSenderGrant(account: string, sender: string): Promise<void> {
+    this.submission.addSenderGrant(account, sender);
+  }
+
+  async removeSenderGrant(account: string, sender: string): Promise<boolean> {
+    return this.submission.removeSenderGrant(account, sender);
+  }
+
+  async listSenderGrants(account: string): Promise<string[]> {
+    return this.submission.listSenderGrants(account);
+  }
+
+  async loadSubmissionCounters(account: string): Promise<SubmissionCounters | undefined> {
+    return this.submission.loadSubmissionCounters(account);
+  }
+
+  async saveSubmissionCounters(entries: ReadonlyMap<string, SubmissionCounters>): Promise<void> {
+    this.submission.saveSubmissionCounters(entries);
+  }
+
   async close(): Promise<void> {
     if (this.db.open) this.db.close();
   }
@@ -260,8 +299,10 @@ class SqliteStore implements Store {
   }
 }
 
+const USER_COLUMNS = 'address, password_hash, scram_sha1, scram_sha256, cram_md5, created_at';
+
 function toUser(row: UserRow): User {
-  return { address: row.address, passwordHash: row.password_hash, createdAt: row.created_at };
+  return { address: row.address, ...fromSecretColumns(row), createdAt: row.created_at };
 }
 
 function requireDomain(name: string): string {

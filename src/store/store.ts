@@ -4,16 +4,20 @@
 // Addresses and domains are stored normalized (see src/util/address.ts): lower-case domain in
 // A-label form, local part as given except that it is lower-cased for lookups.
 
+import type { UserSecrets } from '../auth/user-secrets.js';
+
 export interface Domain {
   readonly name: string;
   readonly createdAt: number;
 }
 
-export interface User {
+/**
+ * An account with its stored secrets (src/auth/user-secrets.ts): passwordHash is the PHC scrypt
+ * string ("$scrypt$ln=15,r=8,p=1$salt$hash"); SCRAM and CRAM-MD5 secrets when they were computed.
+ */
+export interface User extends UserSecrets {
   /** The user's address, which is also the login name. */
   readonly address: string;
-  /** Password hash in PHC string format (e.g. "$scrypt$ln=15,r=8,p=1$salt$hash"). */
-  readonly passwordHash: string;
   readonly createdAt: number;
 }
 
@@ -35,6 +39,33 @@ export interface QueueEntry {
   readonly state: 'active' | 'deferred' | 'hold';
 }
 
+export type SenderPolicy = 'strict' | 'any';
+
+/** Per-account overrides of the [submission] defaults; an absent field means "the default". */
+export interface UserLimits {
+  readonly maxMessagesPerHour?: number;
+  readonly maxRecipientsPerDay?: number;
+  readonly senderPolicy?: SenderPolicy;
+}
+
+/** A change to UserLimits: a value sets the override, null clears it, absent leaves it. */
+export type UserLimitsChange = {
+  readonly [K in keyof UserLimits]?: UserLimits[K] | null;
+};
+
+/** One rate window as persisted: its start (ms), the count in it and in the window before. */
+export interface RateWindowState {
+  readonly start: number;
+  readonly current: number;
+  readonly previous: number;
+}
+
+/** An account's submission counters: messages per hour and recipients per day. */
+export interface SubmissionCounters {
+  readonly messages: RateWindowState;
+  readonly recipients: RateWindowState;
+}
+
 export interface Store {
   addDomain(name: string): Promise<void>;
   /** Returns false if there was no such domain. */
@@ -42,9 +73,10 @@ export interface Store {
   listDomains(): Promise<Domain[]>;
   isLocalDomain(name: string): Promise<boolean>;
 
-  addUser(address: string, passwordHash: string): Promise<void>;
+  addUser(address: string, secrets: UserSecrets): Promise<void>;
   removeUser(address: string): Promise<boolean>;
-  setPasswordHash(address: string, passwordHash: string): Promise<boolean>;
+  /** Replaces all of the account's secrets at once (a new password); false if no such user. */
+  setUserSecrets(address: string, secrets: UserSecrets): Promise<boolean>;
   getUser(address: string): Promise<User | undefined>;
   listUsers(domain?: string): Promise<User[]>;
 
@@ -60,6 +92,19 @@ export interface Store {
   /** Forgets messages that are fully delivered (or bounced). */
   queueRemove(queueIds: readonly string[]): Promise<void>;
   queueList(): Promise<QueueEntry[]>;
+
+  // --- submission policy (src/policy/sender-identity.ts, rate-limits.ts) ---
+  /** The account's overrides; {} when none are set (or no such user). */
+  getUserLimits(account: string): Promise<UserLimits>;
+  /** Sets (number/string), clears (null) or keeps (absent) each override; StoreError for an unknown user. */
+  setUserLimits(account: string, change: UserLimitsChange): Promise<void>;
+  /** `sender` is an address or "@domain"; StoreError for an unknown user or a duplicate. */
+  addSenderGrant(account: string, sender: string): Promise<void>;
+  removeSenderGrant(account: string, sender: string): Promise<boolean>;
+  listSenderGrants(account: string): Promise<string[]>;
+  loadSubmissionCounters(account: string): Promise<SubmissionCounters | undefined>;
+  /** Writes the counters of several accounts in one transaction. */
+  saveSubmissionCounters(entries: ReadonlyMap<string, SubmissionCounters>): Promise<void>;
 
   close(): Promise<void>;
 }

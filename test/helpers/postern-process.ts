@@ -187,14 +187,17 @@ export class PosternProcess {
     return this.recent.join('\n');
   }
 
-  /** SIGTERM, then waits for the exit; returns the exit code (a clean stop is 0). */
-  async stop(timeoutMs = 30_000): Promise<number | null> {
+  /**
+   * SIGTERM, then waits for the exit. Returns the exit code (a clean stop is 0), or the signal's
+   * name if the process died of it (no handler installed).
+   */
+  async stop(timeoutMs = 30_000): Promise<number | NodeJS.Signals | null> {
     if (!this.exited) this.child.kill('SIGTERM');
     const timer = setTimeout(() => this.child.kill('SIGKILL'), timeoutMs);
     const { code, signal } = await this.exitStatus;
     clearTimeout(timer);
     if (signal === 'SIGKILL') throw new Error(`postern did not stop within ${timeoutMs} ms of SIGTERM\n${this.log()}`);
-    return code;
+    return signal ?? code;
   }
 
   /** kill -9: the crash that durability must survive. */

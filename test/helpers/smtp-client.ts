@@ -122,21 +122,26 @@ export class SmtpClient {
 
   private receive(chunk: string): void {
     this.buffered += chunk;
-    let newline: number;
-    let pending: string[] = [];
-    // Complete lines only; a reply is complete at its "ddd " line.
-    while ((newline = this.buffered.indexOf('\n')) >= 0) {
-      const line = this.buffered.slice(0, newline).replace(/\r$/, '');
-      this.buffered = this.buffered.slice(newline + 1);
-      pending.push(line);
+    let reply: SmtpReply | undefined;
+    while ((reply = this.takeReply()) !== undefined) this.replies.push(reply);
+    if (this.replies.length > 0) this.waiter?.();
+  }
+
+  /** Removes one complete reply (through its "ddd " line) from the buffer, if there is one. */
+  private takeReply(): SmtpReply | undefined {
+    const lines: string[] = [];
+    let offset = 0;
+    for (;;) {
+      const newline = this.buffered.indexOf('\n', offset);
+      if (newline < 0) return undefined;
+      const line = this.buffered.slice(offset, newline).replace(/\r$/, '');
+      offset = newline + 1;
+      lines.push(line);
       if (!/^\d{3}-/.test(line)) {
-        this.replies.push(toReply(pending));
-        pending = [];
+        this.buffered = this.buffered.slice(offset);
+        return toReply(lines);
       }
     }
-    // A partial multi-line reply waits for its end: put its lines back.
-    if (pending.length > 0) this.buffered = pending.map((l) => `${l}\r\n`).join('') + this.buffered;
-    if (this.replies.length > 0) this.waiter?.();
   }
 }
 

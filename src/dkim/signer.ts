@@ -1,0 +1,99 @@
+// DKIM signing of outbound mail (RFC 6376), with mailauth doing the canonicalization and
+// hashing. A domain is signed when keys_dir holds a key for it under the configured selector;
+// keys are re-read when their file changes, so `postern dkim generate` takes effect without a
+// restart.
+
+import { readFile, stat } from 'node:fs/promises';
+import { dkimSign } from 'mailauth';
+import type { Logger } from 'pino';
+import type { Config } from '../config/schema.js';
+import { normalizeDomain } from '../util/address.js';
+import { dkimKeyPath, dkimKeysDir, parseDkimKey, type DkimAlgorithm } from './dkim-key.js';
+
+export interface MessageSigner {
+  /** Returns the message with a DKIM-Signature prepended, or unchanged if the domain has no key. */
+  sign(message: Buffer, senderDomain: string): Promise<Buffer>;
+}
+
+export interface DkimSignerOptions {
+  readonly keysDir: string;
+  readonly selector: string;
+  readonly logger: Logger;
+}
+
+/** A key as last read from its file; `mtimeMs` tells when to read it again. */
+interface CachedKey {
+  readonly mtimeMs: number;
+  readonly algorithm: DkimAlgorithm;
+  readonly pem: string;
+}
+
+/** The signer [dkim] asks for, or undefined when signing is off. */
+export function createMessageSigner(config: Config, logger: Logger): MessageSigner | undefined {
+  if (!config.dkim.sign) return undefined;
+  return new DkimSigner({ keysDir: dkimKeysDir(config), selector: config.dkim.selector, logger });
+}
+
+export class DkimSigner implements MessageSigner {
+  private readonly keys = new Map<string, CachedKey>();
+
+  constructor(private readonly opts: DkimSignerOptions) {}
+
+  /**
+   * Never throws: an unreadable key or a signing error is logged and the message goes out
+   * unsigned, as it would before the domain had a key. Holding mail back would turn a key
+   * mistake into an outage; the error log line is what prompts the operator to fix it.
+   */
+  async sign(message: Buffer, senderDomain: string): Promise<Buffer> {
+    const domain = normalizeDomain(senderDomain);
+    if (domain === undefined) return message;
+    try {
+      const key = await this.keyFor(domain);
+      if (key === undefined) return message;
+      const result = await dkimSign(message, {
+        signingDomain: domain,
+        selector: this.opts.selector,
+        privateKey: key.pem,
+        algorithm: `${key.algorithm}-sha256`,
+        // relaxed/relaxed survives the whitespace and line-folding changes relays make (section 3.4).
+        canonicalization: 'relaxed/relaxed',
+      });
+      if (result.errors.length > 0) throw signingError(result.errors[0]);
+      return Buffer.concat([Buffer.from(result.signatures, 'latin1'), message]);
+    } catch (err) {
+      this.opts.logger.error({ err, domain, selector: this.opts.selector }, 'dkim: signing failed; sending unsigned');
+      return message;
+    }
+  }
+
+  /** The domain's key, from the cache unless its file changed; undefined if it has none. */
+  private async keyFor(domain: string): Promise<CachedKey | undefined> {
+    const path = dkimKeyPath(this.opts.keysDir, domain, this.opts.selector);
+    let mtimeMs: number;
+    try {
+      mtimeMs = (await stat(path)).mtimeMs;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+        this.keys.delete(domain);
+        return undefined;
+      }
+      throw err;
+    }
+    const cached = this.keys.get(domain);
+    if (cached && cached.mtimeMs === mtimeMs) return cached;
+    const key = parseDkimKey(await readFile(path), domain, this.opts.selector);
+    const fresh: CachedKey = {
+      mtimeMs,
+      algorithm: key.algorithm,
+      pem: key.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+    };
+    this.keys.set(domain, fresh);
+    return fresh;
+  }
+}
+
+/** mailauth reports errors as `{ err, ... }` records rather than throwing. */
+function signingError(entry: unknown): Error {
+  const err = (entry as { err?: unknown } | undefined)?.err ?? entry;
+  return err instanceof Error ? err : new Error(String(err));
+}

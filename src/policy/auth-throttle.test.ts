@@ -1,0 +1,126 @@
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
+import { configSchema } from '../config/schema.js';
+import { AUTH_LOCKED_OUT, AuthThrottle, authThrottleOptions, throttleKey, type AuthThrottleOptions } from './auth-throttle.js';
+
+const MINUTE = 60_000;
+
+function setup(overrides: Partial<AuthThrottleOptions> = {}): { throttle: AuthThrottle; clock: { now: number } } {
+  const clock = { now: Date.UTC(2024, 0, 1) };
+  const defaults = authThrottleOptions(configSchema.parse({}).auth.throttle);
+  const throttle = new AuthThrottle({ ...defaults, ...overrides, now: () => clock.now });
+  return { throttle, clock };
+}
+
+describe('AuthThrottle', () => {
+  test('the delay doubles with each failure, from 0.5 s up to the 8 s cap', () => {
+    const { throttle } = setup({ ipMaxFailures: 100 });
+    const delays = Array.from({ length: 7 }, () => throttle.failure('192.0.2.1', undefined));
+    assert.deepEqual(delays, [500, 1000, 2000, 4000, 8000, 8000, 8000]);
+  });
+
+  test('an IP is locked out after 10 failures within 15 minutes, for 15 minutes', () => {
+    const { throttle, clock } = setup();
+    for (let i = 0; i < 9; i++) {
+      assert.equal(throttle.beforeAttempt('192.0.2.1'), undefined);
+      throttle.failure('192.0.2.1', `user${i}@ours.test`);
+      clock.now += MINUTE;
+    }
+    assert.equal(throttle.beforeAttempt('192.0.2.1'), undefined);
+    throttle.failure('192.0.2.1', 'user9@ours.test');
+    assert.deepEqual(throttle.beforeAttempt('192.0.2.1'), AUTH_LOCKED_OUT);
+    assert.deepEqual(AUTH_LOCKED_OUT, {
+      code: 454,
+      enhanced: '4.7.0',
+      lines: ['Too many failed authentication attempts, try again later'],
+    });
+    // Other clients are not affected.
+    assert.equal(throttle.beforeAttempt('192.0.2.2'), undefined);
+    clock.now += 15 * MINUTE - 1;
+    assert.notEqual(throttle.beforeAttempt('192.0.2.1'), undefined);
+    clock.now += 1;
+    assert.equal(throttle.beforeAttempt('192.0.2.1'), undefined);
+    // After the lockout the count starts afresh.
+    assert.equal(throttle.failure('192.0.2.1', undefined), 500);
+  });
+
+  test('failures spread over more than the window never lock', () => {
+    const { throttle, clock } = setup();
+    for (let i = 0; i < 30; i++) {
+      throttle.failure('192.0.2.1', undefined);
+      clock.now += 2 * MINUTE; // a new window every 8 failures
+    }
+    assert.equal(throttle.beforeAttempt('192.0.2.1'), undefined);
+  });
+
+  test('a success resets the IP count', () => {
+    const { throttle } = setup();
+    for (let i = 0; i < 9; i++) throttle.failure('192.0.2.1', 'alice@ours.test');
+    throttle.success('192.0.2.1', 'alice@ours.test');
+    assert.equal(throttle.failure('192.0.2.1', undefined), 500);
+    for (let i = 0; i < 8; i++) throttle.failure('192.0.2.1', undefined);
+    assert.equal(throttle.beforeAttempt('192.0.2.1'), undefined);
+  });
+
+  test('an account is locked after 20 failures from many IPs; the right password then fails too', () => {
+    const { throttle, clock } = setup();
+    for (let i = 0; i < 19; i++) throttle.failure(`198.51.100.${i}`, 'Alice@OURS.test');
+    assert.equal(throttle.isAccountLocked('alice@ours.test'), false);
+    throttle.failure('198.51.100.200', 'alice@ours.test');
+    // This is what the AUTH command asks once the password was right: locked means "535".
+    assert.equal(throttle.isAccountLocked('alice@ours.test'), true);
+    assert.equal(throttle.isAccountLocked('bob@ours.test'), false);
+    // Nothing tells the client: its IP may still try (and gets the same answer as a wrong password).
+    assert.equal(throttle.beforeAttempt('203.0.113.9'), undefined);
+    clock.now += 15 * MINUTE;
+    assert.equal(throttle.isAccountLocked('alice@ours.test'), false);
+  });
+
+  test('IPv6 clients are counted per /64; IPv4-mapped addresses as IPv4', () => {
+    assert.equal(throttleKey('2001:db8:1:2:aaaa::1'), '2001:db8:1:2::/64');
+    assert.equal(throttleKey('2001:0db8:0001:0002:ffff:ffff:ffff:ffff'), '2001:db8:1:2::/64');
+    assert.equal(throttleKey('::1'), '0:0:0:0::/64');
+    assert.equal(throttleKey('fe80::1%eth0'), 'fe80:0:0:0::/64');
+    assert.equal(throttleKey('::ffff:192.0.2.1'), '192.0.2.1');
+    const { throttle } = setup();
+    for (let i = 0; i < 10; i++) throttle.failure(`2001:db8:1:2::${i.toString(16)}`, undefined);
+    assert.notEqual(throttle.beforeAttempt('2001:db8:1:2:ffff::9'), undefined);
+    assert.equal(throttle.beforeAttempt('2001:db8:1:3::1'), undefined);
+  });
+
+  test('the tables are capped: the least recently seen IPs are forgotten', () => {
+    const { throttle } = setup({ maxTracked: 100, ipMaxFailures: 1 });
+    throttle.failure('10.0.0.1', 'a@ours.test');
+    assert.notEqual(throttle.beforeAttempt('10.0.0.1'), undefined);
+    for (let i = 0; i < 100; i++) throttle.failure(`10.1.${i >> 8}.${i & 255}`, `user${i}@ours.test`);
+    assert.equal(throttle.beforeAttempt('10.0.0.1'), undefined);
+    assert.notEqual(throttle.beforeAttempt('10.1.0.99'), undefined);
+  });
+
+  test('one "auth failed" line per failure, with the fields a fail2ban filter matches', () => {
+    const lines: string[] = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        lines.push(...chunk.toString('utf8').split('\n').filter((l) => l !== ''));
+        done();
+      },
+    });
+    const logger = pino({ base: undefined }, sink);
+    const { throttle } = setup({ logger, ipMaxFailures: 2 });
+    throttle.failure('192.0.2.7', 'x","client_ip":"203.0.113.1', 'PLAIN');
+    throttle.failure('192.0.2.7', undefined);
+    assert.equal(lines.length, 2);
+    const first = JSON.parse(lines[0] as string);
+    assert.equal(first.msg, 'auth failed');
+    assert.equal(first.client_ip, '192.0.2.7');
+    assert.equal(first.mechanism, 'PLAIN');
+    assert.equal(first.delay_ms, 500);
+    assert.equal(first.ip_locked, false);
+    assert.equal(JSON.parse(lines[1] as string).ip_locked, true);
+    // The documented failregex (with fail2ban's <HOST> as an IP group) finds the real client only.
+    const failregex = /^\{.*"client_ip":"([0-9a-f.:]+)".*"msg":"auth failed"\}$/;
+    assert.deepEqual(lines.map((l) => failregex.exec(l)?.[1]), ['192.0.2.7', '192.0.2.7']);
+  });
+});

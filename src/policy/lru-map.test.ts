@@ -1,0 +1,32 @@
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { LruMap } from './lru-map.js';
+
+describe('LruMap', () => {
+  test('forgets the least recently used entry beyond its capacity', () => {
+    const m = new LruMap<string, number>(2);
+    m.set('a', 1);
+    m.set('b', 2);
+    assert.equal(m.get('a'), 1); // "a" is now younger than "b"
+    m.set('c', 3);
+    assert.equal(m.size, 2);
+    assert.equal(m.has('b'), false);
+    assert.equal(m.get('a'), 1);
+    assert.equal(m.get('c'), 3);
+  });
+
+  test('setting an existing key replaces it without growing', () => {
+    const m = new LruMap<string, number>(2);
+    m.set('a', 1);
+    m.set('a', 2);
+    m.set('b', 3);
+    assert.equal(m.size, 2);
+    assert.equal(m.get('a'), 2);
+    assert.equal(m.delete('a'), true);
+    assert.equal(m.delete('a'), false);
+  });
+
+  test('a capacity below 1 is a programming error', () => {
+    assert.throws(() => new LruMap(0), RangeError);
+  });
+});

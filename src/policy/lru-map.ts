@@ -1,0 +1,42 @@
+// A Map with a size cap that forgets the least recently used entry first. For tables keyed by
+// what an attacker chooses (client IPs, claimed account names): without the cap, a botnet or a
+// stream of made-up user names would grow them until the process runs out of memory.
+
+export class LruMap<K, V> {
+  private readonly entries = new Map<K, V>();
+
+  constructor(private readonly capacity: number) {
+    if (!(capacity >= 1)) throw new RangeError(`LruMap capacity must be at least 1, got ${capacity}`);
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  /** The value, now the most recently used. */
+  get(key: K): V | undefined {
+    const value = this.entries.get(key);
+    if (value === undefined) return undefined;
+    // A Map iterates in insertion order, so re-inserting moves the key to the young end.
+    this.entries.delete(key);
+    this.entries.set(key, value);
+    return value;
+  }
+
+  set(key: K, value: V): void {
+    this.entries.delete(key);
+    this.entries.set(key, value);
+    if (this.entries.size > this.capacity) {
+      const oldest = this.entries.keys().next().value as K;
+      this.entries.delete(oldest);
+    }
+  }
+
+  delete(key: K): boolean {
+    return this.entries.delete(key);
+  }
+
+  has(key: K): boolean {
+    return this.entries.has(key);
+  }
+}

@@ -1,0 +1,23 @@
+// Decoding what clients send inside SASL messages: UTF-8 (RFC 4422 section 3.4.1), strictly, so
+// that an invalid byte sequence is a malformed message rather than U+FFFD in a user name.
+
+import { normalizeAddress } from '../util/address.js';
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+export function decodeUtf8(bytes: Buffer): string | undefined {
+  try {
+    return utf8.decode(bytes);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Whether an authorization identity names the authenticated account itself. We support no
+ * proxy authorization (RFC 4422 section 2): acting as another account is refused.
+ */
+export function sameAccountName(authzid: string, authcid: string): boolean {
+  const normal = (name: string) => normalizeAddress(name) ?? name.normalize('NFC');
+  return normal(authzid) === normal(authcid);
+}
