@@ -5,7 +5,8 @@
 // `postfix` package (postfix, postconf, smtp-source; `.ci/run` installs it) and a built tree
 // (`npm run bench` compiles first). Run it as root on a fresh clone after `.ci/run`'s apt step.
 // BENCH_SCALE=0.1 runs a tenth of the messages, for a quick look. BENCH_ONLY=auth runs only the
-// AUTH row (Postern alone, over implicit TLS), which needs neither root nor Postfix.
+// AUTH row (Postern alone, over implicit TLS), which needs neither root nor Postfix;
+// BENCH_ONLY=relay only the end-to-end relay row (submission -> relay -> sink, bench/relay-row.ts).
 //
 // It prints numbers and whether the targets are met; it does not fail on them. It exits
 // non-zero only if something broke (a server did not start, smtp-source failed, mail was lost).
@@ -16,6 +17,7 @@ import { join } from 'node:path';
 import { parse, stringify } from 'smol-toml';
 import { PosternInstance, type PosternProcess } from '../test/helpers/postern-process.js';
 import { runAuthSessions, waitUntilAccepting } from './auth-sessions.js';
+import { measureRelayRow, printRelayRow, type RelayRowStarted } from './relay-row.js';
 import { freePort } from './free-port.js';
 import { POSTFIX_DOMAIN, PostfixInstance } from './postfix-instance.js';
 import { runSmtpSource, smtpSourceAvailable } from './smtp-source.js';
@@ -83,11 +85,14 @@ interface Started {
   server?: PosternProcess;
   authPostern?: PosternInstance;
   authServer?: PosternProcess;
+  relay?: RelayRowStarted;
 }
 
 async function main(): Promise<number> {
   // BENCH_ONLY=auth: just the AUTH row, which needs neither root nor Postfix.
   const authOnly = process.env.BENCH_ONLY === 'auth';
+  // BENCH_ONLY=relay: just the end-to-end relay row (needs root and Postfix).
+  const relayOnly = process.env.BENCH_ONLY === 'relay';
   if (!authOnly && process.getuid?.() !== 0) {
     console.error('bench: run as root (a private Postfix instance needs it), e.g. sudo npm run bench');
     return 1;
@@ -112,6 +117,10 @@ async function main(): Promise<number> {
         await server?.stop().catch(() => server?.kill());
         await instance?.dispose();
       }
+      await started.relay?.server?.stop().catch(() => started.relay?.server?.kill());
+      await started.relay?.postern?.dispose();
+      await started.relay?.postfixRelay?.stop();
+      await started.relay?.sink?.stop();
       rmSync(root, { recursive: true, force: true });
     })());
   const onSignal = (): void => {
@@ -121,8 +130,13 @@ async function main(): Promise<number> {
   process.once('SIGTERM', onSignal);
 
   try {
-    if (!authOnly) await compareWithPostfix(root, started);
-    await measureAuthRows(started);
+    if (!authOnly && !relayOnly) await compareWithPostfix(root, started);
+    if (!relayOnly) await measureAuthRows(started);
+    if (!authOnly) {
+      log('end-to-end relay row: a Postfix sink, a Postfix relay and Postern');
+      started.relay = {};
+      printRelayRow(await measureRelayRow(scale, started.relay));
+    }
     return 0;
   } finally {
     process.removeListener('SIGINT', onSignal);

@@ -7,7 +7,9 @@ import { Command, CommanderError, Option } from 'commander';
 import { loadConfig } from '../config/load.js';
 import { serviceAccount } from '../util/privileges.js';
 import { addAliasCommands } from './alias-commands.js';
+import { addDkimCommands } from './dkim-commands.js';
 import { addDomainCommands } from './domain-commands.js';
+import { addQueueCommands } from './queue-commands.js';
 import { addUserCommands } from './user-commands.js';
 import { addUserPolicyCommands } from './user-policy-commands.js';
 import { printLine } from './output.js';
@@ -65,6 +67,8 @@ function buildProgram(outcome: { exitCode: number }): Command {
   addUserCommands(program);
   addUserPolicyCommands(program);
   addAliasCommands(program);
+  addQueueCommands(program);
+  addDkimCommands(program);
   return program;
 }
 

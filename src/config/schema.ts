@@ -133,6 +133,8 @@ const duration = z.string().refine((t) => parseDuration(t) !== undefined, 'expec
 const relay = z.strictObject({
   /** Resolvers for MX/A/AAAA/TXT lookups; empty: the system's (/etc/resolv.conf). */
   dns_servers: z.array(dnsServer).default([]),
+  /** Reuse DNS answers for at most this many seconds (A/AAAA: less when their TTL is); 0 = ask every time. */
+  dns_cache_seconds: z.number().int().min(0).default(300),
   mta_sts: relayMtaSts.prefault({}),
   // Engineer B's keys (src/delivery/route.ts, smtp-client.ts, remote-delivery.ts) from here on.
   /** Send all outbound mail through this host: "host:port", "[host]:port" or "host"; "" = MX delivery. */

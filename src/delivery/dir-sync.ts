@@ -14,41 +14,36 @@ export async function fsyncDirectory(path: string): Promise<void> {
 }
 
 /**
- * Coalesces fsyncs of one directory: callers that arrive while an fsync is running share the next
- * one. Thousands of deliveries a second into the same Maildir then cost a few fsyncs, not thousands.
- * A caller never shares an fsync that started before it asked, because its rename may have happened
- * after that fsync began.
+ * Coalesces fsyncs of one directory: callers share the next fsync that has not started yet.
+ * Thousands of deliveries a second into the same Maildir then cost a few fsyncs, not thousands.
+ * A caller never shares an fsync that started before it asked, because its rename may have
+ * happened after that fsync began.
  */
 export class DirectorySync {
+  /** The fsync running now, if any. */
   private running: Promise<void> | undefined;
-  private next: Promise<void> | undefined;
+  /** The next fsync, not started yet: new callers join it. */
+  private pending: Promise<void> | undefined;
 
   constructor(readonly path: string) {}
 
   sync(): Promise<void> {
-    if (this.running === undefined) {
-      this.running = this.start();
-      return this.running;
-    }
-    this.next ??= this.running.then(
-      () => this.promote(),
-      () => this.promote(),
-    );
-    return this.next;
-  }
-
-  private promote(): Promise<void> {
-    this.next = undefined;
-    this.running = this.start();
-    return this.running;
-  }
-
-  private start(): Promise<void> {
-    const done = fsyncDirectory(this.path);
-    const clear = (): void => {
-      if (this.running === done) this.running = undefined;
-    };
-    done.then(clear, clear);
-    return done;
+    if (this.pending) return this.pending;
+    const previous = this.running ?? Promise.resolve();
+    const next = previous
+      .catch(() => undefined)
+      .then(() => {
+        // From here on, a new caller's rename may come after this fsync: it waits for the next.
+        this.pending = undefined;
+        const done = fsyncDirectory(this.path);
+        this.running = done;
+        const clear = (): void => {
+          if (this.running === done) this.running = undefined;
+        };
+        done.then(clear, clear);
+        return done;
+      });
+    this.pending = next;
+    return next;
   }
 }

@@ -6,6 +6,7 @@ import { mkdir, open, rename, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { splitAddress } from '../util/address.js';
+import { KeyedLimiter } from '../util/keyed-limiter.js';
 import { DirectorySync, fsyncDirectory } from './dir-sync.js';
 
 /**
@@ -42,7 +43,16 @@ function maildirHostname(hostname: string): string {
   return hostname.replace(/\//g, '\\057').replace(/:/g, '\\072').replace(/,/g, '\\054');
 }
 
+/**
+ * Deliveries into one Maildir at once. Creating and renaming files in one directory serializes
+ * on the directory's lock in the kernel, so more writers only spin on it and take CPU from the
+ * SMTP sessions (measured: acceptance at 100 sessions fell by half with 64 writers into one
+ * mailbox). Postfix's local(8) makes the same choice: local_destination_concurrency_limit = 2.
+ */
+const DELIVERIES_PER_MAILDIR = 2;
+
 export class Maildirs {
+  private readonly perMaildir = new KeyedLimiter(DELIVERIES_PER_MAILDIR);
   private readonly created = new Map<string, Promise<void>>();
   private readonly newDirs = new Map<string, DirectorySync>();
   private counter = 0;
@@ -62,6 +72,16 @@ export class Maildirs {
    */
   async deliver(mailbox: string, sender: string, message: Buffer): Promise<string> {
     const dir = maildirPath(this.mailRoot, mailbox);
+    const final = await this.perMaildir.run(dir, () => this.writeIntoNew(dir, mailbox, sender, message));
+    // The new name is durable once new/ is. That fsync is shared by every copy renamed into this
+    // Maildir while it waits, and waited for outside the slot, so the next copy is being written
+    // meanwhile.
+    await this.newDir(dir).sync();
+    return final;
+  }
+
+  /** Writes the copy to tmp/, makes its content durable and renames it into new/. */
+  private async writeIntoNew(dir: string, mailbox: string, sender: string, message: Buffer): Promise<string> {
     await this.ensureMaildir(dir);
     const prefix = Buffer.from(`Return-Path: <${headerAddress(sender)}>\r\nDelivered-To: ${headerAddress(mailbox)}\r\n`, 'utf8');
     const name = this.uniqueName(prefix.length + message.length);
@@ -80,7 +100,6 @@ export class Maildirs {
       await unlink(tmp).catch(() => undefined);
       throw err;
     }
-    await this.newDir(dir).sync();
     return final;
   }
 

@@ -50,14 +50,18 @@ export class DkimSigner implements MessageSigner {
     try {
       const key = await this.keyFor(domain);
       if (key === undefined) return message;
-      const result = await dkimSign(message, {
+      const signature = {
         signingDomain: domain,
         selector: this.opts.selector,
         privateKey: key.pem,
         algorithm: `${key.algorithm}-sha256`,
         // relaxed/relaxed survives the whitespace and line-folding changes relays make (section 3.4).
         canonicalization: 'relaxed/relaxed',
-      });
+      };
+      // mailauth signs only what signatureData lists. signTime must be given: without it mailauth
+      // reads the clock twice (for the signed header and the emitted one), and a t= that changed
+      // in between makes an unverifiable signature.
+      const result = await dkimSign(message, { ...signature, signatureData: [signature], signTime: new Date() });
       if (result.errors.length > 0) throw signingError(result.errors[0]);
       return Buffer.concat([Buffer.from(result.signatures, 'latin1'), message]);
     } catch (err) {

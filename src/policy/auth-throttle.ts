@@ -29,7 +29,7 @@ import type { Config } from '../config/schema.js';
 import { reply, type Reply } from '../smtp/reply.js';
 import { normalizeAddress } from '../util/address.js';
 import { clientKey } from './connection-limiter.js';
-import { LruMap } from './lru-map.js';
+import { LruMap } from '../util/lru-map.js';
 
 export interface AuthThrottleOptions {
   /** Delay before the first failure reply, doubled for each further failure. */

@@ -23,7 +23,7 @@ export type Resolution =
       readonly kind: 'resolved';
       /** Local user addresses, without duplicates. */
       readonly mailboxes: readonly string[];
-      /** Alias targets outside our domains (not delivered until the outbound relay exists). */
+      /** Alias targets outside our domains: the queue relays a copy to each. */
       readonly remote: readonly string[];
       /** Alias targets that lead nowhere (no such user, bad syntax): worth a log line. */
       readonly dangling: readonly string[];

@@ -70,10 +70,11 @@ function rcpt(p: SessionPolicy, recipient: string, info: SessionInfo = anonymous
   return p.checkRecipient(info, recipient, {});
 }
 
-function assertAccepted(d: RecipientDecision, address: string, mailboxes: string[]): void {
+function assertAccepted(d: RecipientDecision, address: string, mailboxes: string[], forwards: string[] = []): void {
   assert.ok(d.accept, `expected ${address} to be accepted, got ${JSON.stringify(d)}`);
   assert.equal(d.address, address);
   assert.deepEqual([...d.mailboxes].sort(), [...mailboxes].sort());
+  assert.deepEqual([...(d.forwards ?? [])].sort(), [...forwards].sort());
 }
 
 function assertRefused(d: RecipientDecision, code: number, enhanced: string): void {
@@ -105,7 +106,7 @@ after(async () => {
 });
 
 describe('checkRecipient: local recipients', () => {
-  const cases: { rcpt: string; address: string; mailboxes: string[]; why: string }[] = [
+  const cases: { rcpt: string; address: string; mailboxes: string[]; forwards?: string[]; why: string }[] = [
     { why: 'user', rcpt: 'alice@local.test', address: 'alice@local.test', mailboxes: ['alice@local.test'] },
     { why: 'upper-case address', rcpt: 'ALICE@LOCAL.TEST', address: 'ALICE@local.test', mailboxes: ['alice@local.test'] },
     { why: 'trailing dot on a local domain', rcpt: 'alice@local.test.', address: 'alice@local.test', mailboxes: ['alice@local.test'] },
@@ -121,8 +122,20 @@ describe('checkRecipient: local recipients', () => {
     { why: 'a mailbox reached twice is listed once', rcpt: 'diamond@local.test', address: 'diamond@local.test', mailboxes: ['alice@local.test', 'bob@local.test'] },
     { why: 'alias chain within the depth limit', rcpt: 'short0@local.test', address: 'short0@local.test', mailboxes: ['bob@local.test'] },
     { why: 'alias target stored in upper case', rcpt: 'upper@local.test', address: 'upper@local.test', mailboxes: ['alice@local.test'] },
-    { why: 'remote alias targets are dropped for now', rcpt: 'mixed@local.test', address: 'mixed@local.test', mailboxes: ['alice@local.test'] },
-    { why: 'alias with only remote targets is accepted', rcpt: 'outside@local.test', address: 'outside@local.test', mailboxes: [] },
+    {
+      why: 'remote alias targets become forwards',
+      rcpt: 'mixed@local.test',
+      address: 'mixed@local.test',
+      mailboxes: ['alice@local.test'],
+      forwards: ['friend@remote.test'],
+    },
+    {
+      why: 'alias with only remote targets is accepted',
+      rcpt: 'outside@local.test',
+      address: 'outside@local.test',
+      mailboxes: [],
+      forwards: ['friend@remote.test'],
+    },
     { why: 'alias target caught by a catch-all', rcpt: 'into-catchall@local.test', address: 'into-catchall@local.test', mailboxes: ['carol@other.test'] },
     { why: 'plus-addressing to a user', rcpt: 'alice+tag@local.test', address: 'alice+tag@local.test', mailboxes: ['alice@local.test'] },
     { why: 'plus-addressing to an alias', rcpt: 'sales+q3@local.test', address: 'sales+q3@local.test', mailboxes: ['alice@local.test', 'bob@local.test'] },
@@ -135,7 +148,7 @@ describe('checkRecipient: local recipients', () => {
   ];
   for (const c of cases) {
     test(`${c.why}: ${c.rcpt}`, async () => {
-      assertAccepted(await rcpt(policy(), c.rcpt), c.address, c.mailboxes);
+      assertAccepted(await rcpt(policy(), c.rcpt), c.address, c.mailboxes, c.forwards);
     });
   }
 
@@ -208,7 +221,7 @@ describe('checkRecipient: postmaster (RFC 5321 4.5.1)', () => {
   });
 
   test('a configured remote postmaster: accepted, no local mailbox', async () => {
-    assertAccepted(await rcpt(policy({ postmaster: 'admin@remote.test' }), 'postmaster@local.test'), 'postmaster@local.test', []);
+    assertAccepted(await rcpt(policy({ postmaster: 'admin@remote.test' }), 'postmaster@local.test'), 'postmaster@local.test', [], ['admin@remote.test']);
   });
 
   for (const configured of ['nobody@local.test', 'postmaster@local.test', 'not an address']) {
@@ -248,6 +261,14 @@ describe('checkRecipient: relaying', () => {
       assert.ok(!d.accept && d.reply.lines[0]?.includes('Relay access denied'));
     });
   }
+
+  test('an alias forwarding outside is accepted from anyone; its remote target itself is not', async () => {
+    // The alias is local mail whose destination the operator chose: forwarding it is no relay.
+    assertAccepted(await rcpt(policy(), 'outside@local.test'), 'outside@local.test', [], ['friend@remote.test']);
+    const direct = await rcpt(policy(), 'friend@remote.test');
+    assertRefused(direct, 554, '5.7.1');
+    assert.ok(!direct.accept && direct.reply.lines[0]?.includes('Relay access denied'));
+  });
 
   test('routing tricks on a local domain are refused before any user lookup', async () => {
     const p = policy({}, countingStore);

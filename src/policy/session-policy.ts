@@ -20,7 +20,7 @@ export interface PolicyOptions {
   /** Where postmaster mail goes: an address; "" = postmaster@<hostname> stored in a local mailbox. */
   postmaster: string;
   hostname: string;
-  /** For relay attempts, alias loops and alias targets that cannot be delivered yet. */
+  /** For relay attempts, alias loops and alias targets that lead nowhere. */
   logger?: Logger;
   /**
    * What an authenticated client may send (sender identity, per-account limits). Without it,
@@ -111,14 +111,15 @@ class MxPolicy implements SessionPolicy {
 
   private decide(address: string, r: Resolution): RecipientDecision {
     switch (r.kind) {
-      case 'resolved':
-        if (r.remote.length > 0) {
-          this.log?.info({ recipient: address, remote: r.remote }, 'alias targets outside our domains not delivered: no outbound relay yet');
-        }
+      case 'resolved': {
         if (r.dangling.length > 0) {
           this.log?.warn({ recipient: address, targets: r.dangling }, 'alias targets that resolve to no mailbox');
         }
-        return { accept: true, address, mailboxes: r.mailboxes };
+        // An alias on our own domain is our mail even when every target is elsewhere, so it is
+        // accepted from anyone: the operator chose where it goes, the client did not (not a relay).
+        const forwards = [...new Set(r.remote)];
+        return { accept: true, address, mailboxes: r.mailboxes, ...(forwards.length > 0 ? { forwards } : {}) };
+      }
       case 'unknown':
         // RFC 3463 5.1.1: bad destination mailbox address.
         return refuse(550, '5.1.1', `<${address}>: Recipient address rejected: User unknown`);

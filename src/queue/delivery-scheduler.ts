@@ -16,7 +16,8 @@ export class DeliveryScheduler<J> {
   private running = 0;
   private stopped = false;
   private paused: boolean;
-  private readonly timers = new Set<NodeJS.Timeout>();
+  /** Jobs waiting for their retry time. */
+  private readonly timers = new Map<J, NodeJS.Timeout>();
   private idleWaiters: (() => void)[] = [];
 
   constructor(private readonly opts: DeliverySchedulerOptions<J>) {
@@ -38,16 +39,34 @@ export class DeliveryScheduler<J> {
     this.pump();
   }
 
-  /** Tries the job again after `delayMs`. */
+  /** Tries the job again after `delayMs` (replacing an earlier timer of the same job). */
   later(job: J, delayMs: number): void {
     if (this.stopped) return;
+    this.cancel(job);
+    // setTimeout's limit is about 24.8 days; longer waits are cut to it and the job looks again.
     const timer = setTimeout(() => {
-      this.timers.delete(timer);
+      this.timers.delete(job);
       this.add(job);
-    }, delayMs);
+    }, Math.min(Math.max(delayMs, 0), 2 ** 31 - 1));
     // A pending retry alone does not keep the process alive; the listeners do.
     timer.unref();
-    this.timers.add(timer);
+    this.timers.set(job, timer);
+  }
+
+  /** Runs a job that waits for its timer now (an operator's "retry now"); false if it was not waiting. */
+  wake(job: J): boolean {
+    if (!this.cancel(job)) return false;
+    this.add(job);
+    return true;
+  }
+
+  /** Drops the job's pending timer; true if it had one. */
+  cancel(job: J): boolean {
+    const timer = this.timers.get(job);
+    if (timer === undefined) return false;
+    clearTimeout(timer);
+    this.timers.delete(job);
+    return true;
   }
 
   resume(): void {
@@ -58,7 +77,7 @@ export class DeliveryScheduler<J> {
   /** Starts nothing more and drops pending retries (the spool still has those messages). */
   stop(): void {
     this.stopped = true;
-    for (const t of this.timers) clearTimeout(t);
+    for (const t of this.timers.values()) clearTimeout(t);
     this.timers.clear();
     this.ready = [];
     this.head = 0;

@@ -22,16 +22,14 @@ export class QueueBookkeeping {
     private readonly logger: Logger,
   ) {}
 
-  /** Makes the table match what the spool holds after a restart. */
+  /** Makes the table match what the spool holds after a restart (live entries are rewritten whole). */
   async reconcile(live: readonly QueueEntry[]): Promise<void> {
-    const wanted = new Map(live.map((e) => [e.queueId, e]));
+    const wanted = new Set(live.map((e) => e.queueId));
     const rows = await this.store.queueList();
     const stale = rows.filter((r) => !wanted.has(r.queueId)).map((r) => r.queueId);
     if (stale.length > 0) await this.store.queueRemove(stale);
-    for (const r of rows) if (wanted.has(r.queueId)) this.inStore.add(r.queueId);
-    const missing = live.filter((e) => !this.inStore.has(e.queueId));
-    if (missing.length > 0) await this.store.queueInsert(missing);
-    for (const e of missing) this.inStore.add(e.queueId);
+    if (live.length > 0) await this.store.queueInsert(live);
+    for (const e of live) this.inStore.add(e.queueId);
   }
 
   /** Records a new entry, or a new state for an existing one. */
@@ -70,9 +68,9 @@ export class QueueBookkeeping {
     const removals: QueueId[] = [];
     const inserts: QueueEntry[] = [];
     for (const [queueId, entry] of batch) {
-      // The store's insert is a plain INSERT: a changed entry is removed and written again.
-      if (this.inStore.has(queueId)) removals.push(queueId);
+      // The store's insert replaces an existing entry; only removals need a delete.
       if (entry) inserts.push(entry);
+      else if (this.inStore.has(queueId)) removals.push(queueId);
     }
     try {
       if (removals.length > 0) await this.store.queueRemove(removals);

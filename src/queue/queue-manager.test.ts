@@ -9,7 +9,7 @@ import { QueueManager, type QueueManagerOptions } from './queue-manager.js';
 import { openSqliteStore } from '../store/sqlite-store.js';
 import type { Store } from '../store/store.js';
 import { SmtpError } from '../smtp/reply.js';
-import { testEnvelope, testMessage } from './test-envelope.js';
+import { testEnvelope as fixedDateEnvelope, testMessage } from './test-envelope.js';
 
 const logger = pino({ level: 'silent' });
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -43,6 +43,11 @@ async function waitFor(what: string, condition: () => boolean | Promise<boolean>
     await sleep(10);
   }
   assert.fail(`timed out waiting for ${what}`);
+}
+
+/** Arriving now: retry and give-up times count from the arrival. */
+function testEnvelope(recipients: { address: string; mailboxes: string[] }[]): ReturnType<typeof fixedDateEnvelope> {
+  return fixedDateEnvelope(recipients, 'sender@remote.test', Date.now());
 }
 
 const toAlice = testEnvelope([{ address: 'alice@example.test', mailboxes: ['alice@example.test'] }]);
@@ -113,7 +118,7 @@ describe('QueueManager', () => {
     ]);
     const qm = await openQueue(dir, store);
     const id = await qm.accept(mixed, testMessage(7));
-    await waitFor('deferral', () => qm.stats.deferred === 1);
+    await waitFor('deferral', () => qm.stats.deferred >= 1);
     await qm.close();
     assert.equal(inbox(dir, 'alice@example.test').length, 1);
     assert.deepEqual(
@@ -122,7 +127,7 @@ describe('QueueManager', () => {
     );
 
     const again = await openQueue(dir, store);
-    await waitFor('deferral after restart', () => again.stats.deferred === 1);
+    await waitFor('deferral after restart', () => again.stats.deferred >= 1);
     await again.close();
     assert.equal(inbox(dir, 'alice@example.test').length, 1, 'alice keeps a single copy');
     assert.equal(again.stats.delivered, 0);

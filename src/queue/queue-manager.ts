@@ -2,19 +2,43 @@
 // them durable in the spool, and delivers them in the background. Like Postfix's qmgr it is the
 // seam between accepting and delivering: a session never waits for a delivery, and a delivery
 // never touches a session.
+//
+// Each recipient has its own state (recipient-state.ts): local ones go to their Maildirs, remote
+// ones (and the remote targets of local aliases, delivery-recipients.ts) are handed to the
+// outbound relay one domain at a time; temporary failures come back on
+// their own backoff schedule (retry-policy.ts), permanent ones become DSNs (delivery-notices.ts).
+// The spool records which recipients are finished, so after a crash each message is delivered at
+// least once and a finished recipient never twice.
 
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Envelope, QueueId } from '../smtp/envelope.js';
 import type { MessageSink } from '../smtp/session-host.js';
 import { SmtpError } from '../smtp/reply.js';
-import type { QueueEntry, Store } from '../store/store.js';
+import type { QueueEntry, QueueRequest, Store } from '../store/store.js';
+import { splitAddress } from '../util/address.js';
 import { Maildirs } from '../delivery/maildir.js';
-import { deliverLocally, remoteRecipients } from '../delivery/local-delivery.js';
+import { deliverLocally } from '../delivery/local-delivery.js';
 import { receivedHeader } from '../delivery/received-header.js';
 import { DeliveryScheduler } from './delivery-scheduler.js';
+import { DeliveryNotices, type NoticeKind } from './delivery-notices.js';
+import { deliveryRecipients } from './delivery-recipients.js';
+import { countReceivedHeaders } from './loop-check.js';
+import type { OutboundDelivery, OutboundOutcome } from './outbound.js';
 import { QueueBookkeeping } from './queue-bookkeeping.js';
+import { QueueControl } from './queue-control.js';
 import { defaultQueueIds } from './queue-id.js';
+import {
+  applyOutcome,
+  finishedMark,
+  fresh,
+  isDue,
+  isFinished,
+  restoreStates,
+  toStored,
+  type RecipientState,
+} from './recipient-state.js';
+import { DEFAULT_RETRY_POLICY, delayWarningDue, retryDelay, type RetryPolicy } from './retry-policy.js';
 import { Spool, type SpoolStats } from './spool.js';
 
 const MAX_BUFFERED_BYTES = 64 * 1024 * 1024;
@@ -22,15 +46,29 @@ const MAX_BUFFERED_BYTES = 64 * 1024 * 1024;
 export interface QueueManagerOptions {
   /** Spool in <dataDir>/spool, mailboxes in <dataDir>/mail. */
   readonly dataDir: string;
-  /** Our name in Received headers and Maildir file names. */
+  /** Our name in Received headers, DSNs and Maildir file names. */
   readonly hostname: string;
   readonly store: Store;
   readonly logger: Logger;
+  /** Delivery to other domains (RemoteDelivery); without it remote recipients wait as deferred. */
+  readonly remote?: OutboundDelivery | undefined;
   /** Messages being delivered at once. */
   readonly maxConcurrentDeliveries?: number;
-  /** First retry delay after a failed delivery; doubles per attempt up to retryMaxMs. */
+  /** [queue] retry_first: first retry delay; doubles per attempt up to retryMaxMs. */
   readonly retryBaseMs?: number;
+  /** [queue] retry_max. */
   readonly retryMaxMs?: number;
+  /** [queue] give_up: a recipient still failing this long after arrival is bounced. */
+  readonly giveUpMs?: number;
+  /** [queue] delay_warning; 0: never. */
+  readonly delayWarningMs?: number;
+  /** [queue] max_received_headers: more and accept() refuses the message as a loop. */
+  readonly maxReceivedHeaders?: number;
+  /** Config `postmaster`: where bounces of bounces go. */
+  readonly postmaster?: string;
+  readonly recipientDelimiter?: string;
+  /** How often to look for `postern queue` requests (ms); 0: only at open. */
+  readonly controlPollMs?: number;
   /** How long close() waits for running deliveries. */
   readonly closeTimeoutMs?: number;
   /** Spool segment size (tests make it small). */
@@ -41,30 +79,43 @@ export interface QueueManagerOptions {
 
 export interface QueueStats {
   accepted: number;
-  /** Messages with every recipient finished. */
+  /** Messages with every recipient finished (delivered or bounced). */
   delivered: number;
-  /** Messages left in the queue for recipients that cannot be delivered yet (remote). */
+  /** Recipient attempts that failed temporarily and will be retried. */
   deferred: number;
-  /** Delivery attempts that failed and will be retried. */
+  /** Message attempts that left something to retry. */
   failedAttempts: number;
+  /** Recipients bounced. */
+  bounced: number;
+  /** DSNs queued. */
+  notices: number;
   /** Messages being delivered right now. */
   inFlight: number;
 }
 
-/** A message on its way: what one delivery attempt needs. */
-interface DeliveryJob {
+/** A message in the queue and where each of its recipients stands. */
+interface QueuedMessage {
   readonly queueId: QueueId;
   readonly envelope: Envelope;
+  readonly size: number;
   /** The spooled bytes, kept from accept() for the first attempt; later ones read the spool. */
   message: Buffer | undefined;
-  /** Mailboxes that already have their copy. */
-  readonly delivered: Set<string>;
-  attempts: number;
+  /** The spool's marks: mailboxes that have their copy, and finished recipients (finishedMark). */
+  readonly marks: Set<string>;
+  readonly recipients: RecipientState[];
+  held: boolean;
+  deleted: boolean;
+  delayWarned: boolean;
+  running: boolean;
 }
 
 export class QueueManager implements MessageSink {
-  private readonly counters = { accepted: 0, delivered: 0, deferred: 0, failedAttempts: 0 };
-  private readonly scheduler: DeliveryScheduler<DeliveryJob>;
+  private readonly counters = { accepted: 0, delivered: 0, deferred: 0, failedAttempts: 0, bounced: 0, notices: 0 };
+  private readonly scheduler: DeliveryScheduler<QueuedMessage>;
+  private readonly messages = new Map<QueueId, QueuedMessage>();
+  private readonly policy: RetryPolicy;
+  private readonly notices: DeliveryNotices;
+  private readonly control: QueueControl;
   private closing = false;
   /** Bytes of message data held by jobs waiting for a delivery slot. */
   private bufferedBytes = 0;
@@ -77,12 +128,36 @@ export class QueueManager implements MessageSink {
   ) {
     this.scheduler = new DeliveryScheduler({
       concurrency: opts.maxConcurrentDeliveries ?? 64,
-      attempt: (job) => this.attempt(job),
+      attempt: (msg) => this.attempt(msg),
       paused: opts.deliveryPaused ?? false,
+    });
+    this.policy = {
+      firstMs: opts.retryBaseMs ?? DEFAULT_RETRY_POLICY.firstMs,
+      maxMs: opts.retryMaxMs ?? DEFAULT_RETRY_POLICY.maxMs,
+      giveUpMs: opts.giveUpMs ?? DEFAULT_RETRY_POLICY.giveUpMs,
+      delayWarningMs: opts.delayWarningMs ?? DEFAULT_RETRY_POLICY.delayWarningMs,
+    };
+    this.notices = new DeliveryNotices({
+      hostname: opts.hostname,
+      store: opts.store,
+      postmaster: opts.postmaster ?? '',
+      recipientDelimiter: opts.recipientDelimiter ?? '+',
+      logger: opts.logger,
+      submit: (envelope, message) => this.enqueue(envelope, message),
+    });
+    this.control = new QueueControl({
+      store: opts.store,
+      logger: opts.logger,
+      apply: (request) => this.applyRequest(request),
+      afterBatch: () => this.bookkeeping.flush(),
+      intervalMs: opts.controlPollMs ?? 1000,
     });
   }
 
-  /** Opens the spool and restarts delivery of everything a previous run left undelivered. */
+  /**
+   * Opens the spool and resumes everything a previous run left unfinished, with the retry
+   * schedule the store kept; operators' requests filed meanwhile are carried out first.
+   */
   static async open(opts: QueueManagerOptions): Promise<QueueManager> {
     const { spool, recovered } = await Spool.open({
       dir: join(opts.dataDir, 'spool'),
@@ -91,11 +166,34 @@ export class QueueManager implements MessageSink {
     });
     const bookkeeping = new QueueBookkeeping(opts.store, opts.logger);
     const qm = new QueueManager(opts, spool, new Maildirs(join(opts.dataDir, 'mail'), opts.hostname), bookkeeping);
-    await bookkeeping.reconcile(recovered.map((m) => queueEntry(m.queueId, m.envelope, m.size, 'active')));
-    if (recovered.length > 0) opts.logger.info({ messages: recovered.length }, 'queue: recovered undelivered messages');
+    const stored = new Map((await opts.store.queueList()).map((e) => [e.queueId, e]));
+    const live: QueuedMessage[] = [];
     for (const m of recovered) {
-      qm.scheduler.add({ queueId: m.queueId, envelope: m.envelope, message: undefined, delivered: new Set(m.delivered), attempts: 0 });
+      const before = stored.get(m.queueId);
+      const msg: QueuedMessage = {
+        queueId: m.queueId,
+        envelope: m.envelope,
+        size: m.size,
+        message: undefined,
+        marks: new Set(m.delivered),
+        recipients: restoreStates(deliveryRecipients(m.envelope.recipients), m.delivered, before?.recipientStates),
+        held: before?.state === 'hold',
+        deleted: false,
+        delayWarned: before?.delayWarned ?? false,
+        running: false,
+      };
+      if (msg.recipients.every(isFinished)) {
+        spool.markDone(m.queueId);
+        continue;
+      }
+      qm.messages.set(m.queueId, msg);
+      live.push(msg);
     }
+    await bookkeeping.reconcile(live.map((msg) => qm.entry(msg)));
+    if (live.length > 0) opts.logger.info({ messages: live.length }, 'queue: recovered undelivered messages');
+    await qm.control.poll();
+    for (const msg of live) if (!msg.deleted) qm.schedule(msg);
+    qm.control.start();
     return qm;
   }
 
@@ -110,26 +208,13 @@ export class QueueManager implements MessageSink {
    */
   async accept(envelope: Envelope, message: Buffer, opts: { recordAuthUser?: boolean } = {}): Promise<QueueId> {
     if (this.closing) throw new SmtpError(451, '4.3.2', 'Server is shutting down, try again later');
-    const queueId = defaultQueueIds.next();
-    const received = receivedHeader(envelope, { hostname: this.opts.hostname, queueId, recordAuthUser: opts.recordAuthUser });
-    const header = Buffer.from(received, 'utf8');
-    const spooled = Buffer.concat([header, message]);
-    try {
-      await this.spool.append(queueId, envelope, spooled);
-    } catch (err) {
-      this.opts.logger.error({ err, queue_id: queueId }, 'queue: cannot spool message');
-      // RFC 3463 4.3.1: mail system full; the client keeps the message and retries later.
-      if (isDiskFull(err)) throw new SmtpError(452, '4.3.1', 'Insufficient system storage, try again later', { cause: err });
-      throw err;
+    const hops = countReceivedHeaders(message);
+    if (hops > (this.opts.maxReceivedHeaders ?? 30)) {
+      this.opts.logger.warn({ sender: envelope.sender, received_headers: hops }, 'message refused as a mail loop');
+      // RFC 3463 5.4.6: routing loop detected.
+      throw new SmtpError(554, '5.4.6', 'Too many Received headers: mail loop?');
     }
-    this.counters.accepted++;
-    this.bookkeeping.put(queueEntry(queueId, envelope, spooled.length, 'active'));
-    // While deliveries keep up, the first attempt uses the bytes we already have; when they fall
-    // behind, waiting jobs read the spool instead, so a backlog does not grow memory.
-    const keep = this.bufferedBytes + spooled.length <= MAX_BUFFERED_BYTES;
-    if (keep) this.bufferedBytes += spooled.length;
-    this.scheduler.add({ queueId, envelope, message: keep ? spooled : undefined, delivered: new Set(), attempts: 0 });
-    return queueId;
+    return this.enqueue(envelope, message, opts);
   }
 
   /** Starts deliveries held back by `deliveryPaused`. */
@@ -144,6 +229,7 @@ export class QueueManager implements MessageSink {
   async close(): Promise<void> {
     if (this.closing) return;
     this.closing = true;
+    await this.control.stop();
     this.scheduler.stop();
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, this.opts.closeTimeoutMs ?? 10_000)));
@@ -153,59 +239,321 @@ export class QueueManager implements MessageSink {
     await this.bookkeeping.flush().catch((err: unknown) => this.opts.logger.error({ err }, 'queue: final store update failed'));
   }
 
-  private async attempt(job: DeliveryJob): Promise<void> {
+  // --- operator actions (postern queue ...); each returns false for an unknown queue id ---
+
+  /** Every deferred recipient of every message is due now (postqueue -f). */
+  flush(): number {
+    let n = 0;
+    for (const msg of this.messages.values()) if (this.retry(msg.queueId)) n++;
+    return n;
+  }
+
+  /** The message's deferred recipients are due now. */
+  retry(queueId: QueueId): boolean {
+    const msg = this.messages.get(queueId);
+    if (!msg) return false;
+    const now = Date.now();
+    for (const s of msg.recipients) if (!isFinished(s)) s.nextAttemptAt = now;
+    this.bookkeeping.put(this.entry(msg));
+    if (!msg.held && !msg.running) {
+      this.scheduler.cancel(msg);
+      this.scheduler.add(msg);
+    }
+    return true;
+  }
+
+  /** No delivery attempts until release() (postsuper -h). */
+  hold(queueId: QueueId): boolean {
+    const msg = this.messages.get(queueId);
+    if (!msg) return false;
+    msg.held = true;
+    this.scheduler.cancel(msg);
+    this.bookkeeping.put(this.entry(msg));
+    return true;
+  }
+
+  release(queueId: QueueId): boolean {
+    const msg = this.messages.get(queueId);
+    if (!msg) return false;
+    if (!msg.held) return true;
+    msg.held = false;
+    this.bookkeeping.put(this.entry(msg));
+    if (!msg.running) this.schedule(msg);
+    return true;
+  }
+
+  /** Removes the message from the queue and the spool, with no notice to anyone (postsuper -d). */
+  delete(queueId: QueueId): boolean {
+    const msg = this.messages.get(queueId);
+    if (!msg) return false;
+    msg.deleted = true;
+    this.scheduler.cancel(msg);
+    this.messages.delete(queueId);
+    this.spool.markDone(queueId);
+    this.bookkeeping.remove(queueId);
+    this.opts.logger.warn(
+      { queue_id: queueId, sender: msg.envelope.sender, recipients: msg.recipients.filter((s) => !isFinished(s)).map((s) => s.recipient.address) },
+      'queue: message deleted by the operator',
+    );
+    return true;
+  }
+
+  private async applyRequest(request: QueueRequest): Promise<void> {
+    const id = request.queueId ?? '';
+    let known = true;
+    switch (request.action) {
+      case 'flush':
+        this.flush();
+        return;
+      case 'retry':
+        known = this.retry(id);
+        break;
+      case 'hold':
+        known = this.hold(id);
+        break;
+      case 'release':
+        known = this.release(id);
+        break;
+      case 'delete':
+        known = this.delete(id);
+        break;
+    }
+    if (!known) this.opts.logger.info({ queue_id: id, request: request.action }, 'queue: request for a message no longer queued');
+  }
+
+  /** Spools a message (ours or a client's) and schedules it. */
+  private async enqueue(envelope: Envelope, message: Buffer, opts: { recordAuthUser?: boolean } = {}): Promise<QueueId> {
+    if (this.closing) throw new SmtpError(451, '4.3.2', 'Server is shutting down, try again later');
+    const queueId = defaultQueueIds.next();
+    const received = receivedHeader(envelope, { hostname: this.opts.hostname, queueId, recordAuthUser: opts.recordAuthUser });
+    const spooled = Buffer.concat([Buffer.from(received, 'utf8'), message]);
+    try {
+      await this.spool.append(queueId, envelope, spooled);
+    } catch (err) {
+      this.opts.logger.error({ err, queue_id: queueId }, 'queue: cannot spool message');
+      // RFC 3463 4.3.1: mail system full; the client keeps the message and retries later.
+      if (isDiskFull(err)) throw new SmtpError(452, '4.3.1', 'Insufficient system storage, try again later', { cause: err });
+      throw err;
+    }
+    this.counters.accepted++;
+    // While deliveries keep up, the first attempt uses the bytes we already have; when they fall
+    // behind, waiting jobs read the spool instead, so a backlog does not grow memory.
+    const keep = this.bufferedBytes + spooled.length <= MAX_BUFFERED_BYTES;
+    if (keep) this.bufferedBytes += spooled.length;
+    const msg: QueuedMessage = {
+      queueId,
+      envelope,
+      size: spooled.length,
+      message: keep ? spooled : undefined,
+      marks: new Set(),
+      recipients: deliveryRecipients(envelope.recipients).map(fresh),
+      held: false,
+      deleted: false,
+      delayWarned: false,
+      running: false,
+    };
+    this.messages.set(queueId, msg);
+    this.bookkeeping.put(this.entry(msg));
+    this.scheduler.add(msg);
+    return queueId;
+  }
+
+  /** One delivery attempt: every recipient that is due, then notices, then the spool's marks. */
+  private async attempt(msg: QueuedMessage): Promise<void> {
+    if (msg.deleted || msg.held || msg.running) return;
+    msg.running = true;
     const log = this.opts.logger;
     try {
-      if (job.message) this.bufferedBytes -= job.message.length;
-      const message = job.message ?? (await this.spool.read(job.queueId)).message;
-      job.message = undefined; // a retry reads it back instead of holding it in memory
-      const result = await deliverLocally(this.maildirs, job.envelope, message, job.delivered);
-      for (const mailbox of result.delivered) job.delivered.add(mailbox);
-      if (result.failed.length > 0) {
-        this.spool.markDelivered(job.queueId, result.delivered);
-        for (const f of result.failed) log.error({ err: f.error, queue_id: job.queueId, mailbox: f.mailbox }, 'delivery to mailbox failed');
-        this.retry(job);
-        return;
+      const now = Date.now();
+      const due = msg.recipients.filter((s) => isDue(s, now));
+      const warn = !msg.delayWarned && delayWarningDue(this.policy, msg.envelope.arrival.receivedAt, now);
+      if (due.length === 0 && !warn) return;
+      const message = await this.body(msg);
+      const before = new Map(due.map((s) => [s, s.status]));
+      await Promise.all([this.deliverLocal(msg, due, message, now), this.deliverRemote(msg, due, message, now)]);
+      if (msg.deleted) return;
+
+      const failed = due.filter((s) => s.status === 'failed');
+      const delivered = due.filter((s) => s.status === 'delivered');
+      this.counters.bounced += failed.length;
+      this.counters.deferred += due.filter((s) => s.status === 'deferred').length;
+      if (due.some((s) => s.status === 'deferred')) this.counters.failedAttempts++;
+
+      try {
+        await this.notify(msg, message, 'failed', failed);
+        await this.notify(msg, message, 'delivered', delivered);
+        if (!msg.delayWarned && delayWarningDue(this.policy, msg.envelope.arrival.receivedAt, Date.now())) {
+          // Set first: a warning lost to an error is better than one sent in a loop.
+          msg.delayWarned = true;
+          await this.notify(msg, message, 'delayed', msg.recipients.filter((s) => !isFinished(s)));
+        }
+      } catch (err) {
+        // Without its notice a bounced recipient must not be forgotten: try it again later.
+        log.error({ err, queue_id: msg.queueId }, 'cannot queue a delivery status notification; will retry');
+        for (const s of failed) {
+          s.status = before.get(s) === 'deferred' ? 'deferred' : 'queued';
+          s.nextAttemptAt = Date.now() + retryDelay(this.policy, s.attempts);
+        }
       }
-      const remote = remoteRecipients(job.envelope);
-      if (remote.length > 0) {
-        this.spool.markDelivered(job.queueId, result.delivered);
-        this.counters.deferred++;
-        this.bookkeeping.put(queueEntry(job.queueId, job.envelope, message.length, 'deferred'));
-        log.warn(
-          { queue_id: job.queueId, recipients: remote.map((r) => r.address), delivered: [...job.delivered] },
-          'remote delivery is not available yet; recipients stay queued',
-        );
-        return;
-      }
-      this.spool.markDone(job.queueId);
-      this.counters.delivered++;
-      this.bookkeeping.remove(job.queueId);
-      log.info({ queue_id: job.queueId, mailboxes: [...job.delivered] }, 'delivered');
+      const finished = due.filter(isFinished).map((s) => finishedMark(s.recipient.address));
+      for (const mark of finished) msg.marks.add(mark);
+      this.spool.markDelivered(msg.queueId, finished);
     } catch (err) {
-      log.error({ err, queue_id: job.queueId }, 'delivery attempt failed');
-      this.retry(job);
+      log.error({ err, queue_id: msg.queueId }, 'delivery attempt failed');
+      this.counters.failedAttempts++;
+      const later = Date.now() + this.policy.firstMs;
+      for (const s of msg.recipients) if (isDue(s, Date.now())) s.nextAttemptAt = later;
+    } finally {
+      msg.running = false;
+      this.settle(msg);
     }
   }
 
-  private retry(job: DeliveryJob): void {
-    this.counters.failedAttempts++;
-    job.attempts++;
-    const base = this.opts.retryBaseMs ?? 5_000;
-    const delay = Math.min(base * 2 ** (job.attempts - 1), this.opts.retryMaxMs ?? 10 * 60_000);
-    this.scheduler.later(job, delay);
+  /** After an attempt: forget a finished message, or record its state and wait for the next one. */
+  private settle(msg: QueuedMessage): void {
+    // While closing, an attempt that ends is still recorded (close() waits for running attempts
+    // before it closes the spool and flushes the store); only the next attempt is not scheduled.
+    if (msg.deleted) return;
+    if (msg.recipients.every(isFinished)) {
+      this.spool.markDone(msg.queueId);
+      this.messages.delete(msg.queueId);
+      this.bookkeeping.remove(msg.queueId);
+      this.counters.delivered++;
+      this.opts.logger.info(
+        { queue_id: msg.queueId, delivered: msg.recipients.filter((s) => s.status === 'delivered').map((s) => s.recipient.address), bounced: msg.recipients.filter((s) => s.status === 'failed').map((s) => s.recipient.address) },
+        'message finished',
+      );
+      return;
+    }
+    this.bookkeeping.put(this.entry(msg));
+    if (!this.closing) this.schedule(msg);
   }
-}
 
-function queueEntry(queueId: QueueId, envelope: Envelope, size: number, state: QueueEntry['state']): QueueEntry {
-  return {
-    queueId,
-    sender: envelope.sender,
-    recipients: envelope.recipients.map((r) => r.address),
-    size,
-    receivedAt: envelope.arrival.receivedAt,
-    state,
-  };
+  /** Sets the message's timer for its next due recipient (or its delay warning). */
+  private schedule(msg: QueuedMessage): void {
+    if (msg.held || msg.deleted || this.closing) return;
+    const now = Date.now();
+    let next = Infinity;
+    for (const s of msg.recipients) if (!isFinished(s)) next = Math.min(next, s.nextAttemptAt ?? now);
+    const warnAt = msg.envelope.arrival.receivedAt + this.policy.delayWarningMs;
+    // A warning already due goes out with the next attempt; waking for it again would spin.
+    if (!msg.delayWarned && this.policy.delayWarningMs > 0 && warnAt > now) next = Math.min(next, warnAt);
+    if (next === Infinity) return;
+    if (next <= now) {
+      this.scheduler.cancel(msg);
+      this.scheduler.add(msg);
+    } else {
+      this.scheduler.later(msg, next - now);
+    }
+  }
+
+  private async body(msg: QueuedMessage): Promise<Buffer> {
+    if (msg.message) {
+      const kept = msg.message;
+      this.bufferedBytes -= kept.length;
+      msg.message = undefined; // a retry reads it back instead of holding it in memory
+      return kept;
+    }
+    return (await this.spool.read(msg.queueId)).message;
+  }
+
+  private async deliverLocal(msg: QueuedMessage, due: readonly RecipientState[], message: Buffer, now: number): Promise<void> {
+    const local = due.filter((s) => s.recipient.mailboxes.length > 0);
+    if (local.length === 0) return;
+    const envelope: Envelope = { ...msg.envelope, recipients: local.map((s) => s.recipient) };
+    const result = await deliverLocally(this.maildirs, envelope, message, msg.marks);
+    for (const mailbox of result.delivered) msg.marks.add(mailbox);
+    this.spool.markDelivered(msg.queueId, result.delivered);
+    for (const f of result.failed) {
+      this.opts.logger.error({ err: f.error, queue_id: msg.queueId, mailbox: f.mailbox }, 'delivery to mailbox failed');
+    }
+    const ctx = { policy: this.policy, receivedAt: msg.envelope.arrival.receivedAt, now };
+    for (const s of local) {
+      const done = s.recipient.mailboxes.every((m) => msg.marks.has(m));
+      const outcome: OutboundOutcome = done
+        ? { kind: 'delivered', reply: '250 2.0.0 Delivered to the mailbox', remoteHost: this.opts.hostname }
+        : {
+            kind: 'deferred',
+            reply: '451 4.3.0 Mailbox temporarily unavailable',
+            remoteHost: this.opts.hostname,
+            reason: 'the mailbox could not be written on this server',
+          };
+      applyOutcome(s, outcome, ctx);
+    }
+  }
+
+  /** Remote recipients, one RemoteDelivery job per domain, all domains at once. */
+  private async deliverRemote(msg: QueuedMessage, due: readonly RecipientState[], message: Buffer, now: number): Promise<void> {
+    const byDomain = new Map<string, RecipientState[]>();
+    for (const s of due) {
+      if (s.recipient.mailboxes.length > 0) continue;
+      const domain = splitAddress(s.recipient.address)?.domain.toLowerCase() ?? '';
+      const group = byDomain.get(domain) ?? [];
+      group.push(s);
+      byDomain.set(domain, group);
+    }
+    const ctx = { policy: this.policy, receivedAt: msg.envelope.arrival.receivedAt, now };
+    await Promise.all(
+      [...byDomain].map(async ([domain, group]) => {
+        const outcomes = await this.deliverToDomain(msg, domain, group, message);
+        group.forEach((s, i) => {
+          applyOutcome(s, outcomes[i]!, ctx);
+          this.opts.logger.info(
+            { queue_id: msg.queueId, recipient: s.recipient.address, status: s.status, reply: s.lastReply, remote_host: s.remoteHost, attempts: s.attempts },
+            'remote delivery attempt',
+          );
+        });
+      }),
+    );
+  }
+
+  private async deliverToDomain(msg: QueuedMessage, domain: string, group: readonly RecipientState[], message: Buffer): Promise<OutboundOutcome[]> {
+    const deferAll = (reply: string, reason: string): OutboundOutcome[] => group.map(() => ({ kind: 'deferred', reply, reason }));
+    const remote = this.opts.remote;
+    if (!remote) return deferAll('451 4.3.2 Outbound delivery is not set up', 'outbound delivery is not set up on this server');
+    try {
+      const outcomes = await remote.deliver({
+        queueId: msg.queueId,
+        sender: msg.envelope.sender,
+        recipients: group.map((s) => ({
+          address: s.recipient.address,
+          notify: s.recipient.params.notify,
+          orcpt: s.recipient.params.orcpt,
+        })),
+        domain,
+        message,
+        mailParams: msg.envelope.mailParams,
+      });
+      if (outcomes.length !== group.length) throw new Error(`remote delivery gave ${outcomes.length} outcomes for ${group.length} recipients`);
+      return outcomes;
+    } catch (err) {
+      this.opts.logger.error({ err, queue_id: msg.queueId, domain }, 'remote delivery failed unexpectedly');
+      return deferAll('451 4.3.0 Internal error during delivery', 'an internal error on this server; it will be retried');
+    }
+  }
+
+  private async notify(msg: QueuedMessage, message: Buffer, kind: NoticeKind, states: readonly RecipientState[]): Promise<void> {
+    if (states.length === 0) return;
+    const id = await this.notices.send({ queueId: msg.queueId, envelope: msg.envelope, message }, kind, states, this.policy);
+    if (id !== undefined) this.counters.notices++;
+  }
+
+  private entry(msg: QueuedMessage): QueueEntry {
+    const now = Date.now();
+    const waiting = msg.recipients.some((s) => s.status === 'deferred') && !msg.recipients.some((s) => isDue(s, now));
+    return {
+      queueId: msg.queueId,
+      sender: msg.envelope.sender,
+      recipients: msg.envelope.recipients.map((r) => r.address),
+      size: msg.size,
+      receivedAt: msg.envelope.arrival.receivedAt,
+      state: msg.held ? 'hold' : waiting ? 'deferred' : 'active',
+      envid: msg.envelope.mailParams.envid,
+      ret: msg.envelope.mailParams.ret,
+      delayWarned: msg.delayWarned,
+      recipientStates: msg.recipients.map(toStored),
+    };
+  }
 }
 
 function isDiskFull(err: unknown): boolean {

@@ -2,7 +2,12 @@
 
 import type { Envelope } from '../smtp/envelope.js';
 
-export function testEnvelope(recipients: { address: string; mailboxes: string[] }[], sender = 'sender@remote.test'): Envelope {
+/** `receivedAt` defaults to a fixed date (stable headers); queue tests pass Date.now() (retry and give-up times count from it). */
+export function testEnvelope(
+  recipients: { address: string; mailboxes: string[] }[],
+  sender = 'sender@remote.test',
+  receivedAt = Date.UTC(2025, 0, 2, 3, 4, 5),
+): Envelope {
   return {
     sender,
     mailParams: { body: '8BITMIME' },
@@ -14,7 +19,7 @@ export function testEnvelope(recipients: { address: string; mailboxes: string[] 
       protocol: 'ESMTPS',
       listener: 'mx',
       tls: { version: 'TLSv1.3', cipher: 'TLS_AES_256_GCM_SHA384' },
-      receivedAt: Date.UTC(2025, 0, 2, 3, 4, 5),
+      receivedAt,
     },
   };
 }

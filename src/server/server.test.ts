@@ -403,6 +403,15 @@ describe('postern serve as a process', () => {
     assert.doesNotMatch(stderr, /\n\s+at /);
   });
 
+  test('a missing [relay] tls_ca_file: exit 1 and one line on stderr naming it', async () => {
+    const dir = tempDir();
+    const file = writeConfig(dir, ['[relay]', `tls_ca_file = "${dir}/missing-ca.pem"`]);
+    const { code, stderr } = await run(['serve', '--config', file]).exit;
+    assert.equal(code, 1);
+    assert.equal(stderr.split('\n').length, 2, stderr);
+    assert.match(stderr, /^postern: cannot read \[relay\] tls_ca_file ".*missing-ca\.pem"/);
+  });
+
   test('serves, reloads on SIGHUP, and stops on SIGTERM with exit code 0', async () => {
     const dir = tempDir();
     const file = writeConfig(dir, ['[listen]', 'mx = ["127.0.0.1:0"]', 'submission = ["127.0.0.1:0"]', 'submissions = ["127.0.0.1:0"]']);

@@ -2,7 +2,9 @@
 // sessions) in an order that keeps root's privileges for as short as possible; runServer is the
 // command around it: config, logger, signals and exit codes.
 
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { rootCertificates } from 'node:tls';
 import type { Logger } from 'pino';
 import { loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
@@ -13,6 +15,11 @@ import { createSubmissionPolicy, type SubmissionPolicy } from '../policy/submiss
 import { storeCredentials } from '../sasl/credentials.js';
 import { createMechanismsFromConfig } from '../sasl/registry.js';
 import { QueueManager } from '../queue/queue-manager.js';
+import { queueSettings } from '../queue/queue-config.js';
+import { createDnsClient } from '../dns/resolver.js';
+import { MtaStsCache } from '../dns/mta-sts.js';
+import { createMessageSigner } from '../dkim/signer.js';
+import { RemoteDelivery } from '../delivery/remote-delivery.js';
 import type { ListenerKind } from '../smtp/envelope.js';
 import type { MessageSink } from '../smtp/session-host.js';
 import { openSqliteStore } from '../store/sqlite-store.js';
@@ -64,10 +71,27 @@ export async function startServer(
 
     const store = openSqliteStore(join(config.data_dir, 'postern.db'));
     cleanup.push(() => store.close());
-    const queue = await QueueManager.open({ dataDir: config.data_dir, hostname: config.hostname, store, logger });
+    // Outbound relay (issue 4): resolver, MTA-STS policies, DKIM signer, then the delivery agent.
+    const { relay } = config;
+    const dns = createDnsClient({ servers: relay.dns_servers, maxCacheSeconds: relay.dns_cache_seconds });
+    // `ca` replaces Node's trust store, so the system's roots come along with tls_ca_file's.
+    const ca = relay.tls_ca_file === '' ? undefined : [...rootCertificates, readCaFile(relay.tls_ca_file)];
+    const mtaSts = relay.mta_sts.enabled
+      ? new MtaStsCache({ dns, dataDir: config.data_dir, httpsPort: relay.mta_sts.https_port, ...(ca ? { ca } : {}), logger })
+      : undefined;
+    const remote = new RemoteDelivery({ config, dns, mtaSts, signer: createMessageSigner(config, logger), logger });
+    cleanup.push(() => remote.close());
+    const queue = await QueueManager.open({
+      dataDir: config.data_dir,
+      hostname: config.hostname,
+      store,
+      logger,
+      remote,
+      ...queueSettings(config),
+    });
     cleanup.push(() => queue.close());
 
-    const server = new Postern(config, deps, { store, queue, listeners, certificates });
+    const server = new Postern(config, deps, { store, queue, remote, listeners, certificates });
     listeners.accept(server.reception.onConnection);
     logger.info({ listeners: listeners.bound }, 'listening');
     return server;
@@ -86,6 +110,7 @@ export async function startServer(
 interface Parts {
   readonly store: Store;
   readonly queue: QueueManager;
+  readonly remote: RemoteDelivery;
   readonly listeners: Listeners;
   /** Reloaded in place (SIGHUP, or its files changed); connections ask it at each handshake. */
   readonly certificates: ServerCertificates;
@@ -163,6 +188,7 @@ class Postern implements RunningServer {
     // Saves the last per-account counts; the store must still be open.
     await this.submission.rateLimiter.close();
     await queue.close();
+    await this.parts.remote.close();
     await store.close();
     logger.info('stopped');
   }
@@ -194,6 +220,14 @@ class Postern implements RunningServer {
       }),
       logger,
     };
+  }
+}
+
+function readCaFile(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new StartupError(`cannot read [relay] tls_ca_file "${path}": ${describeErrno(err)}`, { cause: err });
   }
 }
 

@@ -32,6 +32,11 @@ export interface EnvelopeRecipient {
   readonly params: RcptParams;
   /** Local mailboxes (user addresses) this recipient resolves to; empty for remote recipients. */
   readonly mailboxes: readonly string[];
+  /**
+   * Remote addresses a local alias expands to; the queue relays a copy to each. Optional so that
+   * envelopes spooled before it existed still decode.
+   */
+  readonly forwards?: readonly string[] | undefined;
 }
 
 /** How the message reached us: what the Received header and the log record. */

@@ -75,6 +75,11 @@ export type RecipientDecision =
       readonly address: string;
       /** Local user addresses it resolves to (aliases expanded); empty for remote recipients. */
       readonly mailboxes: readonly string[];
+      /**
+       * Addresses on other domains that an alias on a local domain expands to: the queue relays a
+       * copy to each. Absent or empty for everything that is not such an alias.
+       */
+      readonly forwards?: readonly string[];
       /** Overrides the default "250 2.1.5 OK". */
       readonly reply?: Reply;
     }

@@ -228,6 +228,14 @@ describe('SmtpSession: RCPT TO', () => {
 });
 
 describe('SmtpSession: DATA', () => {
+  test('an alias keeps its remote forwards in the envelope; other recipients have none', async () => {
+    const { sink } = await converse(`${EHLO}MAIL FROM:<alice@example.org>\r\nRCPT TO:<alias@example.com>\r\nRCPT TO:<bob@example.com>\r\nDATA\r\nhi\r\n.\r\nQUIT\r\n`);
+    assert.deepEqual(sink.messages[0]?.envelope.recipients, [
+      { address: 'alias@example.com', params: {}, mailboxes: ['bob@example.com'], forwards: ['carol@elsewhere.example'] },
+      { address: 'bob@example.com', params: {}, mailboxes: ['bob@example.com'] },
+    ]);
+  });
+
   test('a message is stored and queued, with its envelope', async () => {
     const { replies, sink, events } = await converse(
       `${ENVELOPE}DATA\r\nSubject: hi\r\n\r\n..dot\r\nbody\r\n.\r\nQUIT\r\n`,

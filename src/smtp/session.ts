@@ -427,7 +427,8 @@ export class SmtpSession {
     }
     const decision = await this.opts.policy.checkRecipient(this.info(), recipient, params, transaction.recipients.length);
     if (!decision.accept) return decision.reply;
-    transaction.recipients.push({ address: decision.address, params, mailboxes: decision.mailboxes });
+    const forwards = decision.forwards ?? [];
+    transaction.recipients.push({ address: decision.address, params, mailboxes: decision.mailboxes, ...(forwards.length > 0 ? { forwards } : {}) });
     return decision.reply ?? reply(250, '2.1.5', 'OK');
   }
 

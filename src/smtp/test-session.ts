@@ -51,7 +51,7 @@ export class FakeIo implements SessionIo {
 
 /**
  * Refuses blocked@ senders, unknown@ recipients, messages containing "FORGED"; "error@" makes it
- * throw.
+ * throw. alias@ expands to a local mailbox and a remote forward.
  */
 export class FakePolicy implements SessionPolicy {
   senders: Array<{ sender: string; params: MailParams; info: SessionInfo }> = [];
@@ -69,6 +69,9 @@ export class FakePolicy implements SessionPolicy {
     if (this.gate) await this.gate;
     this.recipients.push({ recipient, params, accepted });
     if (recipient.startsWith('unknown@')) return { accept: false, reply: reply(550, '5.1.1', 'No such user') };
+    if (recipient.startsWith('alias@')) {
+      return { accept: true, address: recipient, mailboxes: ['bob@example.com'], forwards: ['carol@elsewhere.example'] };
+    }
     if (recipient.startsWith('custom@')) {
       return { accept: true, address: recipient, mailboxes: [], reply: reply(251, '2.1.5', 'Will forward') };
     }

@@ -73,6 +73,37 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE users ADD COLUMN scram_sha256 TEXT;
   ALTER TABLE users ADD COLUMN cram_md5 TEXT;
   `,
+  // 4: outbound relay. Per-recipient delivery state beside each queued message (the spool keeps
+  // the body and which recipients are finished; these rows keep retry times and the last reply,
+  // so a restart resumes the same schedule). queue_requests carries `postern queue` commands
+  // from the CLI to the server, which is the only writer of the queue's state.
+  `
+  ALTER TABLE queue ADD COLUMN envid TEXT;
+  ALTER TABLE queue ADD COLUMN ret TEXT CHECK (ret IN ('FULL', 'HDRS'));
+  ALTER TABLE queue ADD COLUMN delay_warned INTEGER NOT NULL DEFAULT 0;
+  CREATE TABLE queue_recipients (
+    queue_id         TEXT NOT NULL REFERENCES queue(queue_id) ON DELETE CASCADE,
+    position         INTEGER NOT NULL,
+    address          TEXT NOT NULL,
+    status           TEXT NOT NULL CHECK (status IN ('queued', 'deferred', 'delivered', 'failed')),
+    attempts         INTEGER NOT NULL,
+    next_attempt_at  INTEGER,
+    last_attempt_at  INTEGER,
+    last_reply       TEXT,
+    last_reason      TEXT,
+    remote_host      TEXT,
+    notify           TEXT,
+    orcpt_type       TEXT,
+    orcpt_address    TEXT,
+    PRIMARY KEY (queue_id, position)
+  );
+  CREATE TABLE queue_requests (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    action        TEXT NOT NULL CHECK (action IN ('flush', 'retry', 'hold', 'release', 'delete')),
+    queue_id      TEXT,
+    requested_at  INTEGER NOT NULL
+  );
+  `,
 ];
 
 /** Brings the database up to the latest schema; safe when the CLI and the server start together. */

@@ -209,7 +209,7 @@ describe('SQLite store', () => {
     }
   });
 
-  test('queue bookkeeping: insert a batch, list, remove', async () => {
+  test('queue bookkeeping: insert a batch, list, replace, remove', async () => {
     const { store } = freshStore();
     try {
       await store.queueInsert([
@@ -217,17 +217,18 @@ describe('SQLite store', () => {
         { queueId: 'A1', sender: 'a@b.test', recipients: ['c@d.test', 'e@f.test'], size: 99, receivedAt: 1000, state: 'hold' },
       ]);
       const list = await store.queueList();
-      assert.deepEqual(list, [
-        { queueId: 'A1', sender: 'a@b.test', recipients: ['c@d.test', 'e@f.test'], size: 99, receivedAt: 1000, state: 'hold' },
-        { queueId: 'B2', sender: '', recipients: ['x@y.test'], size: 10, receivedAt: 2000, state: 'active' },
-      ]);
-      // A batch is one transaction: a duplicate id rolls back the whole batch.
-      await assert.rejects(
-        store.queueInsert([
-          { queueId: 'C3', sender: '', recipients: [], size: 1, receivedAt: 3000, state: 'active' },
-          { queueId: 'A1', sender: '', recipients: [], size: 1, receivedAt: 3000, state: 'active' },
-        ]),
+      assert.deepEqual(
+        list.map((e) => [e.queueId, e.sender, e.recipients, e.size, e.receivedAt, e.state]),
+        [
+          ['A1', 'a@b.test', ['c@d.test', 'e@f.test'], 99, 1000, 'hold'],
+          ['B2', '', ['x@y.test'], 10, 2000, 'active'],
+        ],
       );
+      // Without per-recipient states, every recipient reads as queued.
+      assert.deepEqual(list[0]!.recipientStates!.map((r) => [r.address, r.status]), [['c@d.test', 'queued'], ['e@f.test', 'queued']]);
+      // Writing an entry again replaces it.
+      await store.queueInsert([{ queueId: 'A1', sender: 'a@b.test', recipients: ['c@d.test'], size: 99, receivedAt: 1000, state: 'deferred' }]);
+      assert.deepEqual((await store.queueGet('A1'))?.state, 'deferred');
       assert.equal((await store.queueList()).length, 2);
       await store.queueRemove(['A1', 'unknown']);
       assert.deepEqual((await store.queueList()).map((e) => e.queueId), ['B2']);

@@ -11,11 +11,13 @@ import { normalizeAddress, normalizeDomain, splitAddress } from '../util/address
 import { normalizeAliasSource } from './alias-source.js';
 import { migrate } from './migrations.js';
 import { SqliteSubmissionTables } from './sqlite-submission.js';
+import { SqliteQueueTables } from './sqlite-queue.js';
 import { fromSecretColumns, toSecretColumns, type UserSecretColumns } from './user-secret-columns.js';
 import type { UserSecrets } from '../auth/user-secrets.js';
 import { StoreError } from './store.js';
 import type { Alias, Domain, QueueEntry, Store, User } from './store.js';
 import type { SubmissionCounters, UserLimits, UserLimitsChange } from './store.js';
+import type { QueueAction, QueueRequest } from './store.js';
 
 export function openSqliteStore(path: string): Store {
   let db: Db;
@@ -50,18 +52,11 @@ interface UserRow extends UserSecretColumns {
   address: string;
   created_at: number;
 }
-interface QueueRow {
-  queue_id: string;
-  sender: string;
-  recipients: string;
-  size: number;
-  received_at: number;
-  state: QueueEntry['state'];
-}
 
 class SqliteStore implements Store {
   private readonly db: Db;
   private readonly submission: SqliteSubmissionTables;
+  private readonly queue: SqliteQueueTables;
   // Prepared once: preparing parses SQL, and lookups run for every RCPT TO.
   private readonly sql: {
     insertDomain: Statement<[string, number]>;
@@ -81,14 +76,12 @@ class SqliteStore implements Store {
     deleteAliasAll: Statement<[string]>;
     selectAliases: Statement<[], Alias>;
     selectAliasTargets: Statement<[string], { target: string }>;
-    insertQueue: Statement<[string, string, string, number, number, string]>;
-    deleteQueue: Statement<[string]>;
-    selectQueue: Statement<[], QueueRow>;
   };
 
   constructor(db: Db) {
     this.db = db;
     this.submission = new SqliteSubmissionTables(db);
+    this.queue = new SqliteQueueTables(db);
     this.sql = {
       insertDomain: db.prepare('INSERT INTO domains (name, created_at) VALUES (?, ?) ON CONFLICT DO NOTHING'),
       deleteDomain: db.prepare('DELETE FROM domains WHERE name = ?'),
@@ -114,13 +107,6 @@ class SqliteStore implements Store {
       deleteAliasAll: db.prepare('DELETE FROM aliases WHERE source = ?'),
       selectAliases: db.prepare('SELECT source, target FROM aliases ORDER BY source, target'),
       selectAliasTargets: db.prepare('SELECT target FROM aliases WHERE source = ? ORDER BY target'),
-      insertQueue: db.prepare(
-        'INSERT INTO queue (queue_id, sender, recipients, size, received_at, state) VALUES (?, ?, ?, ?, ?, ?)',
-      ),
-      deleteQueue: db.prepare('DELETE FROM queue WHERE queue_id = ?'),
-      selectQueue: db.prepare(
-        'SELECT queue_id, sender, recipients, size, received_at, state FROM queue ORDER BY received_at, queue_id',
-      ),
     };
   }
 
@@ -234,28 +220,31 @@ class SqliteStore implements Store {
   // --- queue bookkeeping ---
 
   async queueInsert(entries: readonly QueueEntry[]): Promise<void> {
-    this.db.transaction(() => {
-      for (const e of entries) {
-        this.sql.insertQueue.run(e.queueId, e.sender, JSON.stringify(e.recipients), e.size, e.receivedAt, e.state);
-      }
-    })();
+    this.queue.insert(entries);
   }
 
   async queueRemove(queueIds: readonly string[]): Promise<void> {
-    this.db.transaction(() => {
-      for (const id of queueIds) this.sql.deleteQueue.run(id);
-    })();
+    this.queue.remove(queueIds);
   }
 
   async queueList(): Promise<QueueEntry[]> {
-    return this.sql.selectQueue.all().map((row) => ({
-      queueId: row.queue_id,
-      sender: row.sender,
-      recipients: JSON.parse(row.recipients) as string[],
-      size: row.size,
-      receivedAt: row.received_at,
-      state: row.state,
-    }));
+    return this.queue.list();
+  }
+
+  async queueGet(queueId: string): Promise<QueueEntry | undefined> {
+    return this.queue.get(queueId);
+  }
+
+  async queueAddRequest(action: QueueAction, queueId: string | null): Promise<number> {
+    return this.queue.addRequest(action, queueId);
+  }
+
+  async queueRequests(): Promise<QueueRequest[]> {
+    return this.queue.requests();
+  }
+
+  async queueRequestsDone(ids: readonly number[]): Promise<void> {
+    this.queue.requestsDone(ids);
   }
 
   // --- submission policy (see sqlite-submission.ts) ---

@@ -35,8 +35,54 @@ export interface QueueEntry {
   readonly recipients: readonly string[];
   readonly size: number;
   readonly receivedAt: number;
-  /** "active" while being delivered; later issues add "deferred" and "hold". */
+  /** "active": due or being delivered; "deferred": waiting for a retry; "hold": an operator stopped it. */
   readonly state: 'active' | 'deferred' | 'hold';
+  /** RFC 3461 ENVID and RET of MAIL FROM, for the DSNs. */
+  readonly envid?: string | undefined;
+  readonly ret?: 'FULL' | 'HDRS' | undefined;
+  /** The sender has had its "delayed" DSN (it is sent once). */
+  readonly delayWarned?: boolean | undefined;
+  /** Per-recipient delivery state, in envelope order; absent: every recipient still queued. */
+  readonly recipientStates?: readonly QueueRecipientState[] | undefined;
+}
+
+/**
+ * queued: not tried yet (or due now); deferred: a temporary failure, retried at nextAttemptAt;
+ * delivered: done; failed: bounced (permanent failure, or deferred for longer than [queue] give_up).
+ */
+export type RecipientStatus = 'queued' | 'deferred' | 'delivered' | 'failed';
+
+export interface QueueRecipientState {
+  readonly address: string;
+  readonly status: RecipientStatus;
+  readonly attempts: number;
+  /** Milliseconds since the epoch; null once the recipient is finished. */
+  readonly nextAttemptAt: number | null;
+  readonly lastAttemptAt: number | null;
+  /** The last SMTP reply about this recipient ("450 4.2.1 Mailbox busy"), or our own for local mail. */
+  readonly lastReply: string | null;
+  /** In plain words, why the last attempt did not deliver. */
+  readonly lastReason: string | null;
+  /** The server that gave lastReply. */
+  readonly remoteHost: string | null;
+  /** RFC 3461 NOTIFY as given ([] = NEVER); null: absent. */
+  readonly notify: readonly ('SUCCESS' | 'FAILURE' | 'DELAY')[] | null;
+  /** RFC 3461 ORCPT. */
+  readonly orcpt: { readonly addrType: string; readonly address: string } | null;
+}
+
+/**
+ * An operator's request from `postern queue ...`, run by the server (the only writer of the queue):
+ * flush retries every deferred recipient now; the others act on one message.
+ */
+export type QueueAction = 'flush' | 'retry' | 'hold' | 'release' | 'delete';
+
+export interface QueueRequest {
+  readonly id: number;
+  readonly action: QueueAction;
+  /** null for flush. */
+  readonly queueId: string | null;
+  readonly requestedAt: number;
 }
 
 export type SenderPolicy = 'strict' | 'any';
@@ -87,11 +133,19 @@ export interface Store {
   /** Targets of an alias source ("sales@example.test" or "@example.test"); empty if none. */
   aliasTargets(source: string): Promise<string[]>;
 
-  /** Records accepted messages (batched by the caller; one transaction). */
+  /** Records accepted messages, or replaces their entry with a newer one (batched by the caller; one transaction). */
   queueInsert(entries: readonly QueueEntry[]): Promise<void>;
   /** Forgets messages that are fully delivered (or bounced). */
   queueRemove(queueIds: readonly string[]): Promise<void>;
+  /** Oldest first. */
   queueList(): Promise<QueueEntry[]>;
+  queueGet(queueId: string): Promise<QueueEntry | undefined>;
+  /** Files an operator's request (the CLI); returns its id. */
+  queueAddRequest(action: QueueAction, queueId: string | null): Promise<number>;
+  /** Requests not yet done, oldest first (the server polls this). */
+  queueRequests(): Promise<QueueRequest[]>;
+  /** Forgets requests the server has carried out. */
+  queueRequestsDone(ids: readonly number[]): Promise<void>;
 
   // --- submission policy (src/policy/sender-identity.ts, rate-limits.ts) ---
   /** The account's overrides; {} when none are set (or no such user). */

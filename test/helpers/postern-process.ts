@@ -26,9 +26,17 @@ export interface InstanceOptions {
   readonly mxPort?: number;
   /** Also listen for submission and submissions (on port 0). Default true. */
   readonly submission?: boolean;
+  /** Fixed submission port (a quiet log level hides the line that says which port 0 got). */
+  readonly submissionPort?: number;
   /** Keys of [limits], e.g. { max_recipients: 5, greeting_delay_ms: 500 }. */
   readonly limits?: Readonly<Record<string, number>>;
   readonly smtp?: Readonly<Record<string, string>>;
+  /** Keys of [relay], [queue] and [dkim] (issue 4), e.g. { dns_servers: ["127.0.0.1:5353"], mx_port: 2525 }. */
+  readonly relay?: Readonly<Record<string, unknown>>;
+  readonly queue?: Readonly<Record<string, unknown>>;
+  readonly dkim?: Readonly<Record<string, unknown>>;
+  /** Extra environment for the server process, e.g. NODE_EXTRA_CA_CERTS for a test CA. */
+  readonly env?: Readonly<Record<string, string>>;
   readonly logLevel?: 'trace' | 'debug' | 'info' | 'warn' | 'error';
 }
 
@@ -56,7 +64,10 @@ export class PosternInstance {
   readonly dataDir: string;
   private readonly processes = new Set<PosternProcess>();
 
+  private readonly env: Readonly<Record<string, string>>;
+
   constructor(options: InstanceOptions = {}) {
+    this.env = options.env ?? {};
     this.root = mkdtempSync(join(tmpdir(), 'postern-e2e-'));
     chmodSync(this.root, 0o755);
     this.dataDir = join(this.root, 'data');
@@ -66,7 +77,7 @@ export class PosternInstance {
 
   /** Starts the server and resolves once it listens. */
   async start(): Promise<PosternProcess> {
-    const server = await PosternProcess.spawn(this.configPath);
+    const server = await PosternProcess.spawn(this.configPath, undefined, this.env);
     this.processes.add(server);
     return server;
   }
@@ -152,6 +163,7 @@ export class PosternProcess {
   private exited = false;
   /** Recent log lines (stdout and stderr), for failure messages. */
   private readonly recent: string[] = [];
+  private readonly lineWatchers = new Set<(line: string) => void>();
   listeners: readonly Listener[] = [];
 
   private constructor(private readonly child: ChildProcess) {
@@ -163,9 +175,14 @@ export class PosternProcess {
     });
   }
 
-  static async spawn(configPath: string, readyTimeoutMs = 20_000): Promise<PosternProcess> {
+  static async spawn(
+    configPath: string,
+    readyTimeoutMs = 20_000,
+    env: Readonly<Record<string, string>> = {},
+  ): Promise<PosternProcess> {
     const child = spawn(process.execPath, [POSTERN_BIN, 'serve', '--config', configPath], {
       stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, ...env },
     });
     const server = new PosternProcess(child);
     await server.waitUntilListening(configPath, readyTimeoutMs);
@@ -185,6 +202,40 @@ export class PosternProcess {
   /** The last lines the server logged, for assertion messages. */
   log(): string {
     return this.recent.join('\n');
+  }
+
+  /**
+   * Resolves with the first JSON log entry (among the recent ones, or any logged from now on)
+   * that `matches`; throws with the log's tail after `timeoutMs`.
+   */
+  waitForLog(matches: (entry: Record<string, unknown>) => boolean, timeoutMs = 20_000): Promise<Record<string, unknown>> {
+    const test = (line: string): Record<string, unknown> | undefined => {
+      if (!line.startsWith('{')) return undefined;
+      try {
+        const entry = JSON.parse(line) as Record<string, unknown>;
+        return matches(entry) ? entry : undefined;
+      } catch {
+        return undefined;
+      }
+    };
+    for (const line of this.recent) {
+      const found = test(line);
+      if (found) return Promise.resolve(found);
+    }
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.lineWatchers.delete(watch);
+        reject(new Error(`timed out waiting for a log line\n${this.log()}`));
+      }, timeoutMs);
+      const watch = (line: string): void => {
+        const found = test(line);
+        if (!found) return;
+        clearTimeout(timer);
+        this.lineWatchers.delete(watch);
+        resolve(found);
+      };
+      this.lineWatchers.add(watch);
+    });
   }
 
   /**
@@ -209,6 +260,7 @@ export class PosternProcess {
   private remember(line: string): void {
     this.recent.push(line);
     if (this.recent.length > 200) this.recent.shift();
+    for (const watch of [...this.lineWatchers]) watch(line);
   }
 
   /**
@@ -264,11 +316,15 @@ function renderConfig(dataDir: string, options: InstanceOptions): string {
     user: '',
     listen: {
       mx: loopback(options.mxPort ?? 0),
-      submission: withSubmission ? loopback(0) : [],
+      submission: withSubmission ? loopback(options.submissionPort ?? 0) : [],
       submissions: withSubmission ? loopback(0) : [],
     },
     limits: { shutdown_grace: 5, ...options.limits },
     smtp: { ...options.smtp },
+    // No DNS cache: tests change their DNS records while the server runs.
+    ...(options.relay ? { relay: { dns_cache_seconds: 0, ...options.relay } } : {}),
+    ...(options.queue ? { queue: { ...options.queue } } : {}),
+    ...(options.dkim ? { dkim: { ...options.dkim } } : {}),
     log: { level: options.logLevel ?? 'info', format: 'json' },
   });
 }

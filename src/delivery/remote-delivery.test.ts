@@ -1,0 +1,335 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createServer as createHttpsServer, type Server } from 'node:https';
+import { pino } from 'pino';
+import { TestDnsServer } from '../../test/helpers/dns-server.js';
+import { SmtpSink, type SinkOptions } from '../../test/helpers/smtp-sink.js';
+import { configSchema } from '../config/schema.js';
+import { dkimKeyPath, generateDkimPrivateKey } from '../dkim/dkim-key.js';
+import { DkimSigner } from '../dkim/signer.js';
+import { MtaStsCache } from '../dns/mta-sts.js';
+import { createDnsClient, type DnsClient } from '../dns/resolver.js';
+import { makeCertificate } from '../server/test-certificate.js';
+import { RemoteDelivery, type DeliveryJob, type RemoteDeliveryOptions } from './remote-delivery.js';
+
+const logger = pino({ level: 'silent' });
+const MESSAGE = Buffer.from('From: alice@origin.test\r\nTo: bob@dest.test\r\nSubject: hello\r\n\r\nHi Bob.\r\n');
+
+let dnsServer: TestDnsServer;
+let dns: DnsClient;
+let tmp: string;
+const sinks: SmtpSink[] = [];
+
+before(async () => {
+  dnsServer = await TestDnsServer.start();
+  dns = createDnsClient({ servers: [dnsServer.address], timeoutMs: 200 });
+  tmp = mkdtempSync(join(tmpdir(), 'postern-remote-'));
+});
+after(async () => {
+  await Promise.all(sinks.map((s) => s.close()));
+  await dnsServer.close();
+  rmSync(tmp, { recursive: true, force: true });
+});
+
+async function sink(opts: SinkOptions = {}, host?: string, port?: number): Promise<SmtpSink> {
+  const s = await SmtpSink.start(opts, host, port);
+  sinks.push(s);
+  return s;
+}
+
+function delivery(relay: Record<string, unknown>, over: Partial<RemoteDeliveryOptions> = {}): RemoteDelivery {
+  const config = configSchema.parse({
+    hostname: 'postern.test',
+    relay: { connect_timeout: '2s', greeting_timeout: '5s', connection_cache_time: '10s', ...relay },
+  });
+  return new RemoteDelivery({ config, dns, logger, ...over });
+}
+
+function job(over: Partial<DeliveryJob> = {}): DeliveryJob {
+  return {
+    queueId: 'Q1',
+    sender: 'alice@origin.test',
+    recipients: [{ address: 'bob@dest.test' }],
+    domain: 'dest.test',
+    message: MESSAGE,
+    mailParams: {},
+    ...over,
+  };
+}
+
+async function using<T>(d: RemoteDelivery, fn: (d: RemoteDelivery) => Promise<T>): Promise<T> {
+  try {
+    return await fn(d);
+  } finally {
+    await d.close();
+  }
+}
+
+describe('RemoteDelivery via a transport', () => {
+  test('delivers, with one outcome per recipient: 2xx delivered, 4xx deferred, 5xx failed', async () => {
+    const s = await sink({ recipients: { 'busy@dest.test': '450 4.2.0 mailbox busy', 'nobody@dest.test': '550 5.1.1 no such user' } });
+    const d = delivery({ transports: { 'dest.test': `smtp:[127.0.0.1]:${s.port}` } });
+    const outcomes = await using(d, (d) =>
+      d.deliver(job({ recipients: [{ address: 'bob@dest.test' }, { address: 'busy@dest.test' }, { address: 'nobody@dest.test' }] })),
+    );
+    assert.deepEqual(outcomes[0], { kind: 'delivered', reply: '250 2.0.0 Ok: queued', remoteHost: '[127.0.0.1]:' + s.port });
+    assert.equal(outcomes[1]!.kind, 'deferred');
+    assert.equal(outcomes[1]!.reply, '450 4.2.0 mailbox busy');
+    const failed = outcomes[2]!;
+    assert.ok(failed.kind === 'failed');
+    assert.equal(failed.status, '5.1.1');
+    assert.equal(failed.reply, '550 5.1.1 no such user');
+    assert.match(failed.reason, /refused the recipient/);
+    assert.deepEqual(s.messages[0]!.recipients, ['bob@dest.test']);
+    assert.deepEqual(s.messages[0]!.data, MESSAGE);
+    assert.equal(s.messages[0]!.helo, 'postern.test');
+  });
+
+  test('dsnPassedOn: only when the peer offers DSN and the recipient had NOTIFY to pass on', async () => {
+    const recipients = [{ address: 'bob@dest.test', notify: ['SUCCESS'] }, { address: 'carol@dest.test' }];
+    const withDsn = await sink({ dsn: true });
+    const a = delivery({ transports: { 'dest.test': `smtp:[127.0.0.1]:${withDsn.port}` } });
+    const [told, silent] = await using(a, (d) => d.deliver(job({ recipients })));
+    assert.ok(told?.kind === 'delivered' && told.dsnPassedOn === true);
+    assert.ok(silent?.kind === 'delivered' && !silent.dsnPassedOn, 'no NOTIFY was sent for carol');
+    assert.deepEqual(withDsn.messages[0]!.rcptParams[0], ['NOTIFY=SUCCESS']);
+
+    const withoutDsn = await sink({ dsn: false });
+    const b = delivery({ transports: { 'dest.test': `smtp:[127.0.0.1]:${withoutDsn.port}` } });
+    const [relayed] = await using(b, (d) => d.deliver(job({ recipients })));
+    assert.ok(relayed?.kind === 'delivered' && !relayed.dsnPassedOn, 'a peer without DSN leaves the report to us');
+    assert.deepEqual(withoutDsn.messages[0]!.rcptParams[0], []);
+  });
+
+  test('a message needing 8BITMIME fails with 5.6.3 at a peer without it', async () => {
+    const s = await sink({ eightBitMime: false });
+    const d = delivery({ transports: { 'dest.test': `smtp:[127.0.0.1]:${s.port}` } });
+    const [o] = await using(d, (d) => d.deliver(job({ message: Buffer.from('Subject: \u00e9\r\n\r\n\u00e9\r\n', 'utf8') })));
+    assert.ok(o?.kind === 'failed');
+    assert.equal(o.status, '5.6.3');
+    assert.equal(o.reply, '');
+    assert.match(o.reason, /8BITMIME/);
+  });
+
+  test('a connection dropped during DATA defers', async () => {
+    const s = await sink({ dropMidData: true });
+    const d = delivery({ transports: { 'dest.test': `smtp:[127.0.0.1]:${s.port}` } });
+    const [o] = await using(d, (d) => d.deliver(job()));
+    assert.equal(o?.kind, 'deferred');
+    assert.match(o!.kind === 'deferred' ? o.reason : '', /closed|failed/);
+  });
+
+  test('reuses the connection for the next message to the same destination (RSET between)', async () => {
+    const s = await sink();
+    const d = delivery({ transports: { 'dest.test': `smtp:[127.0.0.1]:${s.port}` } });
+    await using(d, async (d) => {
+      assert.equal((await d.deliver(job()))[0]!.kind, 'delivered');
+      assert.equal((await d.deliver(job({ queueId: 'Q2', recipients: [{ address: 'carol@dest.test' }] })))[0]!.kind, 'delivered');
+    });
+    assert.equal(s.connections, 1);
+    assert.equal(s.messages.length, 2);
+    assert.ok(s.commands.includes('RSET'));
+  });
+
+  test('holds to max_connections_per_destination, queueing the other jobs', async () => {
+    const s = await sink();
+    const d = delivery({ transports: { 'dest.test': `smtp:[127.0.0.1]:${s.port}` }, max_connections_per_destination: 1 });
+    const outcomes = await using(d, (d) => Promise.all([1, 2, 3, 4].map((n) => d.deliver(job({ queueId: `Q${n}` })))));
+    assert.deepEqual(outcomes.map((o) => o[0]!.kind), ['delivered', 'delivered', 'delivered', 'delivered']);
+    assert.equal(s.peakConnections, 1);
+    assert.equal(s.messages.length, 4);
+  });
+
+  test('holds to max_connections across destinations', async () => {
+    const a = await sink();
+    const b = await sink();
+    const d = delivery({
+      transports: { 'a.test': `smtp:[127.0.0.1]:${a.port}`, 'b.test': `smtp:[127.0.0.1]:${b.port}` },
+      max_connections: 1,
+    });
+    const outcomes = await using(d, (d) =>
+      Promise.all(['a.test', 'b.test', 'a.test', 'b.test'].map((domain) => d.deliver(job({ domain, recipients: [{ address: `x@${domain}` }] })))),
+    );
+    assert.ok(outcomes.every((o) => o[0]!.kind === 'delivered'));
+    assert.equal(a.messages.length + b.messages.length, 4);
+    assert.equal(a.peakConnections + b.peakConnections, 2, 'each saw one connection at a time');
+  });
+
+  test('signs with the DKIM signer before sending', async () => {
+    const keysDir = join(tmp, 'dkim');
+    mkdirSync(keysDir, { recursive: true });
+    writeFileSync(dkimKeyPath(keysDir, 'origin.test', 'postern'), generateDkimPrivateKey('ed25519'), { mode: 0o600 });
+    const s = await sink();
+    const signer = new DkimSigner({ keysDir, selector: 'postern', logger });
+    const d = delivery({ transports: { 'dest.test': `smtp:[127.0.0.1]:${s.port}` } }, { signer });
+    assert.equal((await using(d, (d) => d.deliver(job())))[0]!.kind, 'delivered');
+    const text = s.messages[0]!.data.toString();
+    assert.match(text, /^DKIM-Signature: .*d=origin\.test/s);
+    assert.ok(text.endsWith(MESSAGE.toString()));
+  });
+});
+
+describe('RemoteDelivery via a smart host', () => {
+  test('AUTH over required STARTTLS with a verified certificate (tls_ca_file)', async () => {
+    const certificate = await makeCertificate('relay.isp.test');
+    const caFile = join(tmp, 'relay-ca.pem');
+    writeFileSync(caFile, certificate.cert);
+    dnsServer.set('relay.isp.test', [{ type: 'A', address: '127.0.0.1' }]);
+    const s = await sink({ starttls: true, certificate, auth: { username: 'postern', password: 'relay secret' } });
+    const d = delivery({
+      smarthost: `relay.isp.test:${s.port}`,
+      smarthost_username: 'postern',
+      smarthost_password: 'relay secret',
+      tls_ca_file: caFile,
+    });
+    const outcomes = await using(d, (d) => d.deliver(job({ domain: 'anywhere.test', recipients: [{ address: 'x@anywhere.test' }] })));
+    assert.deepEqual(outcomes, [{ kind: 'delivered', reply: '250 2.0.0 Ok: queued', remoteHost: `relay.isp.test[127.0.0.1]:${s.port}` }]);
+    assert.equal(s.messages[0]!.authUser, 'postern');
+    assert.equal(s.messages[0]!.tls, true);
+  });
+
+  test('implicit TLS with the password in a file', async () => {
+    const passwordFile = join(tmp, 'smarthost-password');
+    writeFileSync(passwordFile, 'from a file\n');
+    const s = await sink({ implicitTls: true, auth: { username: 'postern', password: 'from a file' } });
+    const d = delivery({
+      smarthost: `[127.0.0.1]:${s.port}`,
+      smarthost_tls: 'implicit',
+      smarthost_tls_verify: false,
+      smarthost_username: 'postern',
+      smarthost_password_file: passwordFile,
+    });
+    const [o] = await using(d, (d) => d.deliver(job()));
+    assert.equal(o?.kind, 'delivered');
+    assert.equal(s.messages[0]!.authUser, 'postern');
+  });
+
+  test('refused credentials and an unverifiable certificate defer, and nothing is sent', async () => {
+    const s = await sink({ starttls: true, auth: { username: 'postern', password: 'right' } });
+    const wrong = delivery({ smarthost: `[127.0.0.1]:${s.port}`, smarthost_tls_verify: false, smarthost_username: 'postern', smarthost_password: 'wrong' });
+    const [o] = await using(wrong, (d) => d.deliver(job()));
+    assert.ok(o?.kind === 'deferred');
+    assert.match(o.reason, /credentials/);
+    assert.match(o.reply, /^535/);
+    const unverified = delivery({ smarthost: `[127.0.0.1]:${s.port}`, smarthost_username: 'postern', smarthost_password: 'right' });
+    const [u] = await using(unverified, (d) => d.deliver(job()));
+    assert.ok(u?.kind === 'deferred');
+    assert.match(u.reason, /TLS/);
+    assert.equal(s.messages.length, 0);
+  });
+});
+
+describe('RemoteDelivery via MX', () => {
+  test('tries the MX hosts in preference order: the first is down, the second takes it', async () => {
+    const s = await sink();
+    dnsServer.set('dest.test', [
+      { type: 'MX', preference: 10, exchange: 'mx1.dest.test' },
+      { type: 'MX', preference: 20, exchange: 'mx2.dest.test' },
+    ]);
+    dnsServer.set('mx1.dest.test', [{ type: 'A', address: '127.0.0.2' }]);
+    dnsServer.set('mx2.dest.test', [{ type: 'A', address: '127.0.0.1' }]);
+    const d = delivery({ mx_port: s.port });
+    const [o] = await using(d, (d) => d.deliver(job()));
+    assert.deepEqual(o, { kind: 'delivered', reply: '250 2.0.0 Ok: queued', remoteHost: `mx2.dest.test[127.0.0.1]:${s.port}` });
+  });
+
+  test('a 4xx greeting sends the delivery to the next MX host', async () => {
+    const good = await sink();
+    const busy = await sink({ greeting: '421 4.3.2 too busy' }, '127.0.0.3', good.port);
+    dnsServer.set('busy.test', [
+      { type: 'MX', preference: 10, exchange: 'mx1.busy.test' },
+      { type: 'MX', preference: 20, exchange: 'mx2.busy.test' },
+    ]);
+    dnsServer.set('mx1.busy.test', [{ type: 'A', address: '127.0.0.3' }]);
+    dnsServer.set('mx2.busy.test', [{ type: 'A', address: '127.0.0.1' }]);
+    const d = delivery({ mx_port: good.port });
+    const [o] = await using(d, (d) => d.deliver(job({ domain: 'busy.test', recipients: [{ address: 'x@busy.test' }] })));
+    assert.equal(o?.kind, 'delivered');
+    assert.equal(busy.connections, 1);
+    assert.equal(good.messages.length, 1);
+  });
+
+  test('every host down: deferred with the reason', async () => {
+    dnsServer.set('down.test', [{ type: 'MX', preference: 10, exchange: 'mx.down.test' }]);
+    dnsServer.set('mx.down.test', [{ type: 'A', address: '127.0.0.2' }]);
+    const s = await sink();
+    const d = delivery({ mx_port: s.port });
+    const [o] = await using(d, (d) => d.deliver(job({ domain: 'down.test', recipients: [{ address: 'x@down.test' }] })));
+    assert.ok(o?.kind === 'deferred');
+    assert.match(o.reason, /ECONNREFUSED/);
+  });
+
+  test('null MX fails at once with 5.1.10; no such domain with 5.1.2; a DNS failure defers', async () => {
+    dnsServer.set('nullmx.test', [{ type: 'MX', preference: 0, exchange: '.' }]);
+    dnsServer.failWith('servfail.test', 'servfail');
+    const d = delivery({});
+    await using(d, async (d) => {
+      const [nullMx] = await d.deliver(job({ domain: 'nullmx.test', recipients: [{ address: 'x@nullmx.test' }] }));
+      assert.ok(nullMx?.kind === 'failed');
+      assert.equal(nullMx.status, '5.1.10');
+      assert.match(nullMx.reason, /null MX/);
+      const [missing] = await d.deliver(job({ domain: 'missing.test', recipients: [{ address: 'x@missing.test' }] }));
+      assert.ok(missing?.kind === 'failed');
+      assert.equal(missing.status, '5.1.2');
+      const [servfail] = await d.deliver(job({ domain: 'servfail.test', recipients: [{ address: 'x@servfail.test' }] }));
+      assert.equal(servfail?.kind, 'deferred');
+    });
+  });
+});
+
+describe('RemoteDelivery with MTA-STS (RFC 8461)', () => {
+  let policyServer: Server;
+  let mtaSts: MtaStsCache;
+
+  before(async () => {
+    const web = await makeCertificate('mta-sts.sts.test');
+    policyServer = createHttpsServer({ cert: web.cert, key: web.key }, (_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.end('version: STSv1\r\nmode: enforce\r\nmx: mx.sts.test\r\nmax_age: 86400\r\n');
+    });
+    await new Promise<void>((resolve) => policyServer.listen(0, '127.0.0.1', resolve));
+    dnsServer.set('_mta-sts.sts.test', [{ type: 'TXT', strings: ['v=STSv1; id=20250101'] }]);
+    dnsServer.set('mta-sts.sts.test', [{ type: 'A', address: '127.0.0.1' }]);
+    dnsServer.set('mx.sts.test', [{ type: 'A', address: '127.0.0.1' }]);
+    dnsServer.set('rogue.sts.test', [{ type: 'A', address: '127.0.0.1' }]);
+    mtaSts = new MtaStsCache({ dns, httpsPort: (policyServer.address() as { port: number }).port, ca: web.cert, fetchTimeoutMs: 2000, logger });
+  });
+  after(() => new Promise<void>((resolve) => policyServer.close(() => resolve())));
+
+  const stsJob = job({ domain: 'sts.test', recipients: [{ address: 'x@sts.test' }] });
+
+  test('enforce: delivered over verified TLS to the MX the policy names', async () => {
+    const certificate = await makeCertificate('mx.sts.test');
+    const caFile = join(tmp, 'mx-sts-ca.pem');
+    writeFileSync(caFile, certificate.cert);
+    const s = await sink({ starttls: true, certificate });
+    dnsServer.set('sts.test', [{ type: 'MX', preference: 10, exchange: 'mx.sts.test' }]);
+    const d = delivery({ mx_port: s.port, tls_ca_file: caFile }, { mtaSts });
+    const [o] = await using(d, (d) => d.deliver(stsJob));
+    assert.equal(o?.kind, 'delivered');
+    assert.equal(s.messages[0]!.tls, true);
+  });
+
+  test('enforce: a peer without a valid certificate is refused (deferred), never sent to in plain text', async () => {
+    const s = await sink({ starttls: true });
+    dnsServer.set('sts.test', [{ type: 'MX', preference: 10, exchange: 'mx.sts.test' }]);
+    const d = delivery({ mx_port: s.port }, { mtaSts });
+    const [o] = await using(d, (d) => d.deliver(stsJob));
+    assert.ok(o?.kind === 'deferred');
+    assert.match(o.reason, /TLS handshake/);
+    assert.equal(s.messages.length, 0);
+  });
+
+  test('enforce: an MX host the policy does not name is not used', async () => {
+    const s = await sink();
+    dnsServer.set('sts.test', [{ type: 'MX', preference: 10, exchange: 'rogue.sts.test' }]);
+    const d = delivery({ mx_port: s.port }, { mtaSts });
+    const [o] = await using(d, (d) => d.deliver(stsJob));
+    assert.ok(o?.kind === 'deferred');
+    assert.match(o.reason, /MTA-STS policy/);
+    assert.equal(s.connections, 0);
+  });
+});
