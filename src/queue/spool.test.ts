@@ -55,6 +55,25 @@ describe('Spool', () => {
     await after.spool.close();
   });
 
+  test('done records cost no fsync of their own: the next message or flush() makes them durable', async () => {
+    const dir = spoolDir();
+    const { spool } = await reopen(dir);
+    const first = ids.next();
+    await spool.append(first, envelope, testMessage(1));
+    const syncs = spool.stats.syncs;
+    spool.markDelivered(first, ['alice@example.test']);
+    spool.markDone(first);
+    await new Promise((resolve) => setImmediate(resolve));
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(spool.stats.syncs, syncs, 'no fsync for the done record alone');
+    await spool.flush();
+    assert.equal(spool.stats.syncs, syncs + 1, 'flush() syncs what was written lazily');
+    await spool.flush();
+    assert.equal(spool.stats.syncs, syncs + 1, 'nothing left to sync');
+    const after = await reopen(dir);
+    assert.deepEqual(after.recovered, []);
+  });
+
   test('messages with a durable done record are not recovered; the rest come back in order', async () => {
     const dir = spoolDir();
     const { spool } = await reopen(dir);

@@ -65,6 +65,8 @@ export interface SpoolStats {
 
 const DEFAULT_MAX_SEGMENT = 64 * 1024 * 1024;
 const DONE_RETRY_MS = 1000;
+/** How long done records may wait for an fsync when no message comes along to share one. */
+const LAZY_SYNC_MS = 1000;
 
 interface Segment {
   readonly number: number;
@@ -105,6 +107,9 @@ export class Spool {
   private scheduled = false;
   private closed = false;
   private rotateBeforeNextBatch = false;
+  /** Records written to the current segment but not yet fdatasync'd (done/delivered only). */
+  private unsynced = false;
+  private lazySync: NodeJS.Timeout | undefined;
   private compactTimer: NodeJS.Timeout | undefined;
 
   private constructor(
@@ -159,7 +164,7 @@ export class Spool {
 
   /** Resolves once everything handed to the spool so far is durable. */
   flush(): Promise<void> {
-    if (this.pending.length === 0 && !this.writing) return Promise.resolve();
+    if (this.pending.length === 0 && !this.writing && !this.unsynced) return Promise.resolve();
     return new Promise((resolve, reject) => this.enqueue({ kind: 'barrier', resolve, reject }));
   }
 
@@ -215,6 +220,7 @@ export class Spool {
     if (this.closed) return;
     this.closed = true;
     if (this.compactTimer) clearInterval(this.compactTimer);
+    if (this.lazySync) clearTimeout(this.lazySync);
     try {
       // The last batch: nothing can be added after it, so the file is idle once it resolves.
       await new Promise<void>((resolve, reject) => this.enqueue({ kind: 'barrier', resolve, reject }, true));
@@ -277,12 +283,23 @@ export class Spool {
       return at;
     };
     for (const p of batch) this.place(p, segment, add, effects);
-    if (buffers.length > 0) {
+    // Done and delivered records only spare a restart from delivering again: nobody waits for
+    // them, so they ride along with the next fdatasync a message needs anyway (or the lazy one
+    // below) instead of paying their own. One fsync per delivered message would otherwise
+    // compete on this file with the accepts that clients are waiting for.
+    const mustSync = batch.some((p) => p.kind === 'message' || p.kind === 'relocate' || p.kind === 'barrier');
+    if (buffers.length > 0 || (mustSync && this.unsynced)) {
       try {
-        await writeAll(this.file, buffers, start);
+        if (buffers.length > 0) await writeAll(this.file, buffers, start);
         segment.size = offset;
-        await this.file.datasync();
-        this.stats.syncs++;
+        if (mustSync) {
+          await this.file.datasync();
+          this.unsynced = false;
+          this.stats.syncs++;
+        } else {
+          this.unsynced = true;
+          this.syncLater();
+        }
         this.stats.batches++;
       } catch (err) {
         this.opts.logger.error({ err, segment: segment.path }, 'spool: write failed');
@@ -379,9 +396,23 @@ export class Spool {
     }
   }
 
+  /** Makes lazily written done records durable within LAZY_SYNC_MS, to bound repeats after a crash. */
+  private syncLater(): void {
+    if (this.lazySync !== undefined) return;
+    this.lazySync = setTimeout(() => {
+      this.lazySync = undefined;
+      if (this.unsynced && !this.closed) this.enqueue({ kind: 'barrier', resolve: () => undefined, reject: () => undefined });
+    }, LAZY_SYNC_MS);
+    this.lazySync.unref();
+  }
+
   private async rotate(): Promise<void> {
     const created = await createSegment(this.opts.dir, this.current.number + 1);
     const previous = this.file;
+    if (this.unsynced) {
+      await previous.datasync().catch(() => undefined);
+      this.unsynced = false;
+    }
     this.current.closedAt = Date.now();
     this.current = created.segment;
     this.file = created.file;
