@@ -11,17 +11,16 @@
 // It prints numbers and whether the targets are met; it does not fail on them. It exits
 // non-zero only if something broke (a server did not start, smtp-source failed, mail was lost).
 
-import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { parse, stringify } from 'smol-toml';
 import { PosternInstance, type PosternProcess } from '../test/helpers/postern-process.js';
+import { freePort, TestPostfix } from '../test/helpers/postfix.js';
 import { runAuthSessions, waitUntilAccepting } from './auth-sessions.js';
 import { measureRelayRow, printRelayRow, type RelayRowStarted } from './relay-row.js';
-import { freePort } from './free-port.js';
-import { POSTFIX_DOMAIN, PostfixInstance } from './postfix-instance.js';
 import { runSmtpSource, smtpSourceAvailable } from './smtp-source.js';
 
+/** The domain both servers deliver into one Maildir. */
+const POSTFIX_DOMAIN = 'bench.test';
 const RECIPIENT = `bench@${POSTFIX_DOMAIN}`;
 const AUTH_DOMAIN = 'bench-auth.test';
 const AUTH_SENDER = `sender@${AUTH_DOMAIN}`;
@@ -80,7 +79,7 @@ function rows(): Row[] {
 
 /** What main() started, for the cleanup that runs however it ends. */
 interface Started {
-  postfix?: PostfixInstance;
+  postfix?: TestPostfix;
   postern?: PosternInstance;
   server?: PosternProcess;
   authPostern?: PosternInstance;
@@ -102,8 +101,6 @@ async function main(): Promise<number> {
     return 1;
   }
 
-  const root = mkdtempSync(join(tmpdir(), 'postern-bench-'));
-  chmodSync(root, 0o755);
   const started: Started = {};
   let cleaning: Promise<void> | undefined;
   // Runs once, whether main finishes, fails, or a signal arrives mid-run.
@@ -121,7 +118,6 @@ async function main(): Promise<number> {
       await started.relay?.postern?.dispose();
       await started.relay?.postfixRelay?.stop();
       await started.relay?.sink?.stop();
-      rmSync(root, { recursive: true, force: true });
     })());
   const onSignal = (): void => {
     void cleanup().finally(() => process.exit(130));
@@ -130,7 +126,7 @@ async function main(): Promise<number> {
   process.once('SIGTERM', onSignal);
 
   try {
-    if (!authOnly && !relayOnly) await compareWithPostfix(root, started);
+    if (!authOnly && !relayOnly) await compareWithPostfix(started);
     if (!relayOnly) await measureAuthRows(started);
     if (!authOnly) {
       log('end-to-end relay row: a Postfix sink, a Postfix relay and Postern');
@@ -146,9 +142,9 @@ async function main(): Promise<number> {
 }
 
 /** The main table: Postern and Postfix side by side, both fed by smtp-source on the MX port. */
-async function compareWithPostfix(root: string, started: Started): Promise<void> {
+async function compareWithPostfix(started: Started): Promise<void> {
   log('starting a private Postfix instance');
-  const postfix = await PostfixInstance.start(join(root, 'postfix'), await freePort());
+  const postfix = await TestPostfix.start({ hostname: 'bench-postfix.localdomain', domains: [POSTFIX_DOMAIN] });
   started.postfix = postfix;
 
   log('starting Postern');

@@ -9,9 +9,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import nodemailer from 'nodemailer';
 import { makeCertificate } from '../src/server/test-certificate.js';
 import { PosternInstance, type PosternProcess } from '../test/helpers/postern-process.js';
-import { TestPostfix } from '../test/helpers/postfix.js';
+import { freePort, TestPostfix } from '../test/helpers/postfix.js';
 import { waitUntilAccepting } from './auth-sessions.js';
-import { freePort } from './free-port.js';
 
 const SENDER_DOMAIN = 'bench-relay.test';
 const SENDER = `sender@${SENDER_DOMAIN}`;

@@ -15,7 +15,7 @@ import { TEST_AUDIENCE, TEST_ISSUER, TestTokenIssuer } from '../src/auth/test-to
 import { ScramClient } from '../src/sasl/scram-client.js';
 import { SmtpTestClient } from '../src/server/smtp-test-client.js';
 import { requireTool, runTool } from './helpers/external-tool.js';
-import { delay, PosternInstance, type PosternProcess } from './helpers/postern-process.js';
+import { delay, PosternInstance, type PosternProcess, stopAndDispose } from './helpers/postern-process.js';
 import { headerValues, parseStoredMessage } from './helpers/stored-message.js';
 
 const HOSTNAME = 'mx.postern.test';
@@ -77,9 +77,8 @@ describe('AUTH with real clients', () => {
 
   after(async () => {
     try {
-      if (server) assert.equal(await server.stop(), 0, `SIGTERM must stop the server with exit code 0\n${server.log()}`);
+      await stopAndDispose(server, instance);
     } finally {
-      await instance?.dispose();
       issuer?.close();
     }
   });
@@ -308,13 +307,7 @@ describe('CRAM-MD5 is opt-in', () => {
     await instance.addUser(BOB, PASSWORD);
   });
 
-  after(async () => {
-    try {
-      if (server) assert.equal(await server.stop(), 0, server.log());
-    } finally {
-      await instance?.dispose();
-    }
-  });
+  after(() => stopAndDispose(server, instance));
 
   test('by default it is neither offered nor accepted', async () => {
     server = await instance.start();

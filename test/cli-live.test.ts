@@ -4,7 +4,7 @@
 
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { PosternInstance, type PosternProcess } from './helpers/postern-process.js';
+import { PosternInstance, type PosternProcess, stopAndDispose } from './helpers/postern-process.js';
 import { SmtpClient, type SmtpReply } from './helpers/smtp-client.js';
 
 let instance: PosternInstance;
@@ -15,13 +15,7 @@ before(async () => {
   server = await instance.start();
 });
 
-after(async () => {
-  try {
-    if (server) assert.equal(await server.stop(), 0, server.log());
-  } finally {
-    await instance?.dispose();
-  }
-});
+after(() => stopAndDispose(server, instance));
 
 function assertReply(reply: SmtpReply, code: number, enhanced: string): void {
   assert.equal(reply.code, code, reply.text);

@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import nodemailer from 'nodemailer';
 import { requireTool, runTool } from './helpers/external-tool.js';
-import { PosternInstance, type PosternProcess } from './helpers/postern-process.js';
+import { PosternInstance, type PosternProcess, stopAndDispose } from './helpers/postern-process.js';
 import { headerValues, parseStoredMessage } from './helpers/stored-message.js';
 
 const HOSTNAME = 'mx.postern.test';
@@ -92,13 +92,7 @@ describe('interop: third-party clients deliver over the MX port', () => {
     port = server.port('mx');
   });
 
-  after(async () => {
-    try {
-      if (server) assert.equal(await server.stop(), 0, `SIGTERM must stop the server with exit code 0\n${server.log()}`);
-    } finally {
-      await instance?.dispose();
-    }
-  });
+  after(() => stopAndDispose(server, instance));
 
   test('swaks', async () => {
     // swaks always ends DATA with CRLF . CRLF, so the data has no final line end of its own.

@@ -4,7 +4,7 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { PosternInstance, type PosternProcess } from './helpers/postern-process.js';
+import { PosternInstance, type PosternProcess, stopAndDispose } from './helpers/postern-process.js';
 import { SmtpClient } from './helpers/smtp-client.js';
 
 const ALICE = 'alice@example.test';
@@ -33,11 +33,7 @@ describe('raw dialogues against the running server', () => {
 
   after(async () => {
     for (const client of clients) client.destroy();
-    try {
-      if (server) assert.equal(await server.stop(), 0, server.log());
-    } finally {
-      await instance?.dispose();
-    }
+    await stopAndDispose(server, instance);
   });
 
   test('bare LF: "\\n.\\n" does not end DATA; the real CRLF.CRLF ends it with 550 5.6.0', async () => {
@@ -131,13 +127,7 @@ describe('greeting delay: a client that talks first', () => {
     server = await instance.start();
   });
 
-  after(async () => {
-    try {
-      if (server) assert.equal(await server.stop(), 0, server.log());
-    } finally {
-      await instance?.dispose();
-    }
-  });
+  after(() => stopAndDispose(server, instance));
 
   test('is refused with 554 (RFC 5321 4.3.1: the client waits for the greeting)', async () => {
     const client = await SmtpClient.connect(server.port('mx'));

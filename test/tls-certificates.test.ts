@@ -11,7 +11,7 @@ import tls from 'node:tls';
 import { stringify } from 'smol-toml';
 import { makeCertificate, writeCertificate, type TestCertificate } from '../src/server/test-certificate.js';
 import { SmtpTestClient } from '../src/server/smtp-test-client.js';
-import { delay, PosternInstance, type PosternProcess } from './helpers/postern-process.js';
+import { delay, PosternInstance, type PosternProcess, stopAndDispose } from './helpers/postern-process.js';
 
 describe('TLS certificates in the running server', () => {
   let instance: PosternInstance;
@@ -34,13 +34,7 @@ describe('TLS certificates in the running server', () => {
     server = await instance.start();
   });
 
-  after(async () => {
-    try {
-      if (server) assert.equal(await server.stop(), 0, server.log());
-    } finally {
-      await instance?.dispose();
-    }
-  });
+  after(() => stopAndDispose(server, instance));
 
   test('implicit TLS: SNI picks the certificate; no SNI gets the first one', async () => {
     const port = server.port('submissions');

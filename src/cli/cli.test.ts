@@ -2,41 +2,24 @@
 
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { chmodSync, copyFileSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
+import { runPostern, type CliResult } from '../../test/helpers/postern-process.js';
 import { verifyPassword } from '../auth/password.js';
 
-const BIN = fileURLToPath(new URL('../../../bin/postern.js', import.meta.url));
 const isRoot = process.getuid?.() === 0;
-
-interface Result {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
 
 let dir: string;
 let config: string;
 
-function postern(args: readonly string[], options: { input?: string; cwd?: string } = {}): Promise<Result> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { cwd: options.cwd ?? dir, stdio: 'pipe' });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(options.input ?? '');
-  });
+function postern(args: readonly string[], options: { input?: string; cwd?: string } = {}): Promise<CliResult> {
+  return runPostern(args, options.cwd ?? dir, options.input);
 }
 
 /** Runs an admin command against the test config. */
-function admin(...args: string[]): Promise<Result> {
+function admin(...args: string[]): Promise<CliResult> {
   return postern([...args, '--config', config]);
 }
 
@@ -48,7 +31,7 @@ async function succeeds(args: string[], input?: string): Promise<string> {
 }
 
 /** Exit code 1 and exactly one line on stderr, "postern: ...", without a stack trace. */
-function assertFailure(r: Result, message: RegExp): void {
+function assertFailure(r: CliResult, message: RegExp): void {
   assert.equal(r.code, 1, `exit code (stderr: ${r.stderr})`);
   assert.match(r.stderr, /^postern: [^\n]+\n$/, 'one line on stderr');
   assert.doesNotMatch(r.stderr, /\bat .*:\d+:\d+/, 'no stack frames');

@@ -2,36 +2,19 @@
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { runPostern, type CliResult } from '../../test/helpers/postern-process.js';
 import { openSqliteStore } from '../store/sqlite-store.js';
 
-const BIN = fileURLToPath(new URL('../../../bin/postern.js', import.meta.url));
 const ALICE = 'alice@ours.test';
-
-interface Result {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
 
 let dir: string;
 let config: string;
 
-function postern(...args: string[]): Promise<Result> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args, '--config', config], { cwd: dir, stdio: 'pipe' });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end();
-  });
+function postern(...args: string[]): Promise<CliResult> {
+  return runPostern([...args, '--config', config], dir);
 }
 
 async function succeeds(...args: string[]): Promise<string> {

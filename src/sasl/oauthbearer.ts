@@ -122,11 +122,17 @@ class BearerExchange implements SaslExchange {
   }
 }
 
-export class OAuthBearerMechanism implements SaslMechanism {
-  readonly name = 'OAUTHBEARER';
+/** The two mechanisms differ only in name, message syntax and error JSON. */
+abstract class BearerMechanism implements SaslMechanism {
+  abstract readonly name: string;
   private readonly validator: BearerTokenValidator;
 
-  constructor(config: OAuthConfig, credentials: CredentialSource) {
+  constructor(
+    config: OAuthConfig,
+    credentials: CredentialSource,
+    private readonly parse: (message: string) => BearerRequest | string,
+    private readonly errorChallenge: Buffer,
+  ) {
     this.validator = new BearerTokenValidator(config, credentials);
   }
 
@@ -136,24 +142,23 @@ export class OAuthBearerMechanism implements SaslMechanism {
   }
 
   begin(_ctx: SaslContext): SaslExchange {
-    return new BearerExchange(this.validator, parseOAuthBearer, OAUTHBEARER_ERROR);
+    return new BearerExchange(this.validator, this.parse, this.errorChallenge);
   }
 }
 
-export class XOAuth2Mechanism implements SaslMechanism {
-  readonly name = 'XOAUTH2';
-  private readonly validator: BearerTokenValidator;
+export class OAuthBearerMechanism extends BearerMechanism {
+  readonly name = 'OAUTHBEARER';
 
   constructor(config: OAuthConfig, credentials: CredentialSource) {
-    this.validator = new BearerTokenValidator(config, credentials);
+    super(config, credentials, parseOAuthBearer, OAUTHBEARER_ERROR);
   }
+}
 
-  available(ctx: SaslContext): boolean {
-    return ctx.secure;
-  }
+export class XOAuth2Mechanism extends BearerMechanism {
+  readonly name = 'XOAUTH2';
 
-  begin(_ctx: SaslContext): SaslExchange {
-    return new BearerExchange(this.validator, parseXOAuth2, XOAUTH2_ERROR);
+  constructor(config: OAuthConfig, credentials: CredentialSource) {
+    super(config, credentials, parseXOAuth2, XOAUTH2_ERROR);
   }
 }
 

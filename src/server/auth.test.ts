@@ -12,23 +12,16 @@ import { pino } from 'pino';
 import { computeUserSecrets } from '../auth/user-secrets.js';
 import { configSchema } from '../config/schema.js';
 import { ScramClient } from '../sasl/scram-client.js';
-import type { ListenerKind } from '../smtp/envelope.js';
 import { openSqliteStore } from '../store/sqlite-store.js';
-import { startServer, type RunningServer } from './server.js';
+import { startServer } from './server.js';
 import { SmtpTestClient } from './smtp-test-client.js';
+import { eventually, testServer, type TestServer } from './test-server.js';
 
 const ALICE = 'alice@example.test';
 const BOB = 'bob@example.test';
 const PASSWORD = 'correct horse battery staple';
 const b64 = (text: string): string => Buffer.from(text).toString('base64');
 const plain = (user: string, password: string): string => b64(`\0${user}\0${password}`);
-
-interface TestServer {
-  readonly server: RunningServer;
-  readonly dir: string;
-  readonly logs: Record<string, unknown>[];
-  port(kind: ListenerKind): number;
-}
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -57,12 +50,7 @@ async function start(extra: Record<string, unknown> = {}): Promise<TestServer> {
   });
   const server = await startServer(config, { logger });
   cleanups.push(() => server.stop());
-  const port = (kind: ListenerKind): number => {
-    const l = server.listeners.find((x) => x.kind === kind);
-    assert.ok(l, `a ${kind} listener`);
-    return l.port;
-  };
-  return { server, dir, logs, port };
+  return testServer(server, dir, logs);
 }
 
 /** Connected to the submission port, greeted and EHLO'd: plaintext still. */
@@ -97,15 +85,6 @@ async function send(c: SmtpTestClient, from: string, to: string, message: string
   if (!rcpt.startsWith('250')) return rcpt;
   assert.match(await c.command('DATA'), /^354 /);
   return c.command(`${message}\r\n.`);
-}
-
-async function eventually<T>(probe: () => T | undefined, what: string): Promise<T> {
-  for (let i = 0; i < 1000; i++) {
-    const v = probe();
-    if (v !== undefined) return v;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  throw new Error(`gave up waiting for ${what}`);
 }
 
 describe('AUTH on the submission port', () => {

@@ -15,18 +15,11 @@ import { pino, type Logger } from 'pino';
 import { loadConfig } from '../config/load.js';
 import { configSchema, type Config } from '../config/schema.js';
 import { openSqliteStore } from '../store/sqlite-store.js';
-import type { ListenerKind } from '../smtp/envelope.js';
-import { startServer, type RunningServer } from './server.js';
+import { startServer } from './server.js';
 import { SmtpTestClient } from './smtp-test-client.js';
+import { eventually, testServer, type TestServer } from './test-server.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
-
-interface TestServer {
-  readonly server: RunningServer;
-  readonly dir: string;
-  readonly logs: Record<string, unknown>[];
-  port(kind: ListenerKind): number;
-}
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -72,28 +65,13 @@ async function start(extra: Record<string, unknown> = {}, opts: { configPath?: s
   const config = opts.config ?? testConfig(dir, extra);
   const server = await startServer(config, { logger, ...(opts.configPath ? { configPath: opts.configPath } : {}) });
   cleanups.push(() => server.stop());
-  const port = (kind: ListenerKind): number => {
-    const l = server.listeners.find((x) => x.kind === kind);
-    assert.ok(l, `a ${kind} listener`);
-    return l.port;
-  };
-  return { server, dir, logs, port };
+  return testServer(server, dir, logs);
 }
 
 async function connect(port: number): Promise<SmtpTestClient> {
   const c = await SmtpTestClient.connect(port);
   cleanups.push(() => c.end());
   return c;
-}
-
-/** Waits for something the server does asynchronously (a log line, a file); no timing asserted. */
-async function eventually<T>(probe: () => T | undefined, what: string): Promise<T> {
-  for (let i = 0; i < 1000; i++) {
-    const v = probe();
-    if (v !== undefined) return v;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  throw new Error(`gave up waiting for ${what}`);
 }
 
 const connectionLog = (logs: Record<string, unknown>[], pred: (l: Record<string, unknown>) => boolean) =>

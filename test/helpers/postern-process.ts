@@ -6,6 +6,7 @@
 // When the tests run as root (CI does) the server switches to "nobody" after binding, so every
 // directory it must reach is made mode 0755 (mkdtemp creates 0700).
 
+import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
@@ -87,12 +88,7 @@ export class PosternInstance {
    * goes last, where commander finds it whether it belongs to the program or the subcommand.
    */
   cli(args: readonly string[], stdin = ''): Promise<CliResult> {
-    const child = spawn(process.execPath, [POSTERN_BIN, ...args, '--config', this.configPath], {
-      cwd: this.root,
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    child.stdin.end(stdin);
-    return collect(child);
+    return runPostern([...args, '--config', this.configPath], this.root, stdin);
   }
 
   /** Like cli(), but throws (with the output) unless the command exits 0. */
@@ -377,6 +373,13 @@ function canConnect(port: number): Promise<boolean> {
   });
 }
 
+/** Runs `postern ...args` in `cwd` with `stdin` on its standard input, as an operator would. */
+export function runPostern(args: readonly string[], cwd: string, stdin = ''): Promise<CliResult> {
+  const child = spawn(process.execPath, [POSTERN_BIN, ...args], { cwd, stdio: ['pipe', 'pipe', 'pipe'] });
+  child.stdin.end(stdin);
+  return collect(child);
+}
+
 function collect(child: ChildProcess): Promise<CliResult> {
   let stdout = '';
   let stderr = '';
@@ -386,6 +389,18 @@ function collect(child: ChildProcess): Promise<CliResult> {
     child.once('error', reject);
     child.once('close', (code) => resolve({ code, stdout, stderr }));
   });
+}
+
+/**
+ * The usual `after` of a test that started a server: SIGTERM must stop it with exit code 0
+ * (a clean shutdown), and the instance's files go away whatever happened.
+ */
+export async function stopAndDispose(server: PosternProcess | undefined, instance: PosternInstance | undefined): Promise<void> {
+  try {
+    if (server) assert.equal(await server.stop(), 0, `SIGTERM must stop the server with exit code 0\n${server.log()}`);
+  } finally {
+    await instance?.dispose();
+  }
 }
 
 export function delay(ms: number): Promise<void> {
