@@ -303,8 +303,10 @@ describe('queue scheduling against a real SMTP peer', () => {
     await waitFor('a deferral', async () => ((await w.store.queueGet(id))?.recipientStates?.[0]?.attempts ?? 0) >= 1);
     await w.store.queueAddRequest('hold', id);
     await waitFor('the hold', async () => (await w.store.queueGet(id))?.state === 'hold');
-    // An attempt already under way when the hold came finishes; none starts after it.
-    await sleep(300);
+    // An attempt already under way when the hold came finishes; none starts after it. The store
+    // write of its outcome is batched (a few ms), hence the short pause after.
+    await waitFor('no attempt in flight', () => qm.stats.inFlight === 0);
+    await sleep(100);
     const attempts = (await w.store.queueGet(id))!.recipientStates![0]!.attempts;
     w.replies['ivan@remote.test'] = '250 ok';
     await sleep(500);

@@ -25,7 +25,7 @@ const sinks: SmtpSink[] = [];
 
 before(async () => {
   dnsServer = await TestDnsServer.start();
-  dns = createDnsClient({ servers: [dnsServer.address], timeoutMs: 200 });
+  dns = createDnsClient({ servers: [dnsServer.address], timeoutMs: 2000 });
   tmp = mkdtempSync(join(tmpdir(), 'postern-remote-'));
 });
 after(async () => {

@@ -10,7 +10,7 @@ let dns: DnsClient;
 
 before(async () => {
   server = await TestDnsServer.start();
-  dns = createDnsClient({ servers: [server.address], timeoutMs: 200 });
+  dns = createDnsClient({ servers: [server.address], timeoutMs: 2000 });
   server.set('example.test', [{ type: 'MX', preference: 10, exchange: 'mx.example.test' }]);
   server.set('mx.example.test', [{ type: 'A', address: '127.0.0.5' }, { type: 'AAAA', address: '::1' }]);
   server.set('hub.test', [{ type: 'MX', preference: 5, exchange: 'mx.hub.test' }]);

@@ -20,7 +20,7 @@ let dataDir: string;
 
 before(async () => {
   [dnsServer, https] = await Promise.all([TestDnsServer.start(), TestMtaStsServer.start(DOMAINS)]);
-  dns = createDnsClient({ servers: [dnsServer.address], timeoutMs: 200 });
+  dns = createDnsClient({ servers: [dnsServer.address], timeoutMs: 2000 });
   // The policy hosts: every mta-sts.<domain> (and one the certificate does not name) is us.
   for (const domain of [...DOMAINS, 'unnamed.test']) dnsServer.set(`mta-sts.${domain}`, [{ type: 'A', address: '127.0.0.1' }]);
   dataDir = mkdtempSync(join(tmpdir(), 'postern-mta-sts-'));

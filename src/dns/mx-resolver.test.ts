@@ -9,7 +9,7 @@ let dns: DnsClient;
 
 before(async () => {
   server = await TestDnsServer.start();
-  dns = createDnsClient({ servers: [server.address], timeoutMs: 100 });
+  dns = createDnsClient({ servers: [server.address], timeoutMs: 1000 });
 });
 after(() => server.close());
 

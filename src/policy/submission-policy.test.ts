@@ -12,6 +12,7 @@ import type { Store } from '../store/store.js';
 import { AUTH_LOCKED_OUT } from './auth-throttle.js';
 import { createSessionPolicy } from './session-policy.js';
 import { createSubmissionPolicy, type SubmissionPolicy } from './submission-policy.js';
+import { awayFromHourBoundary } from '../util/hour-boundary.js';
 
 const ALICE = 'alice@ours.test';
 const anonymous: SessionInfo = {
@@ -99,6 +100,7 @@ describe('the session policy with a submission policy', () => {
   });
 
   test('accepted messages are counted: the hourly limit is reached at MAIL', async () => {
+    await awayFromHourBoundary();
     await policy.messageAccepted(alice, envelope(['a@remote.test']));
     assert.equal(await policy.checkSender(alice, ALICE, {}), undefined);
     await policy.messageAccepted(alice, envelope(['b@remote.test', 'c@remote.test']));

@@ -16,6 +16,7 @@ import { openSqliteStore } from '../store/sqlite-store.js';
 import { startServer } from './server.js';
 import { SmtpTestClient } from './smtp-test-client.js';
 import { eventually, testServer, type TestServer } from './test-server.js';
+import { awayFromHourBoundary } from '../util/hour-boundary.js';
 
 const ALICE = 'alice@example.test';
 const BOB = 'bob@example.test';
@@ -216,6 +217,7 @@ describe('submission policy through the server', () => {
   });
 
   test('over the hourly limit: 450 4.7.1 at MAIL', async () => {
+    await awayFromHourBoundary();
     const t = await start({ submission: { max_messages_per_hour: 1 } });
     const c = await loggedIn(t);
     assert.match(await send(c, ALICE, 'friend@remote.test', `From: ${ALICE}\r\n\r\none`), /^250 2\.0\.0 /);

@@ -144,7 +144,7 @@ describe('plain SMTP on the mx listener', () => {
   });
 
   test('an idle client is timed out with 421 4.4.2', async () => {
-    const t = await start({ limits: { command_timeout: 0.2 } });
+    const t = await start({ limits: { command_timeout: 1 } });
     const c = await connect(t.port('mx'));
     await c.readReply();
     await c.command('EHLO client.example');
@@ -155,7 +155,7 @@ describe('plain SMTP on the mx listener', () => {
   });
 
   test('inside DATA the data timeout applies, not the command timeout', async () => {
-    const t = await start({ limits: { command_timeout: 600, data_timeout: 0.2 } });
+    const t = await start({ limits: { command_timeout: 600, data_timeout: 1 } });
     const c = await connect(t.port('mx'));
     await c.readReply();
     await c.command('EHLO client.example');

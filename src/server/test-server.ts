@@ -24,7 +24,9 @@ export function testServer(server: RunningServer, dir: string, logs: Record<stri
 
 /** Waits for something the server does asynchronously (a log line, a file); no timing asserted. */
 export async function eventually<T>(probe: () => T | undefined, what: string): Promise<T> {
-  for (let i = 0; i < 1000; i++) {
+  // Generous: a child process starting on a loaded 2-core CI machine can take seconds.
+  const deadline = Date.now() + 30_000;
+  while (Date.now() < deadline) {
     const v = probe();
     if (v !== undefined) return v;
     await new Promise((r) => setTimeout(r, 10));

@@ -8,7 +8,7 @@ let resolver: Resolver;
 
 before(async () => {
   server = await TestDnsServer.start();
-  resolver = new Resolver({ timeout: 300, tries: 1 });
+  resolver = new Resolver({ timeout: 1000, tries: 1 });
   resolver.setServers([server.address]);
 });
 after(() => server.close());
