@@ -136,7 +136,7 @@ const relay = z.strictObject({
   /** Reuse DNS answers for at most this many seconds (A/AAAA: less when their TTL is); 0 = ask every time. */
   dns_cache_seconds: z.number().int().min(0).default(300),
   mta_sts: relayMtaSts.prefault({}),
-  // Engineer B's keys (src/delivery/route.ts, smtp-client.ts, remote-delivery.ts) from here on.
+  // Next hops and the SMTP client (src/delivery/route.ts, smtp-client.ts, remote-delivery.ts).
   /** Send all outbound mail through this host: "host:port", "[host]:port" or "host"; "" = MX delivery. */
   smarthost: z.union([z.literal(''), nextHopHost]).default(''),
   /** Account for AUTH at the smart host ("" = no AUTH); credentials only ever go over TLS. */
