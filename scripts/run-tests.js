@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-// Runs every compiled test file (dist/**/*.test.js) with node's own test runner.
-// Node 20's --test does not expand globs, so the list is built here.
+// Runs every compiled test file (dist/**/*.test.js) with node's own test runner. The list is
+// built here so that `npm test -- NAME` runs only the files whose path contains NAME.
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
