@@ -167,6 +167,19 @@ format = "pretty"
     assertConfigError(writeConfig('[listen]\nmx = "0.0.0.0:25"\n'), /: listen\.mx: expected a list, each a string, got "0\.0\.0\.0:25"$/);
   });
 
+  test('trusted_networks: loopback by default; a bad entry names the list element', () => {
+    assert.deepEqual(configSchema.parse({}).limits.trusted_networks, ['127.0.0.0/8', '::1/128']);
+    assertConfigError(
+      writeConfig('[limits]\ntrusted_networks = ["10.0.0.0/8", "10.0.0.0/40"]\n'),
+      /: limits\.trusted_networks\[1\]: expected an IP address or network, e\.g\. "127\.0\.0\.0\/8" or "::1\/128"$/,
+    );
+  });
+
+  test('log.format: "auto" unless set', () => {
+    assert.equal(configSchema.parse({}).log.format, 'auto');
+    assert.equal(configSchema.parse({ log: { format: 'json' } }).log.format, 'json');
+  });
+
   test('a table where a value belongs, and the reverse', () => {
     assertConfigError(writeConfig('[hostname]\nx = 1\n'), /: hostname: expected a non-empty string, got a table$/);
     assertConfigError(writeConfig('limits = 5\n'), /: limits: expected a table, got 5$/);

@@ -4,6 +4,7 @@
 import { hostname as osHostname } from 'node:os';
 import { z } from 'zod';
 import { parseDuration } from '../util/duration.js';
+import { parseNetwork } from '../util/network-list.js';
 
 /** "host:port", "[v6]:port" — validated here, split by parseListenAddress. */
 const listenAddress = z
@@ -21,7 +22,7 @@ const limits = z.strictObject({
   max_command_line: z.number().int().min(512).default(2048),
   /** Longest text line in a message, including CRLF; RFC 5321 4.5.3.1.6 says 1000. */
   max_text_line: z.number().int().min(1000).default(1000),
-  /** Failed commands before the session ends with 421 4.7.0. */
+  /** Refusals that blame the client (see blamesClient in src/smtp/session.ts) before 421 4.7.0. */
   max_errors: z.number().int().min(1).default(10),
   /** Messages per connection before 421 (0 = unlimited). */
   max_messages_per_connection: z.number().int().min(0).default(0),
@@ -29,6 +30,13 @@ const limits = z.strictObject({
   max_connections_per_ip: z.number().int().min(1).default(50),
   /** Simultaneous connections in all. */
   max_connections: z.number().int().min(1).default(1000),
+  /**
+   * Client networks exempt from max_connections_per_ip (not from max_connections). They get no
+   * other privilege: relay and AUTH rules are the same for them as for anyone.
+   */
+  trusted_networks: z
+    .array(z.string().refine((n) => parseNetwork(n) !== undefined, 'expected an IP address or network, e.g. "127.0.0.0/8" or "::1/128"'))
+    .default(['127.0.0.0/8', '::1/128']),
   /** Seconds to wait for a command (RFC 5321 4.5.3.2.7 server timeout: 5 minutes). */
   command_timeout: seconds.default(300),
   /** Seconds to wait for each chunk of message data (RFC 5321 4.5.3.2.7: 5 minutes). */
@@ -277,9 +285,10 @@ export const configSchema = z.strictObject({
   log: z
     .strictObject({
       level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),
-      format: z.enum(['json', 'pretty']).default('json'),
+      /** "auto": pretty when stdout is a terminal, JSON otherwise (files, pipes, journald). */
+      format: z.enum(['auto', 'json', 'pretty']).default('auto'),
     })
-    .default({ level: 'info', format: 'json' }),
+    .default({ level: 'info', format: 'auto' }),
 });
 
 export type Config = z.infer<typeof configSchema>;

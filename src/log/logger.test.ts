@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { createLogger } from './logger.js';
+import { chooseLogFormat, createLogger } from './logger.js';
 import { logConnection, logMessage } from './mail-log.js';
 import { reply } from '../smtp/reply.js';
 
@@ -69,4 +69,11 @@ test('pretty format: readable text, not JSON', () => {
   const text = fs.readFileSync(file, 'utf8');
   assert.match(text, /INFO.*listening/);
   assert.throws(() => JSON.parse(text));
+});
+
+test('auto format: pretty on a terminal, JSON elsewhere; a configured format wins', () => {
+  assert.equal(chooseLogFormat('auto', true), 'pretty');
+  assert.equal(chooseLogFormat('auto', false), 'json');
+  assert.equal(chooseLogFormat('json', true), 'json');
+  assert.equal(chooseLogFormat('pretty', false), 'pretty');
 });

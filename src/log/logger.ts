@@ -7,6 +7,15 @@ import pinoPretty from 'pino-pretty';
 
 export type LogFormat = 'json' | 'pretty';
 
+/**
+ * "auto" follows pino's own convention: pretty for a person watching a terminal, JSON lines
+ * wherever a program reads them.
+ */
+export function chooseLogFormat(configured: LogFormat | 'auto', stdoutIsTty: boolean): LogFormat {
+  if (configured !== 'auto') return configured;
+  return stdoutIsTty ? 'pretty' : 'json';
+}
+
 export interface LoggerOptions {
   readonly level: LevelWithSilent;
   readonly format: LogFormat;

@@ -2,6 +2,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { ConnectionLimiter, clientKey } from './connection-limiter.js';
+import { NetworkList } from '../util/network-list.js';
 
 describe('ConnectionLimiter', () => {
   test('refuses the connection past the per-IP limit, and only for that IP', () => {
@@ -19,6 +20,22 @@ describe('ConnectionLimiter', () => {
     assert.equal(limiter.tryAcquire('192.0.2.2'), 'ok');
     assert.equal(limiter.tryAcquire('192.0.2.3'), 'total');
     assert.equal(limiter.total, 2);
+  });
+
+  test('trusted networks are exempt from the per-IP cap, not from the total', () => {
+    const limiter = new ConnectionLimiter(1, 4, new NetworkList(['127.0.0.0/8', '::1/128']));
+    assert.equal(limiter.tryAcquire('127.0.0.1'), 'ok');
+    assert.equal(limiter.tryAcquire('127.0.0.1'), 'ok');
+    assert.equal(limiter.tryAcquire('::ffff:127.0.0.1'), 'ok', 'IPv4-mapped loopback');
+    assert.equal(limiter.tryAcquire('192.0.2.1'), 'ok');
+    assert.equal(limiter.tryAcquire('0:0:0:0:0:0:0:1'), 'total');
+    for (let i = 0; i < 3; i++) limiter.release('127.0.0.1');
+    assert.equal(limiter.tryAcquire('::1'), 'ok');
+    assert.equal(limiter.tryAcquire('::1'), 'ok');
+    assert.equal(limiter.tryAcquire('::1'), 'ok');
+    assert.equal(limiter.tryAcquire('192.0.2.9'), 'total');
+    limiter.release('::1');
+    assert.equal(limiter.tryAcquire('192.0.2.1'), 'per-ip', 'an untrusted client keeps its cap');
   });
 
   test('a release frees a slot for the same IP', () => {

@@ -1,8 +1,12 @@
 // Counting open connections, per client IP and in all, so that one client (or a botnet) cannot use
 // up every socket and file descriptor. The server answers a refusal with 421 4.7.0 and closes
 // (RFC 5321 3.8: a server may close with 421 when it cannot serve the client now).
+// Trusted networks ([limits] trusted_networks: loopback by default) are exempt from the per-IP
+// cap, as Postfix exempts mynetworks from anvil's: a web application or proxy on the same host
+// opens many connections from one address. They still count towards the total.
 
 import { isIPv6 } from 'node:net';
+import type { NetworkList } from '../util/network-list.js';
 
 export type AcquireResult = 'ok' | 'per-ip' | 'total';
 
@@ -13,6 +17,7 @@ export class ConnectionLimiter {
   constructor(
     private readonly maxPerIp: number,
     private readonly maxTotal: number,
+    private readonly trusted?: NetworkList,
   ) {}
 
   /** Open connections now. */
@@ -25,7 +30,7 @@ export class ConnectionLimiter {
     if (this.count >= this.maxTotal) return 'total';
     const key = clientKey(ip);
     const open = this.perIp.get(key) ?? 0;
-    if (open >= this.maxPerIp) return 'per-ip';
+    if (open >= this.maxPerIp && !this.trusted?.contains(key)) return 'per-ip';
     this.perIp.set(key, open + 1);
     this.count++;
     return 'ok';

@@ -131,7 +131,7 @@ describe('plain SMTP on the mx listener', () => {
   });
 
   test('a client over the per-IP limit gets 421 4.7.0 and is closed', async () => {
-    const t = await start({ limits: { max_connections_per_ip: 1 } });
+    const t = await start({ limits: { max_connections_per_ip: 1, trusted_networks: [] } });
     const first = await connect(t.port('mx'));
     assert.match(await first.readReply(), /^220 /);
     const second = await connect(t.port('mx'));
@@ -141,6 +141,24 @@ describe('plain SMTP on the mx listener', () => {
     );
     await second.closed();
     assert.match(await first.command('NOOP'), /^250 /);
+  });
+
+  test('loopback is a trusted network by default: no per-IP cap, the total still applies', async () => {
+    const t = await start({ limits: { max_connections_per_ip: 1, max_connections: 3 } });
+    const clients = [];
+    for (let i = 0; i < 3; i++) {
+      const c = await connect(t.port('mx'));
+      assert.match(await c.readReply(), /^220 /, `connection ${i + 1}`);
+      clients.push(c);
+    }
+    const fourth = await connect(t.port('mx'));
+    assert.match(await fourth.readReply(), /^421 4\.7\.0 mx\.example\.test Too many connections, try again later\r\n$/, "the total limit, not the per-IP one");
+    await fourth.closed();
+    // Trust changes nothing else: relaying from loopback is still refused.
+    const [first] = clients;
+    await first!.command('EHLO client.example');
+    assert.match(await first!.command('MAIL FROM:<someone@elsewhere.example>'), /^250 /);
+    assert.match(await first!.command('RCPT TO:<victim@remote.example>'), /^554 5\.7\.1 /);
   });
 
   test('an idle client is timed out with 421 4.4.2', async () => {

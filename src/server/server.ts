@@ -8,7 +8,7 @@ import { rootCertificates } from 'node:tls';
 import type { Logger } from 'pino';
 import { loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
-import { createLogger, type LogFormat } from '../log/logger.js';
+import { chooseLogFormat, createLogger, type LogFormat } from '../log/logger.js';
 import { ConnectionLimiter } from '../policy/connection-limiter.js';
 import { createSessionPolicy } from '../policy/session-policy.js';
 import { createSubmissionPolicy, type SubmissionPolicy } from '../policy/submission-policy.js';
@@ -24,6 +24,7 @@ import type { ListenerKind } from '../smtp/envelope.js';
 import type { MessageSink } from '../smtp/session-host.js';
 import { openSqliteStore } from '../store/sqlite-store.js';
 import type { Store } from '../store/store.js';
+import { NetworkList } from '../util/network-list.js';
 import { dropPrivileges, prepareDataDir, serviceAccount } from '../util/privileges.js';
 import { listeningBanner } from './banner.js';
 import { connectionSettingsFor } from './connection-settings.js';
@@ -55,7 +56,8 @@ export async function startServer(
   try {
     prepareDataDir(config.data_dir, account);
   } catch (err) {
-    throw new StartupError(`cannot prepare data_dir "${config.data_dir}": ${describeErrno(err)}`, { cause: err });
+    // Its messages already say what is wrong with which path, and what to do.
+    throw new StartupError(err instanceof Error ? err.message : String(err), { cause: err });
   }
   // Read while still root: a configured key (e.g. under /etc/letsencrypt) is often root-only.
   const certificates = await ServerCertificates.load(config, logger, account ? { owner: account } : {});
@@ -162,7 +164,8 @@ class Postern implements RunningServer {
     const { limits } = this.config;
     if (
       limits.max_connections_per_ip !== next.limits.max_connections_per_ip ||
-      limits.max_connections !== next.limits.max_connections
+      limits.max_connections !== next.limits.max_connections ||
+      JSON.stringify(limits.trusted_networks) !== JSON.stringify(next.limits.trusted_networks)
     ) {
       // Connections opened before stay counted (and released) in the old limiter, so the new one
       // undercounts until they end: a reload loosens the limits for a while, never tightens them.
@@ -232,7 +235,8 @@ function readCaFile(path: string): string {
 }
 
 function newLimiter(config: Config): ConnectionLimiter {
-  return new ConnectionLimiter(config.limits.max_connections_per_ip, config.limits.max_connections);
+  const { limits } = config;
+  return new ConnectionLimiter(limits.max_connections_per_ip, limits.max_connections, new NetworkList(limits.trusted_networks));
 }
 
 /**
@@ -249,7 +253,8 @@ export async function runServer(opts: { configPath?: string; logFormat?: LogForm
     return 1;
   }
   const { config } = loaded;
-  const logger = createLogger({ level: config.log.level, format: opts.logFormat ?? config.log.format });
+  const format = opts.logFormat ?? chooseLogFormat(config.log.format, process.stdout.isTTY === true);
+  const logger = createLogger({ level: config.log.level, format });
 
   // The handlers go in before startServer: it logs "listening" before it returns, and a SIGTERM
   // in that gap must still stop the server cleanly rather than kill it.
@@ -264,7 +269,14 @@ export async function runServer(opts: { configPath?: string; logFormat?: LogForm
     process.stderr.write(`postern: ${oneLine(err)}\n`);
     return 1;
   }
-  process.stderr.write(listeningBanner(server.listeners));
+  process.stderr.write(
+    listeningBanner(server.listeners, {
+      script: process.argv[1] ?? 'bin/postern.js',
+      cwd: process.cwd(),
+      npmScript: process.env.npm_lifecycle_event,
+      configPath: opts.configPath,
+    }),
+  );
 
   const code = await new Promise<number>((resolve) => {
     signals.attach({

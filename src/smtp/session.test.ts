@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { reply } from './reply.js';
 import type { SessionConfig } from './session-host.js';
+import { blamesClient } from './session.js';
 import { EHLO, ENVELOPE, TLS, codes, converse, feed, harness, parseReplies, settle, type Harness } from './test-session.js';
 
 // ---- tests ----------------------------------------------------------------------------------
@@ -409,6 +410,57 @@ describe('SmtpSession: limits', () => {
       '421 4.7.0 mx.example Too many errors, closing connection',
     ]);
     assert.ok(io.closed);
+  });
+
+  test('maxErrors: 452 for recipients over the limit is flow control, not an error', async () => {
+    // RFC 5321 4.5.3.1.10: the client sends the rest in a later transaction, on this connection.
+    const rcpts = Array.from({ length: 8 }, (_, i) => `RCPT TO:<r${i}@example.com>\r\n`).join('');
+    const { replies, io, sink } = await converse(
+      `${EHLO}MAIL FROM:<a@example.org>\r\n${rcpts}DATA\r\nhello\r\n.\r\n` +
+        `MAIL FROM:<a@example.org>\r\nRCPT TO:<r3@example.com>\r\nDATA\r\nagain\r\n.\r\n`,
+      { limits: { maxErrors: 2 } },
+    );
+    assert.deepEqual(codes(replies.slice(1, 10)), [
+      '250 2.1.0',
+      ...Array(3).fill('250 2.1.5'),
+      ...Array(5).fill('452 4.5.3'),
+    ]);
+    assert.deepEqual(codes(replies.slice(10)), ['354', '250 2.0.0', '250 2.1.0', '250 2.1.5', '354', '250 2.0.0']);
+    assert.equal(io.closed, false);
+    assert.deepEqual(
+      sink.messages.map((m) => m.envelope.recipients.map((r) => r.address)),
+      [['r0@example.com', 'r1@example.com', 'r2@example.com'], ['r3@example.com']],
+    );
+  });
+
+  test('maxErrors: temporary refusals and refusals of the message itself do not count', async () => {
+    const { replies, io } = await converse(
+      `${ENVELOPE}DATA\r\nFAIL-SMTP\r\n.\r\n`.repeat(3) + `${ENVELOPE}DATA\r\nbare\nLF\r\n.\r\n`.repeat(3) + 'NOOP\r\n',
+      { limits: { maxErrors: 2 } },
+    );
+    assert.equal(replies.filter((r) => r.startsWith('452 4.3.1')).length, 3);
+    assert.equal(replies.filter((r) => r.startsWith('550 5.6.0')).length, 3);
+    assert.match(replies.at(-1) ?? '', /^250 2\.0\.0/, 'NOOP still answered');
+    assert.equal(io.closed, false);
+  });
+
+  test('maxErrors: unknown users, relay refusals and policy refusals count', async () => {
+    const { replies, io } = await converse(
+      `${EHLO}MAIL FROM:<blocked@example.org>\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<unknown@example.com>\r\nNOOP\r\n`,
+      { limits: { maxErrors: 2 } },
+    );
+    assert.deepEqual(codes(replies.slice(1)), ['550 5.7.1', '250 2.1.0', '550 5.1.1', '421 4.7.0']);
+    assert.ok(io.closed);
+  });
+
+  test('blamesClient: by RFC 3463 class', () => {
+    const blamed = (code: number, enhanced?: string) => blamesClient(reply(code, enhanced, 'x'));
+    for (const [code, enhanced] of [[500, '5.5.2'], [503, '5.5.1'], [501, undefined], [550, '5.1.1'], [554, '5.7.1'], [535, '5.7.8'], [553, '5.1.3']] as const) {
+      assert.equal(blamed(code, enhanced), true, `${code} ${enhanced}`);
+    }
+    for (const [code, enhanced] of [[452, '4.5.3'], [450, '4.7.1'], [451, '4.3.0'], [454, '4.7.0'], [552, '5.3.4'], [550, '5.6.0'], [554, '5.4.6'], [552, '5.2.2'], [250, '2.0.0']] as const) {
+      assert.equal(blamed(code, enhanced), false, `${code} ${enhanced}`);
+    }
   });
 
   test('maxMessagesPerConnection: 421 4.7.0 at the next MAIL', async () => {

@@ -646,7 +646,7 @@ export class SmtpSession {
   private respond(r: Reply): void {
     if (this.closed) return;
     this.out.push(formatReply(r));
-    if (r.code < 400) return;
+    if (!blamesClient(r)) return;
     this.counters.errors += 1;
     if (this.counters.errors >= this.config.limits.maxErrors) {
       this.closeWith(reply(421, '4.7.0', `${this.config.hostname} Too many errors, closing connection`));
@@ -705,6 +705,25 @@ export class SmtpSession {
       authUser: this.authUser,
     };
   }
+}
+
+/**
+ * Whether a reply counts towards limits.max_errors: only permanent refusals of what the client
+ * did wrong, so that a client which misbehaves is cut off while one that is merely told to wait
+ * keeps its connection and its transaction. By RFC 3463 class:
+ * - 4xx never counts. 452 4.5.3 is flow control (RFC 5321 4.5.3.1.10: send the other recipients
+ *   in a later transaction), and 450 4.7.1 (a rate limit), 451 4.3.0 (our own fault) and
+ *   452 4.3.1 (a full spool) are not the client's doing either.
+ * - 5.5.x (syntax, unknown commands, bad sequence), 5.1.x (unknown users, bad addresses) and
+ *   5.7.x (relay attempts, failed AUTH, a sender not the account's own) count; so does a 5xx
+ *   without an enhanced code (EHLO/HELO errors, which carry none).
+ * - 5.2.x (mailbox), 5.3.x (system, e.g. a message over SIZE), 5.4.x (routing, e.g. a mail loop)
+ *   and 5.6.x (content, e.g. a bare LF) judge the message, not the client's behaviour.
+ */
+export function blamesClient(r: Reply): boolean {
+  if (r.code < 500) return false;
+  const subject = r.enhanced?.split('.')[1];
+  return subject === undefined || subject === '5' || subject === '1' || subject === '7';
 }
 
 function isUtf8Mailbox(mailbox: Mailbox): boolean {

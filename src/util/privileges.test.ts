@@ -1,7 +1,7 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { linkSync, lstatSync, mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, linkSync, lstatSync, mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,6 +14,8 @@ const rootOnly = { skip: !isRoot && 'needs root' };
 let dir: string;
 before(() => {
   dir = mkdtempSync(join(tmpdir(), 'postern-priv-'));
+  // mkdtemp makes it 0700, which the service account may not enter (see the tests of that below).
+  chmodSync(dir, 0o755);
 });
 after(() => {
   rmSync(dir, { recursive: true, force: true });
@@ -89,6 +91,64 @@ describe('prepareDataDir', () => {
     assert.equal(statSync(outsideDir).uid, 0, 'a linked directory is not entered');
     assert.equal(statSync(join(outsideDir, 'secret')).uid, 0);
     assert.equal(process.cwd(), cwd, 'the walk restores the working directory');
+  });
+});
+
+describe('prepareDataDir: can the account reach data_dir?', () => {
+  const nobody = () => ({ user: 'nobody', uid: getentId('passwd', 'nobody'), gid: getentId('group', 'nogroup') });
+
+  test('parents it creates are 0755 whatever the umask, so the account can pass them', rootOnly, () => {
+    const old = process.umask(0o077);
+    try {
+      const dataDir = join(dir, 'umask', 'deeper', 'data');
+      prepareDataDir(dataDir, nobody());
+      assert.equal(statSync(join(dir, 'umask')).mode & 0o777, 0o755);
+      assert.equal(statSync(join(dir, 'umask', 'deeper')).mode & 0o777, 0o755);
+      assert.equal(statSync(dataDir).uid, nobody().uid);
+    } finally {
+      process.umask(old);
+    }
+  });
+
+  test('a 0700 parent (as mktemp -d makes): one line naming the account, the directory and both fixes; nothing created', rootOnly, () => {
+    const closed = mkdtempSync(join(dir, 'closed-'));
+    const dataDir = join(closed, 'sub', 'data');
+    assert.throws(
+      () => prepareDataDir(dataDir, nobody()),
+      (err: Error) => {
+        assert.equal(
+          err.message,
+          `the service account "nobody" cannot reach data_dir "${dataDir}": it may not enter "${closed}" (mode 0700); ` +
+            `make that directory traversable (chmod o+x ${closed}) or set data_dir to a directory "nobody" can reach`,
+        );
+        return true;
+      },
+    );
+    assert.equal(existsSync(join(closed, 'sub')), false, 'nothing was created');
+  });
+
+  test('the group bit counts when the directory is in the account\'s group', rootOnly, () => {
+    const account = nobody();
+    const grouped = join(dir, 'grouped');
+    mkdirSync(grouped);
+    chownSync(grouped, 0, account.gid);
+    chmodSync(grouped, 0o710);
+    prepareDataDir(join(grouped, 'data'), account);
+    chmodSync(grouped, 0o700);
+    assert.throws(() => prepareDataDir(join(grouped, 'data2'), account), /it may not enter ".*grouped" \(mode 0700\); make that directory traversable \(chmod g\+x /);
+  });
+
+  test('a symlinked parent is judged by where it leads', rootOnly, () => {
+    const closed = mkdtempSync(join(dir, 'target-'));
+    const link = join(dir, 'link-to-closed');
+    symlinkSync(closed, link);
+    assert.throws(() => prepareDataDir(join(link, 'data'), nobody()), new RegExp(`it may not enter "${closed}"`));
+  });
+
+  test('root as the service account, or not root at all: no check', () => {
+    const closed = mkdtempSync(join(dir, 'mine-'));
+    prepareDataDir(join(closed, 'data'), isRoot ? { user: 'root', uid: 0, gid: 0 } : undefined);
+    assert.ok(statSync(join(closed, 'data')).isDirectory());
   });
 });
 

@@ -1,11 +1,12 @@
 // Running as an unprivileged account. Started as root (to bind ports 25/465/587), the server and
-// the admin CLI switch to the configured account before touching data_dir, so every file there
-// belongs to the account the server runs as, whoever ran the command.
+// the admin CLI first make data_dir ready for the configured account (check it can be reached,
+// create it, hand it over), then switch to that account before opening anything in it, so every
+// file there belongs to the account the server runs as, whoever ran the command.
 
 import { execFileSync } from 'node:child_process';
-import { lchownSync, lstatSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, lchownSync, lstatSync, mkdirSync, readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import type { Stats } from 'node:fs';
-import { dirname } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import type { Config } from '../config/schema.js';
 
 export interface ServiceAccount {
@@ -48,12 +49,73 @@ function groupOf(config: Config, userName: string, primaryGid: number): number {
  * Creates data_dir (mode 0750: mail is private) and, when we are root, hands everything in it to
  * the service account, so files root created earlier (say, by `postern domain add` before the
  * server first ran) become usable by the server.
+ *
+ * As root, the account must also be able to reach data_dir once we have switched to it: a parent
+ * it may not enter (mktemp -d makes 0700 directories; /root is 0700) would make every later open
+ * fail with EACCES, far from its cause. That is checked first, before anything is created, and is
+ * one error naming the account, the directory in the way and the two fixes. Parents we create
+ * ourselves are made 0755 whatever root's umask, so they never become that obstacle.
+ * Every error's message is a whole sentence for the operator.
  */
 export function prepareDataDir(dataDir: string, account: ServiceAccount | undefined): void {
-  // Parents get the default mode: a 0750 root-owned parent would lock the account out.
-  mkdirSync(dirname(dataDir), { recursive: true });
-  mkdirSync(dataDir, { recursive: true, mode: 0o750 });
-  if (account) chownTree(dataDir, account);
+  const target = resolve(dataDir);
+  if (account) requireReachable(target, account);
+  try {
+    createParents(dirname(target));
+    mkdirSync(target, { recursive: true, mode: 0o750 });
+  } catch (err) {
+    throw new Error(`cannot create data_dir "${dataDir}": ${errnoText(err)}`, { cause: err });
+  }
+  if (account) chownTree(target, account);
+}
+
+function createParents(dir: string): void {
+  if (existsSync(dir)) return;
+  createParents(dirname(dir));
+  mkdirSync(dir);
+  chmodSync(dir, 0o755);
+}
+
+/**
+ * Walks data_dir's existing ancestors as the kernel will when the account opens a file there,
+ * checking the search (x) bit that applies to it: owner, else group (the account has exactly one
+ * group once switched, see dropPrivileges), else other. data_dir itself is left out, since it is
+ * about to be handed to the account.
+ */
+function requireReachable(dataDir: string, account: ServiceAccount): void {
+  if (account.uid === 0) return;
+  let existing = dirname(dataDir);
+  while (!existsSync(existing)) existing = dirname(existing);
+  // A symlinked parent is reached through its target, so the target's path is the one walked.
+  const real = realpathSync(existing);
+  for (let dir = real; ; dir = dirname(dir)) {
+    const stat = statSync(dir);
+    if (!mayEnter(stat, account)) throw new Error(unreachableMessage(dataDir, dir, stat, account));
+    if (dir === dirname(dir)) break;
+  }
+}
+
+function mayEnter(stat: Stats, account: ServiceAccount): boolean {
+  if (stat.uid === account.uid) return (stat.mode & 0o100) !== 0;
+  if (stat.gid === account.gid) return (stat.mode & 0o010) !== 0;
+  return (stat.mode & 0o001) !== 0;
+}
+
+function unreachableMessage(dataDir: string, blocker: string, stat: Stats, account: ServiceAccount): string {
+  const mode = (stat.mode & 0o777).toString(8).padStart(4, '0');
+  const who = stat.uid === account.uid ? 'u' : stat.gid === account.gid ? 'g' : 'o';
+  return (
+    `the service account "${account.user}" cannot reach data_dir "${dataDir}": it may not enter "${blocker}" (mode ${mode}); ` +
+    `make that directory traversable (chmod ${who}+x ${blocker}) or set data_dir to a directory "${account.user}" can reach`
+  );
+}
+
+function errnoText(err: unknown): string {
+  const e = err as NodeJS.ErrnoException;
+  if (e.code === 'EACCES' || e.code === 'EPERM') return 'permission denied';
+  if (e.code === 'ENOTDIR') return 'a part of the path is a file, not a directory';
+  if (e.code === 'EROFS') return 'read-only file system';
+  return e.message ?? String(err);
 }
 
 /**
