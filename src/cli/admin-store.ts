@@ -7,7 +7,7 @@ import { loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { openSqliteStore } from '../store/sqlite-store.js';
 import type { Store } from '../store/store.js';
-import { dropPrivileges, prepareDataDir, serviceAccount } from '../util/privileges.js';
+import { dropPrivileges, prepareDataDir, requireProgramReachable, serviceAccount } from '../util/privileges.js';
 
 /** `use` also gets the loaded config (e.g. `user add` reads [auth] to know which secrets to store). */
 export async function withStore<T>(
@@ -16,6 +16,7 @@ export async function withStore<T>(
 ): Promise<T> {
   const { config } = loadConfig(configPath);
   const account = serviceAccount(config);
+  requireProgramReachable(account);
   prepareDataDir(config.data_dir, account);
   dropPrivileges(account);
   const store = openSqliteStore(join(config.data_dir, 'postern.db'));

@@ -25,7 +25,7 @@ import type { MessageSink } from '../smtp/session-host.js';
 import { openSqliteStore } from '../store/sqlite-store.js';
 import type { Store } from '../store/store.js';
 import { NetworkList } from '../util/network-list.js';
-import { dropPrivileges, prepareDataDir, serviceAccount } from '../util/privileges.js';
+import { dropPrivileges, prepareDataDir, requireProgramReachable, serviceAccount } from '../util/privileges.js';
 import { listeningBanner } from './banner.js';
 import { connectionSettingsFor } from './connection-settings.js';
 import { Listeners } from './listeners.js';
@@ -54,6 +54,7 @@ export async function startServer(
     );
   }
   try {
+    requireProgramReachable(account);
     prepareDataDir(config.data_dir, account);
   } catch (err) {
     // Its messages already say what is wrong with which path, and what to do.

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { configSchema } from '../config/schema.js';
-import { dropPrivileges, prepareDataDir, serviceAccount } from './privileges.js';
+import { dropPrivileges, prepareDataDir, requireProgramReachable, serviceAccount } from './privileges.js';
 
 const isRoot = process.getuid?.() === 0;
 const rootOnly = { skip: !isRoot && 'needs root' };
@@ -127,6 +127,12 @@ describe('prepareDataDir: can the account reach data_dir?', () => {
     assert.equal(existsSync(join(closed, 'sub')), false, 'nothing was created');
   });
 
+  test('of two directories in the way, the outer one is named first', rootOnly, () => {
+    const outer = mkdtempSync(join(dir, 'outer-'));
+    const inner = mkdtempSync(join(outer, 'inner-'));
+    assert.throws(() => prepareDataDir(join(inner, 'data'), nobody()), new RegExp(`it may not enter "${outer}" `));
+  });
+
   test('the group bit counts when the directory is in the account\'s group', rootOnly, () => {
     const account = nobody();
     const grouped = join(dir, 'grouped');
@@ -143,6 +149,26 @@ describe('prepareDataDir: can the account reach data_dir?', () => {
     const link = join(dir, 'link-to-closed');
     symlinkSync(closed, link);
     assert.throws(() => prepareDataDir(join(link, 'data'), nobody()), new RegExp(`it may not enter "${closed}"`));
+  });
+
+  test("Postern's own files in a directory the account may not enter: one line, with both fixes", rootOnly, () => {
+    const closed = mkdtempSync(join(dir, 'home-'));
+    const program = join(closed, 'postern');
+    mkdirSync(program, { mode: 0o755 });
+    assert.throws(
+      () => requireProgramReachable(nobody(), program),
+      (err: Error) => {
+        assert.equal(
+          err.message,
+          `the service account "nobody" cannot read Postern's own files in "${program}": it may not enter "${closed}" (mode 0700); ` +
+            `make that directory traversable (chmod o+x ${closed}) or install Postern where "nobody" can read it`,
+        );
+        return true;
+      },
+    );
+    chmodSync(closed, 0o711);
+    requireProgramReachable(nobody(), program);
+    requireProgramReachable(nobody()); // this checkout, which the tests' server processes run from
   });
 
   test('root as the service account, or not root at all: no check', () => {

@@ -7,6 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { chmodSync, existsSync, lchownSync, lstatSync, mkdirSync, readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import type { Stats } from 'node:fs';
 import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { Config } from '../config/schema.js';
 
 export interface ServiceAccount {
@@ -76,23 +77,56 @@ function createParents(dir: string): void {
   chmodSync(dir, 0o755);
 }
 
+/** The installation: this file is <root>/dist/src/util/privileges.js. */
+const PROGRAM_DIR = fileURLToPath(new URL('../../../', import.meta.url));
+
 /**
- * Walks data_dir's existing ancestors as the kernel will when the account opens a file there,
- * checking the search (x) bit that applies to it: owner, else group (the account has exactly one
- * group once switched, see dropPrivileges), else other. data_dir itself is left out, since it is
- * about to be handed to the account.
+ * Postern's own files must stay readable after the switch: some are loaded only when first used
+ * (better-sqlite3's native binding, at the first open of the store), and a checkout under /root
+ * would make that load fail as "Cannot find module", far from its cause.
  */
+export function requireProgramReachable(account: ServiceAccount | undefined, programDir = PROGRAM_DIR): void {
+  if (!account || account.uid === 0) return;
+  const blocked = firstBlocked(resolve(programDir), account);
+  if (!blocked) return;
+  throw new Error(
+    `the service account "${account.user}" cannot read Postern's own files in "${programDir.replace(/\/$/, '')}": ` +
+      `it may not enter "${blocked.dir}" (mode ${modeText(blocked.stat)}); make that directory traversable ` +
+      `(chmod ${permissionClass(blocked.stat, account)}+x ${blocked.dir}) or install Postern where "${account.user}" can read it`,
+  );
+}
+
+/** data_dir's existing ancestors must be enterable; data_dir itself is about to be handed over. */
 function requireReachable(dataDir: string, account: ServiceAccount): void {
   if (account.uid === 0) return;
   let existing = dirname(dataDir);
   while (!existsSync(existing)) existing = dirname(existing);
-  // A symlinked parent is reached through its target, so the target's path is the one walked.
-  const real = realpathSync(existing);
-  for (let dir = real; ; dir = dirname(dir)) {
-    const stat = statSync(dir);
-    if (!mayEnter(stat, account)) throw new Error(unreachableMessage(dataDir, dir, stat, account));
+  const blocked = firstBlocked(existing, account);
+  if (!blocked) return;
+  throw new Error(
+    `the service account "${account.user}" cannot reach data_dir "${dataDir}": it may not enter "${blocked.dir}" ` +
+      `(mode ${modeText(blocked.stat)}); make that directory traversable (chmod ${permissionClass(blocked.stat, account)}+x ${blocked.dir}) ` +
+      `or set data_dir to a directory "${account.user}" can reach`,
+  );
+}
+
+/**
+ * Walks the path as the kernel will when the account opens a file below it, checking the search
+ * (x) bit that applies to the account: owner, else group (the account has exactly one group once
+ * switched, see dropPrivileges), else other. A symlink is reached through its target, so the
+ * target's path is the one walked, from the top down: the first directory in the way is named.
+ */
+function firstBlocked(path: string, account: ServiceAccount): { dir: string; stat: Stats } | undefined {
+  const chain: string[] = [];
+  for (let dir = realpathSync(path); ; dir = dirname(dir)) {
+    chain.unshift(dir);
     if (dir === dirname(dir)) break;
   }
+  for (const dir of chain) {
+    const stat = statSync(dir);
+    if (!mayEnter(stat, account)) return { dir, stat };
+  }
+  return undefined;
 }
 
 function mayEnter(stat: Stats, account: ServiceAccount): boolean {
@@ -101,13 +135,12 @@ function mayEnter(stat: Stats, account: ServiceAccount): boolean {
   return (stat.mode & 0o001) !== 0;
 }
 
-function unreachableMessage(dataDir: string, blocker: string, stat: Stats, account: ServiceAccount): string {
-  const mode = (stat.mode & 0o777).toString(8).padStart(4, '0');
-  const who = stat.uid === account.uid ? 'u' : stat.gid === account.gid ? 'g' : 'o';
-  return (
-    `the service account "${account.user}" cannot reach data_dir "${dataDir}": it may not enter "${blocker}" (mode ${mode}); ` +
-    `make that directory traversable (chmod ${who}+x ${blocker}) or set data_dir to a directory "${account.user}" can reach`
-  );
+function modeText(stat: Stats): string {
+  return (stat.mode & 0o777).toString(8).padStart(4, '0');
+}
+
+function permissionClass(stat: Stats, account: ServiceAccount): 'u' | 'g' | 'o' {
+  return stat.uid === account.uid ? 'u' : stat.gid === account.gid ? 'g' : 'o';
 }
 
 function errnoText(err: unknown): string {
