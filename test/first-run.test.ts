@@ -191,7 +191,7 @@ function processesWith(mark: string): number[] {
 function spawnGroup(command: string, args: readonly string[], cwd: string): Watched {
   const env = { ...process.env };
   // The test runner's own npm variables would make every child look like `npm start`.
-  for (const key of Object.keys(env)) if (key.startsWith('npm_')) delete env[key];
+  for (const key of Object.keys(env)) if (key.startsWith('npm_') || key === 'INIT_CWD') delete env[key];
   // npm and npx are scripts for `node`: the node running these tests comes first on the PATH.
   env.PATH = `${dirname(process.execPath)}:${env.PATH ?? ''}`;
   return new Watched(spawn(command, args, { cwd, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] }));
@@ -212,7 +212,7 @@ describe('first impressions', () => {
     const server = spawnGroup('npm', ['start', '--', '--config', config], REPO_ROOT);
     try {
       const [, next] = await server.waitFor(/^Next: (.+)$/m);
-      assert.match(next!, /^npx postern --config \S+ domain add example\.test && echo secret \| npx postern --config \S+ user add alice@example\.test --password-stdin$/);
+      assert.match(next!, /^node bin\/postern\.js --config \S+ domain add example\.test && echo secret \| node bin\/postern\.js --config \S+ user add alice@example\.test --password-stdin$/);
       const run = spawnGroup('sh', ['-c', next!], REPO_ROOT);
       const code = await new Promise((resolve) => run.child.once('exit', resolve));
       assert.equal(code, 0, run.output);

@@ -3,8 +3,9 @@ import assert from 'node:assert/strict';
 import { adminCommand, listeningBanner } from './banner.js';
 
 describe('adminCommand', () => {
-  test('npm start in a checkout: npx postern', () => {
-    assert.equal(adminCommand({ script: '/src/postern/bin/postern.js', cwd: '/src/postern', npmScript: 'start' }), 'npx postern');
+  test('npm start in a checkout: the script, from where npm start was typed', () => {
+    assert.equal(adminCommand({ script: '/src/postern/bin/postern.js', cwd: '/src/postern' }), 'node bin/postern.js');
+    assert.equal(adminCommand({ script: '/src/postern/bin/postern.js', cwd: '/src/postern/docs' }), 'node /src/postern/bin/postern.js');
   });
 
   test('installed on the PATH: postern', () => {
@@ -31,8 +32,8 @@ test('listeningBanner names every listener and the next commands', () => {
       { kind: 'mx', address: '127.0.0.1', port: 2525 },
       { kind: 'submission', address: '::1', port: 2587 },
     ],
-    { script: '/r/bin/postern.js', cwd: '/r', npmScript: 'start' },
+    { script: '/r/bin/postern.js', cwd: '/r' },
   );
   assert.match(text, /^Postern is listening: mx 127\.0\.0\.1:2525, submission \[::1\]:2587\n/);
-  assert.match(text, /\nNext: npx postern domain add example\.test && echo secret \| npx postern user add alice@example\.test --password-stdin\n/);
+  assert.match(text, /\nNext: node bin\/postern\.js domain add example\.test && echo secret \| node bin\/postern\.js user add alice@example\.test --password-stdin\n/);
 });

@@ -9,9 +9,8 @@ import { formatHostPort } from './listeners.js';
 export interface Invocation {
   /** process.argv[1]: the script node runs (a PATH link named "postern" when installed). */
   readonly script: string;
+  /** Where the person's shell is: npm's INIT_CWD under `npm start`, else the process's cwd. */
   readonly cwd: string;
-  /** npm_lifecycle_event: set when started by `npm start`. */
-  readonly npmScript?: string | undefined;
   /** --config as given to serve; admin commands need the same one. */
   readonly configPath?: string | undefined;
 }
@@ -27,14 +26,14 @@ export function listeningBanner(listeners: readonly BoundListener[], invocation:
 }
 
 /**
- * The command that reaches this installation from the same directory: in a checkout started with
- * `npm start` that is `npx postern` (bare `postern` is not on the PATH there), when installed it
- * is `postern`, and otherwise the script node was given.
+ * The command that reaches this installation from the person's directory: `postern` when it is
+ * installed on the PATH, otherwise the script node runs (`node bin/postern.js` in a checkout,
+ * also after `npm start`). Not `npx postern`: in a checkout its first run installs the project
+ * into npx's cache, which runs the `prepare` build and rewrites dist/ under the running server.
  */
 export function adminCommand(invocation: Invocation): string {
   let command: string;
-  if (invocation.npmScript !== undefined) command = 'npx postern';
-  else if (basename(invocation.script) === 'postern') command = 'postern';
+  if (basename(invocation.script) === 'postern') command = 'postern';
   else command = `node ${shellWord(displayPath(invocation.script, invocation.cwd))}`;
   if (invocation.configPath !== undefined) command += ` --config ${shellWord(invocation.configPath)}`;
   return command;

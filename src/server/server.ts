@@ -273,8 +273,7 @@ export async function runServer(opts: { configPath?: string; logFormat?: LogForm
   process.stderr.write(
     listeningBanner(server.listeners, {
       script: process.argv[1] ?? 'bin/postern.js',
-      cwd: process.cwd(),
-      npmScript: process.env.npm_lifecycle_event,
+      cwd: process.env.INIT_CWD ?? process.cwd(),
       configPath: opts.configPath,
     }),
   );
