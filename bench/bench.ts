@@ -13,8 +13,8 @@
 
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { parse, stringify } from 'smol-toml';
-import { PosternInstance, type PosternProcess } from '../test/helpers/postern-process.js';
-import { freePort, TestPostfix } from '../test/helpers/postfix.js';
+import { PosternInstance, type PosternProcess } from '../test/support/postern-process.js';
+import { freePort, TestPostfix } from '../test/support/postfix.js';
 import { runAuthSessions, waitUntilAccepting } from './auth-sessions.js';
 import { measureRelayRow, printRelayRow, type RelayRowStarted } from './relay-row.js';
 import { runSmtpSource, smtpSourceAvailable } from './smtp-source.js';

@@ -7,9 +7,9 @@
 import { appendFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import nodemailer from 'nodemailer';
-import { makeCertificate } from '../src/server/test-certificate.js';
-import { PosternInstance, type PosternProcess } from '../test/helpers/postern-process.js';
-import { freePort, TestPostfix } from '../test/helpers/postfix.js';
+import { makeCertificate } from '../test/support/test-certificate.js';
+import { PosternInstance, type PosternProcess } from '../test/support/postern-process.js';
+import { freePort, TestPostfix } from '../test/support/postfix.js';
 import { waitUntilAccepting } from './auth-sessions.js';
 
 const SENDER_DOMAIN = 'bench-relay.test';

@@ -12,12 +12,12 @@ import type tls from 'node:tls';
 import nodemailer from 'nodemailer';
 import { stringify } from 'smol-toml';
 import { SASL_MECHANISMS } from '../src/config/schema.js';
-import { TEST_AUDIENCE, TEST_ISSUER, TestTokenIssuer } from '../src/auth/test-token-issuer.js';
-import { ScramClient } from '../src/sasl/scram-client.js';
-import { SmtpTestClient } from '../src/server/smtp-test-client.js';
-import { requireTool, runTool } from './helpers/external-tool.js';
-import { delay, PosternInstance, type PosternProcess, stopAndDispose } from './helpers/postern-process.js';
-import { headerValues, parseStoredMessage } from './helpers/stored-message.js';
+import { TEST_AUDIENCE, TEST_ISSUER, TestTokenIssuer } from './support/test-token-issuer.js';
+import { ScramClient } from './support/scram-client.js';
+import { SmtpTestClient } from './support/smtp-test-client.js';
+import { requireTool, runTool } from './support/external-tool.js';
+import { delay, PosternInstance, type PosternProcess, stopAndDispose } from './support/postern-process.js';
+import { headerValues, parseStoredMessage } from './support/stored-message.js';
 
 const HOSTNAME = 'mx.postern.test';
 const ALICE = 'alice@example.test';

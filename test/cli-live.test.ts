@@ -4,8 +4,8 @@
 
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { PosternInstance, type PosternProcess, stopAndDispose } from './helpers/postern-process.js';
-import { SmtpClient, type SmtpReply } from './helpers/smtp-client.js';
+import { PosternInstance, type PosternProcess, stopAndDispose } from './support/postern-process.js';
+import { SmtpClient, type SmtpReply } from './support/smtp-client.js';
 
 let instance: PosternInstance;
 let server: PosternProcess;

@@ -6,8 +6,8 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { test, type TestContext } from 'node:test';
-import { delay, PosternInstance, type PosternProcess } from './helpers/postern-process.js';
-import { SmtpClient } from './helpers/smtp-client.js';
+import { delay, PosternInstance, type PosternProcess } from './support/postern-process.js';
+import { SmtpClient } from './support/smtp-client.js';
 
 const ALICE = 'alice@example.test';
 const SENDER = 'sender@remote.test';

@@ -9,8 +9,8 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { stringify } from 'smol-toml';
-import { PosternProcess, REPO_ROOT, runPostern, type CliResult } from './helpers/postern-process.js';
-import { SmtpClient } from './helpers/smtp-client.js';
+import { PosternProcess, REPO_ROOT, runPostern, type CliResult } from './support/postern-process.js';
+import { SmtpClient } from './support/smtp-client.js';
 
 const isRoot = process.getuid?.() === 0;
 const rootOnly = { skip: !isRoot && 'needs root (the service account switch)' };

@@ -7,9 +7,9 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import nodemailer from 'nodemailer';
-import { requireTool, runTool } from './helpers/external-tool.js';
-import { PosternInstance, type PosternProcess, stopAndDispose } from './helpers/postern-process.js';
-import { headerValues, parseStoredMessage } from './helpers/stored-message.js';
+import { requireTool, runTool } from './support/external-tool.js';
+import { PosternInstance, type PosternProcess, stopAndDispose } from './support/postern-process.js';
+import { headerValues, parseStoredMessage } from './support/stored-message.js';
 
 const HOSTNAME = 'mx.postern.test';
 const ALICE = 'alice@example.test';

@@ -5,11 +5,11 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { TestDnsServer } from './helpers/dns-server.js';
-import type { PosternInstance, PosternProcess } from './helpers/postern-process.js';
-import { LOCAL_DOMAIN, marker, relayInstance, submit } from './helpers/relay-world.js';
-import { SmtpClient } from './helpers/smtp-client.js';
-import { SmtpSink } from './helpers/smtp-sink.js';
+import { TestDnsServer } from './support/dns-server.js';
+import type { PosternInstance, PosternProcess } from './support/postern-process.js';
+import { LOCAL_DOMAIN, marker, relayInstance, submit } from './support/relay-world.js';
+import { SmtpClient } from './support/smtp-client.js';
+import { SmtpSink } from './support/smtp-sink.js';
 
 const ALICE = `alice@${LOCAL_DOMAIN}`;
 

@@ -16,8 +16,8 @@ import { QueueManager, type QueueManagerOptions } from '../src/queue/queue-manag
 import type { Envelope, RcptParams } from '../src/smtp/envelope.js';
 import { openSqliteStore } from '../src/store/sqlite-store.js';
 import type { Store } from '../src/store/store.js';
-import { TestDnsServer } from './helpers/dns-server.js';
-import { SmtpSink, type SinkOptions } from './helpers/smtp-sink.js';
+import { TestDnsServer } from './support/dns-server.js';
+import { SmtpSink, type SinkOptions } from './support/smtp-sink.js';
 
 const logger = pino({ level: 'silent' });
 const cleanups: (() => Promise<void> | void)[] = [];

@@ -4,8 +4,8 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { PosternInstance, type PosternProcess, stopAndDispose } from './helpers/postern-process.js';
-import { SmtpClient } from './helpers/smtp-client.js';
+import { PosternInstance, type PosternProcess, stopAndDispose } from './support/postern-process.js';
+import { SmtpClient } from './support/smtp-client.js';
 
 const ALICE = 'alice@example.test';
 const MAX_RECIPIENTS = 5;

@@ -8,8 +8,8 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import nodemailer from 'nodemailer';
 import { openSqliteStore } from '../src/store/sqlite-store.js';
-import { PosternInstance, type PosternProcess, stopAndDispose } from './helpers/postern-process.js';
-import { SmtpClient } from './helpers/smtp-client.js';
+import { PosternInstance, type PosternProcess, stopAndDispose } from './support/postern-process.js';
+import { SmtpClient } from './support/smtp-client.js';
 
 const DOMAIN = 'many.test';
 const USERS = 250;

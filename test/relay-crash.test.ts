@@ -6,10 +6,10 @@
 import assert from 'node:assert/strict';
 import { createServer, type Server, type Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import { TestDnsServer } from './helpers/dns-server.js';
-import { TestPostfix } from './helpers/postfix.js';
-import type { PosternInstance, PosternProcess } from './helpers/postern-process.js';
-import { LOCAL_DOMAIN, marker, relayInstance, submit } from './helpers/relay-world.js';
+import { TestDnsServer } from './support/dns-server.js';
+import { TestPostfix } from './support/postfix.js';
+import type { PosternInstance, PosternProcess } from './support/postern-process.js';
+import { LOCAL_DOMAIN, marker, relayInstance, submit } from './support/relay-world.js';
 
 const ALICE = `alice@${LOCAL_DOMAIN}`;
 const MESSAGES = 4;

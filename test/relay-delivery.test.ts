@@ -10,10 +10,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import { after, before, describe, test } from 'node:test';
-import { makeCertificate, writeCertificate } from '../src/server/test-certificate.js';
-import { TestDnsServer } from './helpers/dns-server.js';
-import { TestPostfix } from './helpers/postfix.js';
-import type { PosternInstance, PosternProcess } from './helpers/postern-process.js';
+import { makeCertificate, writeCertificate } from './support/test-certificate.js';
+import { TestDnsServer } from './support/dns-server.js';
+import { TestPostfix } from './support/postfix.js';
+import type { PosternInstance, PosternProcess } from './support/postern-process.js';
 import {
   LOCAL_DOMAIN,
   marker,
@@ -21,8 +21,8 @@ import {
   relayInstance,
   submit,
   verifyDkim,
-} from './helpers/relay-world.js';
-import { SmtpSink } from './helpers/smtp-sink.js';
+} from './support/relay-world.js';
+import { SmtpSink } from './support/smtp-sink.js';
 
 const ALICE = `alice@${LOCAL_DOMAIN}`; // delivered, DKIM
 const BRUNO = `bruno@${LOCAL_DOMAIN}`; // temporary failure, then success

@@ -6,11 +6,11 @@ import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { makeCertificate, writeCertificate } from '../src/server/test-certificate.js';
-import { TestDnsServer } from './helpers/dns-server.js';
-import { TestPostfix } from './helpers/postfix.js';
-import type { PosternInstance, PosternProcess } from './helpers/postern-process.js';
-import { LOCAL_DOMAIN, marker, relayInstance, submit } from './helpers/relay-world.js';
+import { makeCertificate, writeCertificate } from './support/test-certificate.js';
+import { TestDnsServer } from './support/dns-server.js';
+import { TestPostfix } from './support/postfix.js';
+import type { PosternInstance, PosternProcess } from './support/postern-process.js';
+import { LOCAL_DOMAIN, marker, relayInstance, submit } from './support/relay-world.js';
 
 const ALICE = `alice@${LOCAL_DOMAIN}`;
 const RELAY_USER = { username: 'postern-relay', password: 'relay password 1' };

@@ -9,9 +9,9 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import tls from 'node:tls';
 import { stringify } from 'smol-toml';
-import { makeCertificate, writeCertificate, type TestCertificate } from '../src/server/test-certificate.js';
-import { SmtpTestClient } from '../src/server/smtp-test-client.js';
-import { delay, PosternInstance, type PosternProcess, stopAndDispose } from './helpers/postern-process.js';
+import { makeCertificate, writeCertificate, type TestCertificate } from './support/test-certificate.js';
+import { SmtpTestClient } from './support/smtp-test-client.js';
+import { delay, PosternInstance, type PosternProcess, stopAndDispose } from './support/postern-process.js';
 
 describe('TLS certificates in the running server', () => {
   let instance: PosternInstance;

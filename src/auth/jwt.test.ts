@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { JwksError, JwksFile, parseJwks } from './jwks.js';
 import { verifyJwt, type JwtExpectations } from './jwt.js';
-import { TEST_AUDIENCE, TEST_ISSUER, TestTokenIssuer } from './test-token-issuer.js';
+import { TEST_AUDIENCE, TEST_ISSUER, TestTokenIssuer } from '../../test/support/test-token-issuer.js';
 
 const issuer = new TestTokenIssuer();
 after(() => issuer.close());

@@ -6,7 +6,7 @@ import { chmodSync, copyFileSync, mkdtempSync, rmSync, statSync, writeFileSync }
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { runPostern, type CliResult } from '../../test/helpers/postern-process.js';
+import { runPostern, type CliResult } from '../../test/support/postern-process.js';
 import { verifyPassword } from '../auth/password.js';
 
 const isRoot = process.getuid?.() === 0;

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runPostern, type CliResult } from '../../test/helpers/postern-process.js';
+import { runPostern, type CliResult } from '../../test/support/postern-process.js';
 import { openSqliteStore } from '../store/sqlite-store.js';
 
 const ALICE = 'alice@ours.test';

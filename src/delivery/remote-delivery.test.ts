@@ -5,14 +5,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer as createHttpsServer, type Server } from 'node:https';
 import { pino } from 'pino';
-import { TestDnsServer } from '../../test/helpers/dns-server.js';
-import { SmtpSink, type SinkOptions } from '../../test/helpers/smtp-sink.js';
+import { TestDnsServer } from '../../test/support/dns-server.js';
+import { SmtpSink, type SinkOptions } from '../../test/support/smtp-sink.js';
 import { configSchema } from '../config/schema.js';
 import { dkimKeyPath, generateDkimPrivateKey } from '../dkim/dkim-key.js';
 import { DkimSigner } from '../dkim/signer.js';
 import { MtaStsCache } from '../dns/mta-sts.js';
 import { createDnsClient, type DnsClient } from '../dns/resolver.js';
-import { makeCertificate } from '../server/test-certificate.js';
+import { makeCertificate } from '../../test/support/test-certificate.js';
 import { RemoteDelivery, type DeliveryJob, type RemoteDeliveryOptions } from './remote-delivery.js';
 
 const logger = pino({ level: 'silent' });

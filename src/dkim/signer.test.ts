@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { dkimVerify } from 'mailauth';
 import { pino } from 'pino';
-import { TestDnsServer } from '../../test/helpers/dns-server.js';
+import { TestDnsServer } from '../../test/support/dns-server.js';
 import { dkimKeyPath, generateDkimPrivateKey, parseDkimKey, type DkimAlgorithm } from './dkim-key.js';
 import { dkimRecord, formatDkimRecord } from './dkim-record.js';
 import { DkimSigner } from './signer.js';

@@ -5,8 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { rootCertificates } from 'node:tls';
 import { pino } from 'pino';
-import { TestDnsServer } from '../../test/helpers/dns-server.js';
-import { TestMtaStsServer, policyText } from '../../test/helpers/mta-sts-server.js';
+import { TestDnsServer } from '../../test/support/dns-server.js';
+import { TestMtaStsServer, policyText } from '../../test/support/mta-sts-server.js';
 import { createDnsClient, type DnsClient } from './resolver.js';
 import { MtaStsCache, mxMatchesPolicy, type MtaStsCacheOptions } from './mta-sts.js';
 

@@ -1,6 +1,6 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { TestDnsServer } from '../../test/helpers/dns-server.js';
+import { TestDnsServer } from '../../test/support/dns-server.js';
 import { DnsError, createDnsClient, type DnsClient } from './resolver.js';
 import { MxResolver, type NextHops } from './mx-resolver.js';
 

@@ -1,6 +1,6 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { TestDnsServer } from '../../test/helpers/dns-server.js';
+import { TestDnsServer } from '../../test/support/dns-server.js';
 import { createDnsClient, DnsError, type DnsErrorCode } from './resolver.js';
 
 let server: TestDnsServer;

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { Spool } from './spool.js';
 import { QueueIdGenerator } from './queue-id.js';
-import { testEnvelope, testMessage } from './test-envelope.js';
+import { testEnvelope, testMessage } from '../../test/support/test-envelope.js';
 import { encodeMessagePayload, encodeRecord } from './spool-record.js';
 
 const logger = pino({ level: 'silent' });

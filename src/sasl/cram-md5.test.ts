@@ -4,7 +4,7 @@ import { createHmac } from 'node:crypto';
 import { deriveCramMd5Secret } from '../auth/cram-md5-secret.js';
 import { CramMd5Mechanism } from './cram-md5.js';
 import type { SaslContext } from './mechanism.js';
-import { lastStep, MemoryCredentials, runExchange } from './test-credentials.js';
+import { lastStep, MemoryCredentials, runExchange } from '../../test/support/test-credentials.js';
 
 const RFC_CHALLENGE = '<1896.697170952@postoffice.reston.mci.net>';
 const CTX: SaslContext = { secure: false, hostname: 'mx.example.test' };

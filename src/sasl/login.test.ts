@@ -2,7 +2,7 @@ import { test, describe, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { LoginMechanism } from './login.js';
 import type { SaslContext } from './mechanism.js';
-import { lastStep, MemoryCredentials, runExchange } from './test-credentials.js';
+import { lastStep, MemoryCredentials, runExchange } from '../../test/support/test-credentials.js';
 
 const TLS: SaslContext = { secure: true, hostname: 'mx.example.test' };
 let login: LoginMechanism;

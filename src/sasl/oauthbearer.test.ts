@@ -1,9 +1,9 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { TEST_AUDIENCE, TEST_ISSUER, TestTokenIssuer } from '../auth/test-token-issuer.js';
+import { TEST_AUDIENCE, TEST_ISSUER, TestTokenIssuer } from '../../test/support/test-token-issuer.js';
 import type { SaslContext, SaslStep } from './mechanism.js';
 import { OAuthBearerMechanism, XOAuth2Mechanism, parseOAuthBearer, type OAuthConfig } from './oauthbearer.js';
-import { lastStep, MemoryCredentials, runExchange } from './test-credentials.js';
+import { lastStep, MemoryCredentials, runExchange } from '../../test/support/test-credentials.js';
 
 const TLS: SaslContext = { secure: true, hostname: 'mx.example.test' };
 const issuer = new TestTokenIssuer();

@@ -1,12 +1,12 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
-import { TEST_AUDIENCE, TEST_ISSUER, TestTokenIssuer } from '../auth/test-token-issuer.js';
+import { TEST_AUDIENCE, TEST_ISSUER, TestTokenIssuer } from '../../test/support/test-token-issuer.js';
 import { configSchema, SASL_MECHANISMS } from '../config/schema.js';
 import type { SaslContext, SaslMechanism, SaslStep } from './mechanism.js';
 import { createMechanisms, createMechanismsFromConfig } from './registry.js';
-import { ScramClient } from './scram-client.js';
-import { MemoryCredentials } from './test-credentials.js';
+import { ScramClient } from '../../test/support/scram-client.js';
+import { MemoryCredentials } from '../../test/support/test-credentials.js';
 
 const TLS12: SaslContext = { secure: true, hostname: 'mx.example.test' };
 const TLS13: SaslContext = { secure: true, hostname: 'mx.example.test', channelBinding: Buffer.alloc(32, 7) };

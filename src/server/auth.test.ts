@@ -11,11 +11,11 @@ import type tls from 'node:tls';
 import { pino } from 'pino';
 import { computeUserSecrets } from '../auth/user-secrets.js';
 import { configSchema } from '../config/schema.js';
-import { ScramClient } from '../sasl/scram-client.js';
+import { ScramClient } from '../../test/support/scram-client.js';
 import { openSqliteStore } from '../store/sqlite-store.js';
 import { startServer } from './server.js';
-import { SmtpTestClient } from './smtp-test-client.js';
-import { eventually, testServer, type TestServer } from './test-server.js';
+import { SmtpTestClient } from '../../test/support/smtp-test-client.js';
+import { eventually, testServer, type TestServer } from '../../test/support/test-server.js';
 import { awayFromHourBoundary } from '../util/hour-boundary.js';
 
 const ALICE = 'alice@example.test';

@@ -9,7 +9,7 @@ import { pino, type Logger } from 'pino';
 import { configSchema, type Config } from '../config/schema.js';
 import { ServerCertificates } from './server-certificates.js';
 import { StartupError } from './startup-error.js';
-import { makeCertificate, writeCertificate, type TestCertificate } from './test-certificate.js';
+import { makeCertificate, writeCertificate, type TestCertificate } from '../../test/support/test-certificate.js';
 import { tlsHandshake } from './tls-handshake.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'postern-certs-'));

@@ -16,8 +16,8 @@ import { loadConfig } from '../config/load.js';
 import { configSchema, type Config } from '../config/schema.js';
 import { openSqliteStore } from '../store/sqlite-store.js';
 import { startServer } from './server.js';
-import { SmtpTestClient } from './smtp-test-client.js';
-import { eventually, testServer, type TestServer } from './test-server.js';
+import { SmtpTestClient } from '../../test/support/smtp-test-client.js';
+import { eventually, testServer, type TestServer } from '../../test/support/test-server.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 

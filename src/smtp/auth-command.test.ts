@@ -1,14 +1,14 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { TEST_AUDIENCE, TEST_ISSUER, TestTokenIssuer } from '../auth/test-token-issuer.js';
+import { TEST_AUDIENCE, TEST_ISSUER, TestTokenIssuer } from '../../test/support/test-token-issuer.js';
 import type { SaslMechanism } from '../sasl/mechanism.js';
 import { createMechanisms } from '../sasl/registry.js';
-import { ScramClient } from '../sasl/scram-client.js';
-import { MemoryCredentials } from '../sasl/test-credentials.js';
+import { ScramClient } from '../../test/support/scram-client.js';
+import { MemoryCredentials } from '../../test/support/test-credentials.js';
 import { decodeBase64, openAuth, refuseAuth, type AuthState } from './auth-command.js';
 import type { SessionConfig, TlsInfo } from './session-host.js';
-import { EHLO, TLS, codes, converse, feed, harness, parseReplies, type Harness } from './test-session.js';
+import { EHLO, TLS, codes, converse, feed, harness, parseReplies, type Harness } from '../../test/support/test-session.js';
 
 const b64 = (text: string | Buffer): string => Buffer.from(text).toString('base64');
 const plain = (user: string, password: string): string => b64(`\0${user}\0${password}`);

@@ -4,7 +4,7 @@ import fc from 'fast-check';
 import { reply } from './reply.js';
 import type { SessionConfig } from './session-host.js';
 import { blamesClient } from './session.js';
-import { EHLO, ENVELOPE, TLS, codes, converse, feed, harness, parseReplies, settle, type Harness } from './test-session.js';
+import { EHLO, ENVELOPE, TLS, codes, converse, feed, harness, parseReplies, settle, type Harness } from '../../test/support/test-session.js';
 
 // ---- tests ----------------------------------------------------------------------------------
 

@@ -2,8 +2,8 @@
 // with bytes and reads back the replies. Shared by session.test.ts and auth-command.test.ts.
 
 import assert from 'node:assert/strict';
-import type { Envelope, MailParams, RcptParams } from './envelope.js';
-import { SmtpError, reply, type Reply } from './reply.js';
+import type { Envelope, MailParams, RcptParams } from '../../src/smtp/envelope.js';
+import { SmtpError, reply, type Reply } from '../../src/smtp/reply.js';
 import type {
   AuthGuard,
   MessageSink,
@@ -14,8 +14,8 @@ import type {
   SessionPolicy,
   TlsInfo,
   TransactionEvent,
-} from './session-host.js';
-import { SmtpSession } from './session.js';
+} from '../../src/smtp/session-host.js';
+import { SmtpSession } from '../../src/smtp/session.js';
 
 // ---- test doubles of the seams --------------------------------------------------------------
 

@@ -1,10 +1,10 @@
 // Accounts for mechanism tests, held in memory: real secrets computed from passwords (as
 // `postern user add` does), or given directly for the RFC examples (user "user", fixed salts).
 
-import { computeUserSecrets } from '../auth/user-secrets.js';
-import { normalizeAddress } from '../util/address.js';
-import type { CredentialSource, StoredCredentials } from './credentials.js';
-import type { SaslExchange, SaslStep } from './mechanism.js';
+import { computeUserSecrets } from '../../src/auth/user-secrets.js';
+import { normalizeAddress } from '../../src/util/address.js';
+import type { CredentialSource, StoredCredentials } from '../../src/sasl/credentials.js';
+import type { SaslExchange, SaslStep } from '../../src/sasl/mechanism.js';
 
 export class MemoryCredentials implements CredentialSource {
   private readonly accounts = new Map<string, StoredCredentials>();

@@ -3,8 +3,8 @@
 // It is a step machine like the server: feed it the server's challenges, send what it returns.
 
 import { randomBytes, timingSafeEqual } from 'node:crypto';
-import { digest, hmac, saltedPassword, scramMechanismName, xor, type ScramHash } from '../auth/scram-secrets.js';
-import { CHANNEL_BINDING_TYPE, encodeSaslname, parseServerFirst } from './scram-messages.js';
+import { digest, hmac, saltedPassword, scramMechanismName, xor, type ScramHash } from '../../src/auth/scram-secrets.js';
+import { CHANNEL_BINDING_TYPE, encodeSaslname, parseServerFirst } from '../../src/sasl/scram-messages.js';
 
 export interface ScramClientOptions {
   readonly hash: ScramHash;

@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'smol-toml';
 
-/** The repository root: this file runs from dist/test/helpers/. */
+/** The repository root: this file runs from dist/test/support/. */
 export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const POSTERN_BIN = join(REPO_ROOT, 'bin', 'postern.js');
 

@@ -3,8 +3,8 @@
 // listen on port 0); and a way to wait for what the server does asynchronously.
 
 import assert from 'node:assert/strict';
-import type { ListenerKind } from '../smtp/envelope.js';
-import type { RunningServer } from './server.js';
+import type { ListenerKind } from '../../src/smtp/envelope.js';
+import type { RunningServer } from '../../src/server/server.js';
 
 export interface TestServer {
   readonly server: RunningServer;

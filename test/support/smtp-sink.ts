@@ -7,7 +7,7 @@
 
 import { createServer as createNetServer, type Server, type Socket } from 'node:net';
 import { createSecureContext, createServer as createTlsServer, TLSSocket, type SecureContext } from 'node:tls';
-import { makeCertificate, type TestCertificate } from '../../src/server/test-certificate.js';
+import { makeCertificate, type TestCertificate } from './test-certificate.js';
 
 export interface SinkOptions {
   /** Host name in the greeting and certificate. */
