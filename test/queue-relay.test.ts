@@ -13,7 +13,7 @@ import { configSchema } from '../src/config/schema.js';
 import { RemoteDelivery } from '../src/delivery/remote-delivery.js';
 import { createDnsClient } from '../src/dns/resolver.js';
 import { QueueManager, type QueueManagerOptions } from '../src/queue/queue-manager.js';
-import type { Envelope, RcptParams } from '../src/smtp/envelope.js';
+import type { Envelope, RcptParams } from '../src/mail/envelope.js';
 import { openSqliteStore } from '../src/store/sqlite-store.js';
 import type { Store } from '../src/store/store.js';
 import { TestDnsServer } from './support/dns-server.js';

@@ -2,7 +2,7 @@
 
 import type { Command } from 'commander';
 import { normalizeAliasSource } from '../store/alias-source.js';
-import { normalizeAddress } from '../util/address.js';
+import { normalizeAddress } from '../mail/address.js';
 import { withStore } from './admin-store.js';
 import { CliError } from './cli-error.js';
 import { printLine, printList } from './output.js';

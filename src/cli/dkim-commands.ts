@@ -8,7 +8,7 @@ import { Option } from 'commander';
 import type { Config } from '../config/schema.js';
 import { dkimKeyPath, dkimKeysDir, generateDkimPrivateKey, parseDkimKey, type DkimAlgorithm, type DkimKey } from '../dkim/dkim-key.js';
 import { dkimRecord, formatDkimRecord } from '../dkim/dkim-record.js';
-import { normalizeDomain } from '../util/address.js';
+import { normalizeDomain } from '../mail/address.js';
 import { withStore } from './admin-store.js';
 import { CliError } from './cli-error.js';
 import { printLine } from './output.js';

@@ -1,7 +1,7 @@
 // postern domain add|list|remove: the domains we accept mail for (the MX's local domains).
 
 import type { Command } from 'commander';
-import { normalizeDomain } from '../util/address.js';
+import { normalizeDomain } from '../mail/address.js';
 import { withStore } from './admin-store.js';
 import { CliError } from './cli-error.js';
 import { isoTime, printLine, printList } from './output.js';

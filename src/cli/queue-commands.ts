@@ -6,7 +6,7 @@
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import type { QueueAction, QueueEntry, Store } from '../store/store.js';
-import { headerOf } from '../delivery/dsn.js';
+import { headerSection } from '../mail/header-section.js';
 import { readSpooledMessage } from '../queue/spool-reader.js';
 import { formatDuration } from '../util/duration.js';
 import { withStore } from './admin-store.js';
@@ -60,7 +60,7 @@ export function addQueueCommands(program: Command): void {
         entry: await requireEntry(store, id),
         spooled: await readSpooledMessage(join(config.data_dir, 'spool'), id),
       }));
-      const headers = spooled ? headerOf(spooled.message).toString('utf8') : undefined;
+      const headers = spooled ? headerSection(spooled.message).toString('utf8') : undefined;
       if (opts.json) {
         const shown = { ...forJson(entry, Date.now()), mailParams: spooled?.envelope.mailParams, arrival: spooled?.envelope.arrival, headers };
         process.stdout.write(`${JSON.stringify(shown, null, 2)}\n`);

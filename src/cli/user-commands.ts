@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import { UnpreparablePasswordError } from '../auth/scram-secrets.js';
 import { computeUserSecrets, usableMechanisms, type UserSecrets } from '../auth/user-secrets.js';
 import type { Config } from '../config/schema.js';
-import { normalizeAddress } from '../util/address.js';
+import { normalizeAddress } from '../mail/address.js';
 import { withStore } from './admin-store.js';
 import { CliError } from './cli-error.js';
 import { isoTime, printLine, printList } from './output.js';

@@ -5,7 +5,7 @@ import { InvalidArgumentError, Option, type Command } from 'commander';
 import { loadConfig } from '../config/load.js';
 import type { SenderPolicy, UserLimits, UserLimitsChange } from '../store/store.js';
 import { normalizeAliasSource } from '../store/alias-source.js';
-import { normalizeAddress } from '../util/address.js';
+import { normalizeAddress } from '../mail/address.js';
 import { withStore } from './admin-store.js';
 import { CliError } from './cli-error.js';
 import { printLine, printList } from './output.js';

@@ -4,6 +4,7 @@
 // It is sent from the null sender <> (RFC 5321 4.5.5) so that it can never bounce back in a loop.
 
 import { randomBytes } from 'node:crypto';
+import { headerSection } from '../mail/header-section.js';
 import { rfc5322Date } from './received-header.js';
 
 /** RFC 3464 2.3.3; "expanded" is never produced here. */
@@ -57,7 +58,7 @@ export function buildDsn(input: DsnInput): Buffer {
   const kind = reportKind(input.recipients);
   const returnFull =
     kind === 'failed' && input.ret !== 'HDRS' && input.original.length <= (input.maxReturnedBytes ?? DEFAULT_MAX_RETURNED);
-  const returned = returnFull ? input.original : headerOf(input.original);
+  const returned = returnFull ? input.original : headerSection(input.original);
   // An 8-bit original keeps its bytes: the DSN is then an 8BITMIME message (RFC 6152).
   const eightBit = returned.some((b) => b > 0x7f);
 
@@ -196,12 +197,6 @@ function deliveryStatus(input: DsnInput): string {
     blocks.push(fields);
   }
   return blocks.map((b) => `${b.join('\r\n')}\r\n`).join('\r\n');
-}
-
-/** The header section of a message, up to and including its blank line. */
-export function headerOf(message: Buffer): Buffer {
-  const end = message.indexOf('\r\n\r\n');
-  return end === -1 ? message : message.subarray(0, end + 4);
 }
 
 function withTrailingCrlf(b: Buffer): Buffer {

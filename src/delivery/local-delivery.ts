@@ -2,7 +2,7 @@
 // time. Copies go out in parallel; each mailbox gets at most one copy, even when two recipients
 // (an alias and its target, say) lead to the same mailbox.
 
-import type { Envelope, EnvelopeRecipient } from '../smtp/envelope.js';
+import type { Envelope, EnvelopeRecipient } from '../mail/envelope.js';
 import type { Maildirs } from './maildir.js';
 
 export interface LocalDeliveryResult {

@@ -5,7 +5,7 @@
 import { mkdir, open, rename, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { splitAddress } from '../util/address.js';
+import { splitAddress } from '../mail/address.js';
 import { KeyedLimiter } from '../util/keyed-limiter.js';
 import { DirectorySync, fsyncDirectory } from './dir-sync.js';
 

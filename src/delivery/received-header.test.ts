@@ -2,7 +2,7 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { receivedHeader, rfc5322Date, headerToken } from './received-header.js';
 import { testEnvelope } from '../../test/support/test-envelope.js';
-import type { Envelope } from '../smtp/envelope.js';
+import type { Envelope } from '../mail/envelope.js';
 
 const one = testEnvelope([{ address: 'alice@example.test', mailboxes: ['alice@example.test'] }]);
 

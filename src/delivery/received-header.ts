@@ -11,7 +11,7 @@
 // The "authenticated as" comment appears only when [submission] received_auth is on: it tells
 // every recipient the sender's login name, which is a privacy cost (postern.example.toml).
 
-import type { Envelope, QueueId } from '../smtp/envelope.js';
+import type { Envelope, QueueId } from '../mail/envelope.js';
 
 const MAX_LINE = 78; // RFC 5322 2.1.1: lines SHOULD be no more than 78 characters
 const DAYS = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];

@@ -6,7 +6,7 @@
 import { connect as netConnect, isIP, type Socket } from 'node:net';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
-import type { MailParams } from '../smtp/envelope.js';
+import type { MailParams } from '../mail/envelope.js';
 import { dotStuff, hasEightBit, needsSmtpUtf8 } from './data-encoding.js';
 import { replyText, type PeerReply } from './peer-reply.js';
 import { errorText, ReplyStream, SmtpClientError } from './reply-stream.js';

@@ -5,7 +5,7 @@
 import { createPrivateKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { isAbsolute, join } from 'node:path';
 import type { Config } from '../config/schema.js';
-import { normalizeDomain } from '../util/address.js';
+import { normalizeDomain } from '../mail/address.js';
 
 export type DkimAlgorithm = 'ed25519' | 'rsa';
 

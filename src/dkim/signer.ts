@@ -7,7 +7,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { dkimSign } from 'mailauth';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
-import { normalizeDomain } from '../util/address.js';
+import { normalizeDomain } from '../mail/address.js';
 import { dkimKeyPath, dkimKeysDir, parseDkimKey, type DkimAlgorithm } from './dkim-key.js';
 
 export interface MessageSigner {

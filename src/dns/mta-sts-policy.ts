@@ -2,7 +2,7 @@
 // policy and its version id (section 3.1), and the policy file itself (section 3.2). Pure
 // parsing, no I/O.
 
-import { normalizeDomain } from '../util/address.js';
+import { normalizeDomain } from '../mail/address.js';
 
 export interface MtaStsPolicy {
   mode: 'enforce' | 'testing' | 'none';

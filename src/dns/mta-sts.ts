@@ -7,7 +7,7 @@
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { normalizeDomain } from '../util/address.js';
+import { normalizeDomain } from '../mail/address.js';
 import { DnsError } from './dns-error.js';
 import { fetchPolicyText } from './mta-sts-fetch.js';
 import { parsePolicy, parseStsRecord, type MtaStsPolicy } from './mta-sts-policy.js';

@@ -4,7 +4,7 @@
 // "0 ." record is a null MX (RFC 7505), the domain's statement that it takes no mail.
 
 import { isIP } from 'node:net';
-import { normalizeDomain } from '../util/address.js';
+import { normalizeDomain } from '../mail/address.js';
 import { DnsError } from './dns-error.js';
 import type { DnsClient, MxRecord } from './resolver.js';
 

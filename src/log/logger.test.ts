@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { chooseLogFormat, createLogger } from './logger.js';
 import { logConnection, logMessage } from './mail-log.js';
-import { reply } from '../smtp/reply.js';
+import { reply } from '../mail/reply.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'postern-log-'));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));

@@ -14,8 +14,9 @@
 //   the client authenticated as (null without AUTH): who is accountable for a submitted message.
 
 import type { Logger } from 'pino';
-import type { ListenerKind } from '../smtp/envelope.js';
-import type { TlsInfo, TransactionEvent } from '../smtp/session-host.js';
+import type { ListenerKind } from '../mail/envelope.js';
+import type { TlsInfo } from '../mail/tls-info.js';
+import type { TransactionEvent } from '../smtp/session-host.js';
 
 /**
  * How a connection ended: the session closed it (QUIT, too many errors, early talker...),

@@ -26,8 +26,8 @@
 
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
-import { reply, type Reply } from '../smtp/reply.js';
-import { normalizeAddress } from '../util/address.js';
+import { reply, type Reply } from '../mail/reply.js';
+import { normalizeAddress } from '../mail/address.js';
 import { clientKey } from './connection-limiter.js';
 import { LruMap } from '../util/lru-map.js';
 

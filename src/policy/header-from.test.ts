@@ -1,7 +1,8 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { parseAddressList, readHeaderFields, readOriginators } from './header-from.js';
+import { readHeaderFields } from '../mail/header-section.js';
+import { parseAddressList, readOriginators } from './header-from.js';
 
 function msg(...lines: string[]): Buffer {
   return Buffer.from(lines.join('\r\n'), 'utf8');

@@ -4,11 +4,7 @@
 // through: anything it cannot read with certainty is "invalid" and the message is refused, rather
 // than guessed at (a mail client shows the From its own parser finds, not ours).
 
-/** A header field, unfolded (RFC 5322 2.2.3); the name as written, the value after the colon. */
-export interface HeaderField {
-  readonly name: string;
-  readonly value: string;
-}
+import { readHeaderFields, type HeaderField } from '../mail/header-section.js';
 
 export type Originators =
   | {
@@ -40,43 +36,6 @@ export function readOriginators(message: Buffer): Originators {
     return { kind: 'invalid', why: 'unreadable Sender header' };
   }
   return { kind: 'ok', from: fromAddresses, sender: senderAddresses[0] };
-}
-
-/** The fields of the header section: everything before the first empty line (RFC 5322 2.1). */
-export function readHeaderFields(message: Buffer): HeaderField[] {
-  const text = message.subarray(0, headerSectionEnd(message)).toString('utf8');
-  const fields: { name: string; value: string }[] = [];
-  let current: { name: string; value: string } | undefined;
-  for (const line of text.split(/\r?\n/)) {
-    if (/^[ \t]/.test(line)) {
-      // Unfolding removes only the line break (RFC 5322 2.2.3); a continuation of a line that was
-      // not a field is dropped with it.
-      if (current) current.value += line;
-      continue;
-    }
-    current = undefined;
-    const colon = line.indexOf(':');
-    // obs-optional (RFC 5322 4.5) allows white space before the colon.
-    const name = colon > 0 ? line.slice(0, colon).replace(/[ \t]+$/, '') : '';
-    // Not a field (an mbox "From " line, garbage): skipped, it cannot be a From either.
-    if (!/^[\x21-\x39\x3b-\x7e]+$/.test(name)) continue;
-    current = { name, value: line.slice(colon + 1) };
-    fields.push(current);
-  }
-  return fields;
-}
-
-/** Offset of the empty line that ends the header section (CRLF, or a bare LF), or the length. */
-function headerSectionEnd(message: Buffer): number {
-  let pos = 0;
-  while (pos < message.length) {
-    const lf = message.indexOf(0x0a, pos);
-    if (lf < 0) return message.length;
-    const lineEnd = lf > pos && message[lf - 1] === 0x0d ? lf - 1 : lf;
-    if (lineEnd === pos) return pos;
-    pos = lf + 1;
-  }
-  return message.length;
 }
 
 // --- address-list (RFC 5322 3.4), including obs-addr-list and obs-angle-addr (4.4) ---

@@ -12,9 +12,9 @@
 // Windows: sliding window counters (rate-window.ts), an hour for messages and a day for recipients.
 
 import type { Logger } from 'pino';
-import { reply, type Reply } from '../smtp/reply.js';
+import { reply, type Reply } from '../mail/reply.js';
 import type { Store, SubmissionCounters, UserLimits } from '../store/store.js';
-import { normalizeAddress } from '../util/address.js';
+import { normalizeAddress } from '../mail/address.js';
 import { addToWindow, countInWindow, DAY_MS, HOUR_MS } from './rate-window.js';
 
 export interface RateLimitOptions {

@@ -1,7 +1,7 @@
 // Reading a RCPT TO address as the session hands it over ("local@domain", source route already
 // removed, quotes kept), into the shape the policy decides on. No lookups happen here.
 
-import { normalizeDomain, splitAddress } from '../util/address.js';
+import { normalizeDomain, splitAddress } from '../mail/address.js';
 
 export type RecipientAddress =
   /** RFC 5321 4.5.1: "RCPT TO:<Postmaster>" without a domain must be accepted. */

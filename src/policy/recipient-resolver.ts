@@ -4,7 +4,7 @@
 // server runs, and a stale cache would bounce mail for a user created a minute ago.
 
 import type { Store } from '../store/store.js';
-import { normalizeDomain, splitAddress } from '../util/address.js';
+import { normalizeDomain, splitAddress } from '../mail/address.js';
 import { lookupForm } from './recipient-address.js';
 
 /** Aliases of aliases deeper than this are a configuration mistake, treated like a loop. */

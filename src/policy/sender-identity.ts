@@ -6,9 +6,9 @@
 // addresses or "@domains" granted to it (`postern user grant`). Per account, sender_policy "any"
 // turns the check off.
 
-import { reply, type Reply } from '../smtp/reply.js';
+import { reply, type Reply } from '../mail/reply.js';
 import type { SenderPolicy, Store } from '../store/store.js';
-import { normalizeAddress, normalizeDomain, splitAddress } from '../util/address.js';
+import { normalizeAddress, normalizeDomain, splitAddress } from '../mail/address.js';
 import { readOriginators } from './header-from.js';
 import { lookupForm } from './recipient-address.js';
 import { MAX_ALIAS_DEPTH } from './recipient-resolver.js';

@@ -7,7 +7,7 @@ import fc from 'fast-check';
 import type { RecipientDecision, SessionInfo, SessionPolicy } from '../smtp/session-host.js';
 import { openSqliteStore } from '../store/sqlite-store.js';
 import type { Store } from '../store/store.js';
-import { normalizeDomain } from '../util/address.js';
+import { normalizeDomain } from '../mail/address.js';
 import { MAX_ALIAS_DEPTH } from './recipient-resolver.js';
 import { createSessionPolicy, type PolicyOptions } from './session-policy.js';
 

@@ -5,11 +5,11 @@
 
 import { isIPv4, isIPv6 } from 'node:net';
 import type { Logger } from 'pino';
-import type { Envelope, MailParams, RcptParams } from '../smtp/envelope.js';
-import { reply, type Reply } from '../smtp/reply.js';
+import type { Envelope, MailParams, RcptParams } from '../mail/envelope.js';
+import { reply, type Reply } from '../mail/reply.js';
 import type { RecipientDecision, SessionInfo, SessionPolicy } from '../smtp/session-host.js';
 import type { Store } from '../store/store.js';
-import { normalizeDomain, splitAddress } from '../util/address.js';
+import { normalizeDomain, splitAddress } from '../mail/address.js';
 import { hasRoutingTrick, parseRecipient } from './recipient-address.js';
 import { RecipientResolver, type Resolution } from './recipient-resolver.js';
 import type { SubmissionPolicy } from './submission-policy.js';

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { configSchema } from '../config/schema.js';
-import type { Envelope } from '../smtp/envelope.js';
+import type { Envelope } from '../mail/envelope.js';
 import type { SessionInfo, SessionPolicy } from '../smtp/session-host.js';
 import { openSqliteStore } from '../store/sqlite-store.js';
 import type { Store } from '../store/store.js';

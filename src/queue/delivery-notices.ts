@@ -5,11 +5,11 @@
 // notice to the postmaster that fails itself is only logged.
 
 import type { Logger } from 'pino';
-import type { Envelope, EnvelopeRecipient, QueueId } from '../smtp/envelope.js';
+import type { Envelope, EnvelopeRecipient, QueueId } from '../mail/envelope.js';
 import type { Store } from '../store/store.js';
 import { RecipientResolver } from '../policy/recipient-resolver.js';
 import { parseRecipient } from '../policy/recipient-address.js';
-import { normalizeDomain } from '../util/address.js';
+import { normalizeDomain } from '../mail/address.js';
 import { buildDsn, type DsnAction, type DsnRecipient } from '../delivery/dsn.js';
 import type { RecipientState } from './recipient-state.js';
 import type { RetryPolicy } from './retry-policy.js';

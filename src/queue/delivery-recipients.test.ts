@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { EnvelopeRecipient } from '../smtp/envelope.js';
+import type { EnvelopeRecipient } from '../mail/envelope.js';
 import { deliveryRecipients } from './delivery-recipients.js';
 
 const alice: EnvelopeRecipient = { address: 'alice@local.test', params: {}, mailboxes: ['alice@local.test'] };

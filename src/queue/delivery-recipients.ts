@@ -5,7 +5,7 @@
 // The envelope sender is kept as it is (no SRS, Sender Rewriting Scheme): a receiver that checks
 // SPF for the sender's domain sees our IP and may refuse the forward. A known limitation.
 
-import type { EnvelopeRecipient } from '../smtp/envelope.js';
+import type { EnvelopeRecipient } from '../mail/envelope.js';
 
 /**
  * In envelope order. The alias keeps its own entry for its local mailboxes (if any); each forward

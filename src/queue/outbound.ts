@@ -2,7 +2,7 @@
 // destination domain, one outcome per recipient. Written here as the issue-4 contract says, so the
 // queue depends on this shape only; RemoteDelivery satisfies it structurally.
 
-import type { MailParams } from '../smtp/envelope.js';
+import type { MailParams } from '../mail/envelope.js';
 
 export interface OutboundRecipient {
   readonly address: string;

@@ -5,7 +5,7 @@
 
 import type { Logger } from 'pino';
 import type { QueueEntry, Store } from '../store/store.js';
-import type { QueueId } from '../smtp/envelope.js';
+import type { QueueId } from '../mail/envelope.js';
 
 const FLUSH_DELAY_MS = 20;
 

@@ -8,7 +8,7 @@ import { pino } from 'pino';
 import { QueueManager, type QueueManagerOptions } from './queue-manager.js';
 import { openSqliteStore } from '../store/sqlite-store.js';
 import type { Store } from '../store/store.js';
-import { SmtpError } from '../smtp/reply.js';
+import { SmtpError } from '../mail/reply.js';
 import { testEnvelope as fixedDateEnvelope, testMessage } from '../../test/support/test-envelope.js';
 
 const logger = pino({ level: 'silent' });

@@ -12,11 +12,11 @@
 
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import type { Envelope, QueueId } from '../smtp/envelope.js';
+import type { Envelope, QueueId } from '../mail/envelope.js';
 import type { MessageSink } from '../smtp/session-host.js';
-import { SmtpError } from '../smtp/reply.js';
+import { SmtpError } from '../mail/reply.js';
 import type { QueueEntry, QueueRequest, Store } from '../store/store.js';
-import { splitAddress } from '../util/address.js';
+import { splitAddress } from '../mail/address.js';
 import { Maildirs } from '../delivery/maildir.js';
 import { deliverLocally } from '../delivery/local-delivery.js';
 import { receivedHeader } from '../delivery/received-header.js';
@@ -27,7 +27,7 @@ import { countReceivedHeaders } from './loop-check.js';
 import type { OutboundDelivery, OutboundOutcome } from './outbound.js';
 import { QueueBookkeeping } from './queue-bookkeeping.js';
 import { QueueControl } from './queue-control.js';
-import { defaultQueueIds } from './queue-id.js';
+import { defaultQueueIds } from '../mail/queue-id.js';
 import {
   applyOutcome,
   finishedMark,

@@ -7,7 +7,7 @@
 // The spool remembers which recipients are finished (so a restart never repeats them); the store
 // remembers the rest (attempts, retry time, last reply) for the schedule and for `postern queue`.
 
-import type { EnvelopeRecipient } from '../smtp/envelope.js';
+import type { EnvelopeRecipient } from '../mail/envelope.js';
 import type { QueueRecipientState, RecipientStatus } from '../store/store.js';
 import type { OutboundOutcome } from './outbound.js';
 import { retryDelay, shouldGiveUp, type RetryPolicy } from './retry-policy.js';

@@ -3,7 +3,7 @@
 // which only the server may do; this only reads, and copes with segments deleted under it.
 
 import { readFile } from 'node:fs/promises';
-import type { Envelope, QueueId } from '../smtp/envelope.js';
+import type { Envelope, QueueId } from '../mail/envelope.js';
 import { SEGMENT_HEADER_SIZE, decodeMessagePayload, decodeRecord, decodeSegmentHeader } from './spool-record.js';
 import { listSegments } from './spool-recovery.js';
 

@@ -11,8 +11,8 @@
 // the client cannot know the salt, so a forged record fails its checksum.
 
 import { crc32 } from 'node:zlib';
-import type { Envelope, QueueId } from '../smtp/envelope.js';
-import { isQueueId } from './queue-id.js';
+import type { Envelope, QueueId } from '../mail/envelope.js';
+import { isQueueId } from '../mail/queue-id.js';
 
 export const SEGMENT_MAGIC = Buffer.from('PSTSPOOL', 'ascii');
 export const SEGMENT_VERSION = 1;

@@ -6,7 +6,7 @@
 import { open, readFile, readdir, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import type { Envelope, QueueId } from '../smtp/envelope.js';
+import type { Envelope, QueueId } from '../mail/envelope.js';
 import {
   RECORD_MAGIC,
   SEGMENT_HEADER_SIZE,

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { Spool } from './spool.js';
-import { QueueIdGenerator } from './queue-id.js';
+import { QueueIdGenerator } from '../mail/queue-id.js';
 import { testEnvelope, testMessage } from '../../test/support/test-envelope.js';
 import { encodeMessagePayload, encodeRecord } from './spool-record.js';
 

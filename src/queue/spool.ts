@@ -16,7 +16,7 @@ import { open, unlink, mkdir, type FileHandle } from 'node:fs/promises';
 import { randomInt } from 'node:crypto';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import type { Envelope, QueueId } from '../smtp/envelope.js';
+import type { Envelope, QueueId } from '../mail/envelope.js';
 import { fsyncDirectory } from '../delivery/dir-sync.js';
 import {
   decodeMessagePayload,

@@ -3,7 +3,7 @@
 
 import type { UserSecrets } from '../auth/user-secrets.js';
 import type { Store } from '../store/store.js';
-import { normalizeAddress } from '../util/address.js';
+import { normalizeAddress } from '../mail/address.js';
 
 export interface StoredCredentials extends UserSecrets {
   /** The normalized account name: the identity a successful exchange reports. */

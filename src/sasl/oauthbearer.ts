@@ -8,7 +8,7 @@
 
 import { JwksError, JwksFile } from '../auth/jwks.js';
 import { verifyJwt } from '../auth/jwt.js';
-import { normalizeAddress } from '../util/address.js';
+import { normalizeAddress } from '../mail/address.js';
 import type { CredentialSource } from './credentials.js';
 import type { SaslContext, SaslExchange, SaslMechanism, SaslStep } from './mechanism.js';
 import { decodeUtf8 } from './sasl-text.js';

@@ -1,7 +1,7 @@
 // Decoding what clients send inside SASL messages: UTF-8 (RFC 4422 section 3.4.1), strictly, so
 // that an invalid byte sequence is a malformed message rather than U+FFFD in a user name.
 
-import { normalizeAddress } from '../util/address.js';
+import { normalizeAddress } from '../mail/address.js';
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 

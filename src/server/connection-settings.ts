@@ -4,10 +4,10 @@
 
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
-import type { ListenerKind } from '../smtp/envelope.js';
+import type { ListenerKind } from '../mail/envelope.js';
 import type { SaslMechanism } from '../sasl/mechanism.js';
 import type { AuthGuard, MessageSink, SessionConfig, SessionPolicy } from '../smtp/session-host.js';
-import type { HandshakeCertificates } from './tls-handshake.js';
+import type { HandshakeCertificates } from '../tls/tls-handshake.js';
 
 export interface ConnectionSettings {
   readonly session: SessionConfig;

@@ -4,11 +4,12 @@
 import type net from 'node:net';
 import type tls from 'node:tls';
 import { logConnection, logMessage, type ConnectionOutcome } from '../log/mail-log.js';
-import type { ListenerKind } from '../smtp/envelope.js';
-import type { SessionIo, TlsInfo, TransactionEvent } from '../smtp/session-host.js';
+import type { ListenerKind } from '../mail/envelope.js';
+import type { TlsInfo } from '../mail/tls-info.js';
+import type { SessionIo, TransactionEvent } from '../smtp/session-host.js';
 import { SmtpSession } from '../smtp/session.js';
 import type { ConnectionSettings } from './connection-settings.js';
-import { tlsHandshake, tlsInfoOf } from './tls-handshake.js';
+import { tlsHandshake, tlsInfoOf } from '../tls/tls-handshake.js';
 
 /** After we end() a connection, how long the client gets to close its side before we cut it. */
 const LINGER_MS = 5_000;

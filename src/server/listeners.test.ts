@@ -4,7 +4,7 @@ import net from 'node:net';
 import { pino } from 'pino';
 import { configSchema } from '../config/schema.js';
 import { Listeners } from './listeners.js';
-import { StartupError } from './startup-error.js';
+import { StartupError } from '../util/startup-error.js';
 
 const logger = pino({ level: 'silent' });
 const listenOnly = (mx: string[], submission: string[] = [], submissions: string[] = []) =>

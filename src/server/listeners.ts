@@ -6,9 +6,9 @@ import net from 'node:net';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import { parseListenAddress } from '../config/schema.js';
-import type { ListenerKind } from '../smtp/envelope.js';
+import type { ListenerKind } from '../mail/envelope.js';
 import { LISTENER_KINDS } from './connection-settings.js';
-import { listenError } from './startup-error.js';
+import { describeErrno, StartupError } from '../util/startup-error.js';
 
 export interface BoundListener {
   readonly kind: ListenerKind;
@@ -100,4 +100,24 @@ function listenOn(server: net.Server, host: string, port: number): Promise<void>
 
 export function formatHostPort(address: string, port: number): string {
   return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
+}
+
+export function listenError(err: unknown, kind: ListenerKind, address: string): StartupError {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  let hint: string;
+  switch (code) {
+    case 'EADDRINUSE':
+      hint = `another server running? change [listen] ${kind} in the config`;
+      break;
+    case 'EACCES':
+    case 'EPERM':
+      hint = 'ports below 1024 need root or CAP_NET_BIND_SERVICE';
+      break;
+    case 'EADDRNOTAVAIL':
+      hint = `no interface has this address; change [listen] ${kind} in the config`;
+      break;
+    default:
+      hint = `check [listen] ${kind} in the config`;
+  }
+  return new StartupError(`cannot listen on ${address}: ${describeErrno(err)} (${hint})`, { cause: err });
 }

@@ -5,8 +5,8 @@ import type net from 'node:net';
 import type { Logger } from 'pino';
 import { logConnection } from '../log/mail-log.js';
 import type { ConnectionLimiter } from '../policy/connection-limiter.js';
-import type { ListenerKind } from '../smtp/envelope.js';
-import { formatReply, reply } from '../smtp/reply.js';
+import type { ListenerKind } from '../mail/envelope.js';
+import { formatReply, reply } from '../mail/reply.js';
 import { Connection } from './connection.js';
 import type { ConnectionSettings } from './connection-settings.js';
 

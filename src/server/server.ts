@@ -20,7 +20,7 @@ import { createDnsClient } from '../dns/resolver.js';
 import { MtaStsCache } from '../dns/mta-sts.js';
 import { createMessageSigner } from '../dkim/signer.js';
 import { RemoteDelivery } from '../delivery/remote-delivery.js';
-import type { ListenerKind } from '../smtp/envelope.js';
+import type { ListenerKind } from '../mail/envelope.js';
 import type { MessageSink } from '../smtp/session-host.js';
 import { openSqliteStore } from '../store/sqlite-store.js';
 import type { Store } from '../store/store.js';
@@ -30,8 +30,8 @@ import { listeningBanner } from './banner.js';
 import { connectionSettingsFor } from './connection-settings.js';
 import { Listeners } from './listeners.js';
 import { Reception, type ReceptionSettings } from './reception.js';
-import { describeErrno, firstLine, StartupError } from './startup-error.js';
-import { ServerCertificates } from './server-certificates.js';
+import { describeErrno, firstLine, StartupError } from '../util/startup-error.js';
+import { ServerCertificates } from '../tls/server-certificates.js';
 
 export interface RunningServer {
   readonly listeners: readonly { kind: ListenerKind; address: string; port: number }[];

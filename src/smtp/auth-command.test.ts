@@ -7,7 +7,8 @@ import { createMechanisms } from '../sasl/registry.js';
 import { ScramClient } from '../../test/support/scram-client.js';
 import { MemoryCredentials } from '../../test/support/test-credentials.js';
 import { decodeBase64, openAuth, refuseAuth, type AuthState } from './auth-command.js';
-import type { SessionConfig, TlsInfo } from './session-host.js';
+import type { TlsInfo } from '../mail/tls-info.js';
+import type { SessionConfig } from './session-host.js';
 import { EHLO, TLS, codes, converse, feed, harness, parseReplies, type Harness } from '../../test/support/test-session.js';
 
 const b64 = (text: string | Buffer): string => Buffer.from(text).toString('base64');

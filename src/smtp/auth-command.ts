@@ -5,7 +5,7 @@
 
 import type { SaslContext, SaslExchange, SaslMechanism, SaslStep } from '../sasl/mechanism.js';
 import type { LineEvent } from './line-reader.js';
-import { reply, type Reply } from './reply.js';
+import { reply, type Reply } from '../mail/reply.js';
 import type { AuthGuard } from './session-host.js';
 
 /**

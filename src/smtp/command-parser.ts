@@ -2,7 +2,7 @@
 // its argument. Paths and parameters are parsed by the handlers (path-parser.ts, params.ts), which
 // know which reply codes fit; what is wrong with the shape of the line is caught here.
 
-import { reply, type Reply } from './reply.js';
+import { reply, type Reply } from '../mail/reply.js';
 
 export type Command =
   | { readonly verb: 'EHLO' | 'HELO'; readonly domain: string }

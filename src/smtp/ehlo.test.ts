@@ -1,7 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ehloReply, heloReply } from './ehlo.js';
-import { formatReply } from './reply.js';
+import { formatReply } from '../mail/reply.js';
 
 describe('ehloReply', () => {
   test('lists our extensions, with STARTTLS when offered', () => {

@@ -1,7 +1,7 @@
 // The EHLO reply (RFC 5321 4.1.1.1): our name, then one extension per line. What is listed here is
 // exactly what the session implements; params.ts refuses parameters of anything not listed.
 
-import { reply, type Reply } from './reply.js';
+import { reply, type Reply } from '../mail/reply.js';
 
 export interface EhloOptions {
   readonly hostname: string;

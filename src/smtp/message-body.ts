@@ -3,7 +3,7 @@
 // finds: the reader keeps the dialogue in step and the verdict is given once the message ends.
 // Work is per line (Buffer.indexOf), never per byte, and stored data are slices, not copies.
 
-import { reply, type Reply } from './reply.js';
+import { reply, type Reply } from '../mail/reply.js';
 
 const CR = 0x0d;
 const LF = 0x0a;

@@ -1,7 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { decodeXtext, parseMailParams, parseRcptParams } from './params.js';
-import { SmtpError } from './reply.js';
+import { SmtpError } from '../mail/reply.js';
 
 function refusal(fn: () => unknown): [number, string] {
   try {

@@ -2,8 +2,8 @@
 // the extensions we announce in EHLO are accepted; an unknown, repeated or malformed one is refused
 // with 555 5.5.4 (RFC 5321 4.1.1.11), never silently ignored.
 
-import type { BodyType, DsnNotify, MailParams, RcptParams } from './envelope.js';
-import { SmtpError } from './reply.js';
+import type { BodyType, DsnNotify, MailParams, RcptParams } from '../mail/envelope.js';
+import { SmtpError } from '../mail/reply.js';
 
 interface EsmtpParam {
   /** Upper case. */

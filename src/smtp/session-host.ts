@@ -2,21 +2,11 @@
 // machine fed with bytes; the server wires it to a socket, and policy/ and queue/ answer its
 // questions. Keeping these seams narrow is what lets the session be unit-tested and fuzzed.
 
+import type { TlsInfo } from '../mail/tls-info.js';
 import type { SaslMechanism } from '../sasl/mechanism.js';
-import type { Envelope, ListenerKind, MailParams, QueueId, RcptParams } from './envelope.js';
-import type { Reply } from './reply.js';
+import type { Envelope, ListenerKind, MailParams, QueueId, RcptParams } from '../mail/envelope.js';
+import type { Reply } from '../mail/reply.js';
 
-/** TLS facts of a connection, once TLS is up. */
-export interface TlsInfo {
-  readonly version: string; // e.g. "TLSv1.3"
-  readonly cipher: string; // e.g. "TLS_AES_256_GCM_SHA384"
-  /**
-   * RFC 9266 tls-exporter channel binding (32 octets, label "EXPORTER-Channel-Binding") for
-   * SCRAM-*-PLUS. Only with TLS 1.3: on TLS 1.2 the exporter lacks the extended master secret
-   * guarantee (RFC 9266 3), so it is left undefined and -PLUS is not offered.
-   */
-  readonly channelBinding?: Buffer | undefined;
-}
 
 /** Limits a session enforces itself (the server enforces connection counts and timeouts). */
 export interface SessionLimits {

@@ -1,7 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { reply } from './reply.js';
+import { reply } from '../mail/reply.js';
 import type { SessionConfig } from './session-host.js';
 import { blamesClient } from './session.js';
 import { EHLO, ENVELOPE, TLS, codes, converse, feed, harness, parseReplies, settle, type Harness } from '../../test/support/test-session.js';

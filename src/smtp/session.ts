@@ -13,14 +13,14 @@ import { BdatReader } from './bdat-reader.js';
 import { parseCommand, type Command } from './command-parser.js';
 import { DotReader } from './dot-reader.js';
 import { ehloReply, heloReply } from './ehlo.js';
-import type { Envelope, EnvelopeRecipient, MailParams, QueueId } from './envelope.js';
+import type { Envelope, EnvelopeRecipient, MailParams, QueueId } from '../mail/envelope.js';
 import { InputQueue } from './input-queue.js';
 import { LineReader, type BadLineReason, type LineEvent } from './line-reader.js';
 import { MessageBody } from './message-body.js';
 import { parseMailParams, parseRcptParams } from './params.js';
 import { hasNonAscii, parsePathArgument, type Mailbox } from './path-parser.js';
 import { receivedProtocol } from './received-protocol.js';
-import { SmtpError, formatReply, reply, toReply, type Reply } from './reply.js';
+import { SmtpError, formatReply, reply, toReply, type Reply } from '../mail/reply.js';
 import type {
   AuthGuard,
   MessageSink,
@@ -29,9 +29,9 @@ import type {
   SessionInfo,
   SessionIo,
   SessionPolicy,
-  TlsInfo,
 } from './session-host.js';
-import { normalizeDomain } from '../util/address.js';
+import { normalizeDomain } from '../mail/address.js';
+import type { TlsInfo } from '../mail/tls-info.js';
 
 export interface SessionOptions {
   config: SessionConfig;

@@ -1,6 +1,6 @@
 // Alias sources are an address ("sales@example.test") or "@domain", the domain's catch-all.
 
-import { normalizeAddress, normalizeDomain } from '../util/address.js';
+import { normalizeAddress, normalizeDomain } from '../mail/address.js';
 
 /** The normalized source, or undefined if it is neither an address nor "@domain". */
 export function normalizeAliasSource(source: string): string | undefined {

@@ -7,7 +7,7 @@ import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Database as Db, Statement } from 'better-sqlite3';
-import { normalizeAddress, normalizeDomain, splitAddress } from '../util/address.js';
+import { normalizeAddress, normalizeDomain, splitAddress } from '../mail/address.js';
 import { normalizeAliasSource } from './alias-source.js';
 import { migrate } from './migrations.js';
 import { SqliteSubmissionTables } from './sqlite-submission.js';

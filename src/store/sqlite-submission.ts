@@ -3,7 +3,7 @@
 // about one part of the schema.
 
 import type { Database as Db, Statement } from 'better-sqlite3';
-import { normalizeAddress } from '../util/address.js';
+import { normalizeAddress } from '../mail/address.js';
 import { normalizeAliasSource } from './alias-source.js';
 import { StoreError } from './store.js';
 import type { SenderPolicy, SubmissionCounters, UserLimits, UserLimitsChange } from './store.js';

@@ -2,7 +2,7 @@
 // `postern user add` does), or given directly for the RFC examples (user "user", fixed salts).
 
 import { computeUserSecrets } from '../../src/auth/user-secrets.js';
-import { normalizeAddress } from '../../src/util/address.js';
+import { normalizeAddress } from '../../src/mail/address.js';
 import type { CredentialSource, StoredCredentials } from '../../src/sasl/credentials.js';
 import type { SaslExchange, SaslStep } from '../../src/sasl/mechanism.js';
 

@@ -1,6 +1,6 @@
 // Envelopes for tests of the queue and delivery (not used by the server itself).
 
-import type { Envelope } from '../../src/smtp/envelope.js';
+import type { Envelope } from '../../src/mail/envelope.js';
 
 /** `receivedAt` defaults to a fixed date (stable headers); queue tests pass Date.now() (retry and give-up times count from it). */
 export function testEnvelope(

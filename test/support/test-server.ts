@@ -3,7 +3,7 @@
 // listen on port 0); and a way to wait for what the server does asynchronously.
 
 import assert from 'node:assert/strict';
-import type { ListenerKind } from '../../src/smtp/envelope.js';
+import type { ListenerKind } from '../../src/mail/envelope.js';
 import type { RunningServer } from '../../src/server/server.js';
 
 export interface TestServer {

@@ -2,8 +2,8 @@
 // with bytes and reads back the replies. Shared by session.test.ts and auth-command.test.ts.
 
 import assert from 'node:assert/strict';
-import type { Envelope, MailParams, RcptParams } from '../../src/smtp/envelope.js';
-import { SmtpError, reply, type Reply } from '../../src/smtp/reply.js';
+import type { Envelope, MailParams, RcptParams } from '../../src/mail/envelope.js';
+import { SmtpError, reply, type Reply } from '../../src/mail/reply.js';
 import type {
   AuthGuard,
   MessageSink,
@@ -12,9 +12,9 @@ import type {
   SessionInfo,
   SessionIo,
   SessionPolicy,
-  TlsInfo,
   TransactionEvent,
 } from '../../src/smtp/session-host.js';
+import type { TlsInfo } from '../../src/mail/tls-info.js';
 import { SmtpSession } from '../../src/smtp/session.js';
 
 // ---- test doubles of the seams --------------------------------------------------------------

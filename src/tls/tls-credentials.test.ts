@@ -9,7 +9,7 @@ import tls from 'node:tls';
 import { pino } from 'pino';
 import { configSchema, type Config } from '../config/schema.js';
 import { createSecureContext, generatedPaths, loadTlsCredentials } from './tls-credentials.js';
-import { StartupError } from './startup-error.js';
+import { StartupError } from '../util/startup-error.js';
 import { tlsHandshake } from './tls-handshake.js';
 
 const logger = pino({ level: 'silent' });

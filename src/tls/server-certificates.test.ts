@@ -8,7 +8,7 @@ import tls from 'node:tls';
 import { pino, type Logger } from 'pino';
 import { configSchema, type Config } from '../config/schema.js';
 import { ServerCertificates } from './server-certificates.js';
-import { StartupError } from './startup-error.js';
+import { StartupError } from '../util/startup-error.js';
 import { makeCertificate, writeCertificate, type TestCertificate } from '../../test/support/test-certificate.js';
 import { tlsHandshake } from './tls-handshake.js';
 

@@ -3,7 +3,7 @@
 
 import type net from 'node:net';
 import tls from 'node:tls';
-import type { TlsInfo } from '../smtp/session-host.js';
+import type { TlsInfo } from '../mail/tls-info.js';
 
 /** The certificates to choose from for one handshake (ServerCertificates). */
 export interface HandshakeCertificates {

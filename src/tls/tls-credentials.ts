@@ -9,7 +9,7 @@ import tls from 'node:tls';
 import { generate } from 'selfsigned';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
-import { describeErrno, firstLine, StartupError } from './startup-error.js';
+import { describeErrno, firstLine, StartupError } from '../util/startup-error.js';
 
 export interface TlsCredentials {
   readonly cert: string;

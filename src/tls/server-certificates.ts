@@ -12,7 +12,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import { directoriesOf, FileWatcher } from './file-watcher.js';
 import { SniTable } from './sni-table.js';
-import { firstLine } from './startup-error.js';
+import { firstLine } from '../util/startup-error.js';
 import type { HandshakeCertificates } from './tls-handshake.js';
 import {
   certificateNames,

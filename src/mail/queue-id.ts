@@ -4,7 +4,7 @@
 // The random tail keeps ids unique across restarts and across processes sharing a clock tick.
 
 import { randomBytes } from 'node:crypto';
-import type { QueueId } from '../smtp/envelope.js';
+import type { QueueId } from './envelope.js';
 
 const ALPHABET = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
 const TIME_WIDTH = 8; // 62^8 ms lasts until the year 8900
