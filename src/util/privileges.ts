@@ -8,7 +8,12 @@ import { chmodSync, existsSync, lchownSync, lstatSync, mkdirSync, readdirSync, r
 import type { Stats } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Config } from '../config/schema.js';
+
+/** The config's `user` and `group` keys ("" for both: nobody, and its group). */
+export interface AccountNames {
+  readonly user: string;
+  readonly group: string;
+}
 
 export interface ServiceAccount {
   readonly user: string;
@@ -17,7 +22,7 @@ export interface ServiceAccount {
 }
 
 /** The account to switch to, or undefined when we are not root (there is nothing to switch). */
-export function serviceAccount(config: Config): ServiceAccount | undefined {
+export function serviceAccount(config: AccountNames): ServiceAccount | undefined {
   if (process.getuid?.() !== 0) return undefined;
   const name = config.user === '' ? 'nobody' : config.user;
   const user = lookupUser(name);
@@ -31,7 +36,7 @@ export function serviceAccount(config: Config): ServiceAccount | undefined {
   return { user: name, uid: user.uid, gid: groupOf(config, name, user.gid) };
 }
 
-function groupOf(config: Config, userName: string, primaryGid: number): number {
+function groupOf(config: AccountNames, userName: string, primaryGid: number): number {
   if (config.group !== '') {
     const gid = lookupGroup(config.group);
     if (gid === undefined) {
