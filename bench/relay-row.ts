@@ -1,4 +1,4 @@
-// The end-to-end row of `npm run bench` (issue 4): messages/s from submission (STARTTLS + AUTH
+// The end-to-end row of `npm run bench`: messages/s from submission (STARTTLS + AUTH
 // PLAIN, connections reused) through a relay to the receiving server, counted when the message
 // is in the receiver's Maildir. The relays: Postern (smart host = the sink) and Postfix
 // (relayhost = the sink, Cyrus SASL for AUTH). The sink is a third, private Postfix delivering

@@ -1,5 +1,5 @@
 // The envelope of a message: what MAIL FROM and RCPT TO said, plus how the message reached us.
-// It is stored with the message in the spool and read back by delivery and (later) bounces.
+// It is stored with the message in the spool and read back by delivery and bounces.
 
 /** A queue id: 12+ characters of [0-9A-Za-z], unique, sortable by acceptance time. */
 export type QueueId = string;

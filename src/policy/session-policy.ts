@@ -99,7 +99,7 @@ class MxPolicy implements SessionPolicy {
     }
 
     if (!(await this.store.isLocalDomain(rcpt.domain))) {
-      // The next issue's AUTH sets authUser; only then may mail leave for other domains.
+      // Only an authenticated session (authUser set by AUTH) may send mail to other domains.
       if (info.authUser !== undefined) return { accept: true, address: rcpt.address, mailboxes: [] };
       return this.relayDenied(info, rcpt.address, 'not a local domain');
     }

@@ -74,7 +74,7 @@ export async function startServer(
 
     const store = openSqliteStore(join(config.data_dir, 'postern.db'));
     cleanup.push(() => store.close());
-    // Outbound relay (issue 4): resolver, MTA-STS policies, DKIM signer, then the delivery agent.
+    // Outbound relay: resolver, MTA-STS policies, DKIM signer, then the delivery agent.
     const { relay } = config;
     const dns = createDnsClient({ servers: relay.dns_servers, maxCacheSeconds: relay.dns_cache_seconds });
     // `ca` replaces Node's trust store, so the system's roots come along with tls_ca_file's.

@@ -32,7 +32,7 @@ export interface InstanceOptions {
   /** Keys of [limits], e.g. { max_recipients: 5, greeting_delay_ms: 500 }. */
   readonly limits?: Readonly<Record<string, number>>;
   readonly smtp?: Readonly<Record<string, string>>;
-  /** Keys of [relay], [queue] and [dkim] (issue 4), e.g. { dns_servers: ["127.0.0.1:5353"], mx_port: 2525 }. */
+  /** Keys of [relay], [queue] and [dkim], e.g. { dns_servers: ["127.0.0.1:5353"], mx_port: 2525 }. */
   readonly relay?: Readonly<Record<string, unknown>>;
   readonly queue?: Readonly<Record<string, unknown>>;
   readonly dkim?: Readonly<Record<string, unknown>>;
