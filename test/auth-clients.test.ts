@@ -8,13 +8,12 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { appendFileSync, chmodSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
-import type tls from 'node:tls';
 import nodemailer from 'nodemailer';
 import { stringify } from 'smol-toml';
 import { SASL_MECHANISMS } from '../src/config/schema.js';
 import { TEST_AUDIENCE, TEST_ISSUER, TestTokenIssuer } from './support/test-token-issuer.js';
 import { ScramClient } from './support/scram-client.js';
-import { SmtpTestClient } from './support/smtp-test-client.js';
+import { SmtpClient } from './support/smtp-client.js';
 import { requireTool, runTool } from './support/external-tool.js';
 import { delay, PosternInstance, type PosternProcess, stopAndDispose } from './support/postern-process.js';
 import { headerValues, parseStoredMessage } from './support/stored-message.js';
@@ -232,9 +231,9 @@ describe('AUTH with real clients', () => {
           test(`${name} on ${kind}`, async () => {
             const client = await openTls(server.port(kind), kind);
             try {
-              const ehlo = await client.command('EHLO client.example.test');
+              const ehlo = (await client.command('EHLO client.example.test')).raw;
               assert.match(ehlo, new RegExp(`^250[- ]AUTH .*\\b${name}\\b`, 'm'), ehlo);
-              const secure = client.socket as tls.TLSSocket;
+              const secure = client.tlsSocket!;
               assert.equal(secure.getProtocol(), 'TLSv1.3', 'tls-exporter binding needs TLS 1.3 (RFC 9266)');
               const scram = new ScramClient({
                 hash,
@@ -249,7 +248,7 @@ describe('AUTH with real clients', () => {
               await client.command('QUIT');
               await assertDelivered(message.marker);
             } finally {
-              client.end();
+              client.destroy();
             }
           });
         }
@@ -263,21 +262,21 @@ describe('AUTH with real clients', () => {
         const scram = new ScramClient({ hash: 'sha256', username: ALICE, password: 'wrong' });
         assert.match(await scramLogin(client, scram), /^535 5\.7\.8 /);
       } finally {
-        client.end();
+        client.destroy();
       }
     });
   });
 
   describe('refusals before AUTH', () => {
     test('AUTH before STARTTLS on submission: 530 5.7.0, and AUTH is not advertised', async () => {
-      const client = await SmtpTestClient.connect(server.port('submission'));
+      const client = await SmtpClient.connect(server.port('submission'));
       try {
-        assert.match(await client.readReply(), /^220 /);
-        const ehlo = await client.command('EHLO client.example.test');
+        assert.match((await client.readReply()).raw, /^220 /);
+        const ehlo = (await client.command('EHLO client.example.test')).raw;
         assert.doesNotMatch(ehlo, /^250[- ]AUTH\b/m, ehlo);
-        assert.match(await client.command(`AUTH PLAIN ${plainResponse(ALICE, PASSWORD)}`), /^530 5\.7\.0 /);
+        assert.match((await client.command(`AUTH PLAIN ${plainResponse(ALICE, PASSWORD)}`)).raw, /^530 5\.7\.0 /);
       } finally {
-        client.end();
+        client.destroy();
       }
     });
 
@@ -285,9 +284,9 @@ describe('AUTH with real clients', () => {
       const client = await openTls(server.port('submissions'), 'submissions');
       try {
         await client.command('EHLO client.example.test');
-        assert.match(await client.command(`MAIL FROM:<${ALICE}>`), /^530 5\.7\.0 /);
+        assert.match((await client.command(`MAIL FROM:<${ALICE}>`)).raw, /^530 5\.7\.0 /);
       } finally {
-        client.end();
+        client.destroy();
       }
     });
   });
@@ -310,12 +309,12 @@ describe('CRAM-MD5 is opt-in', () => {
     server = await instance.start();
     const client = await openTls(server.port('submissions'), 'submissions');
     try {
-      const ehlo = await client.command('EHLO client.example.test');
+      const ehlo = (await client.command('EHLO client.example.test')).raw;
       assert.match(ehlo, /^250[- ]AUTH .*\bPLAIN\b/m, ehlo);
       assert.doesNotMatch(ehlo, /CRAM-MD5/);
-      assert.match(await client.command('AUTH CRAM-MD5'), /^504 5\.5\.4 /);
+      assert.match((await client.command('AUTH CRAM-MD5')).raw, /^504 5\.5\.4 /);
     } finally {
-      client.end();
+      client.destroy();
     }
     const run = await sendWithSwaks(server.port('submission'), 'submission', 'CRAM-MD5', PASSWORD, 'swaks-no-cram');
     assert.notEqual(run.code, 0, run.output);
@@ -481,37 +480,37 @@ async function sendWithCurl(
 // A raw session over TLS, for SCRAM and the refusals.
 
 /** Connected and greeted; on submission, already through STARTTLS (before any EHLO of ours). */
-async function openTls(port: number, kind: Port): Promise<SmtpTestClient> {
+async function openTls(port: number, kind: Port): Promise<SmtpClient> {
   if (kind === 'submissions') {
-    const client = await SmtpTestClient.connectTls(port);
-    assert.match(await client.readReply(), /^220 /);
+    const client = await SmtpClient.connectTls(port);
+    assert.match((await client.readReply()).raw, /^220 /);
     return client;
   }
-  const client = await SmtpTestClient.connect(port);
-  assert.match(await client.readReply(), /^220 /);
+  const client = await SmtpClient.connect(port);
+  assert.match((await client.readReply()).raw, /^220 /);
   await client.command('EHLO client.example.test');
-  assert.match(await client.command('STARTTLS'), /^220 /);
+  assert.match((await client.command('STARTTLS')).raw, /^220 /);
   await client.startTls();
   return client;
 }
 
 /** The whole SCRAM exchange; returns the server's final reply (235 or the failure). */
-async function scramLogin(client: SmtpTestClient, scram: ScramClient): Promise<string> {
-  const first = await client.command(`AUTH ${scram.mechanism} ${b64(scram.clientFirst())}`);
+async function scramLogin(client: SmtpClient, scram: ScramClient): Promise<string> {
+  const first = (await client.command(`AUTH ${scram.mechanism} ${b64(scram.clientFirst())}`)).raw;
   if (!first.startsWith('334 ')) return first;
-  const final = await client.command(b64(scram.clientFinal(unb64(first))));
+  const final = (await client.command(b64(scram.clientFinal(unb64(first))))).raw;
   if (!final.startsWith('334 ')) return final;
   // The server-final message (v=...) comes as a last challenge; the client proves the server
   // knew its keys before it sends the empty response (RFC 4954 section 4).
   scram.verifyServerFinal(unb64(final));
-  return client.command('');
+  return (await client.command('')).raw;
 }
 
-async function sendMail(client: SmtpTestClient, to: readonly string[], data: string): Promise<void> {
-  assert.match(await client.command(`MAIL FROM:<${ALICE}>`), /^250 /);
-  for (const rcpt of to) assert.match(await client.command(`RCPT TO:<${rcpt}>`), /^250 /);
-  assert.match(await client.command('DATA'), /^354 /);
-  assert.match(await client.command(`${data}.`), /^250 /);
+async function sendMail(client: SmtpClient, to: readonly string[], data: string): Promise<void> {
+  assert.match((await client.command(`MAIL FROM:<${ALICE}>`)).raw, /^250 /);
+  for (const rcpt of to) assert.match((await client.command(`RCPT TO:<${rcpt}>`)).raw, /^250 /);
+  assert.match((await client.command('DATA')).raw, /^354 /);
+  assert.match((await client.command(`${data}.`)).raw, /^250 /);
 }
 
 function plainResponse(user: string, password: string): string {

@@ -4,13 +4,12 @@
 
 import assert from 'node:assert/strict';
 import { appendFileSync, mkdirSync } from 'node:fs';
-import type net from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import tls from 'node:tls';
 import { stringify } from 'smol-toml';
 import { makeCertificate, writeCertificate, type TestCertificate } from './support/test-certificate.js';
-import { SmtpTestClient } from './support/smtp-test-client.js';
+import { SmtpClient } from './support/smtp-client.js';
 import { delay, PosternInstance, type PosternProcess, stopAndDispose } from './support/postern-process.js';
 
 describe('TLS certificates in the running server', () => {
@@ -45,23 +44,23 @@ describe('TLS certificates in the running server', () => {
   });
 
   test('STARTTLS: SNI picks the certificate too', async () => {
-    const client = await SmtpTestClient.connect(server.port('submission'));
+    const client = await SmtpClient.connect(server.port('submission'));
     try {
-      assert.match(await client.readReply(), /^220 /);
+      assert.match((await client.readReply()).raw, /^220 /);
       await client.command('EHLO client.example.test');
-      assert.match(await client.command('STARTTLS'), /^220 /);
-      const secure = await upgrade(client.socket, 'mail.beta.test');
+      assert.match((await client.command('STARTTLS')).raw, /^220 /);
+      const secure = await client.startTls({ servername: 'mail.beta.test' });
       assert.equal(secure.getPeerCertificate().subject.CN, 'beta');
       secure.destroy();
     } finally {
-      client.end();
+      client.destroy();
     }
   });
 
   test('a certificate replaced on disk is served without SIGHUP; an open session carries on', async () => {
     const port = server.port('submissions');
-    const open = await SmtpTestClient.connectTls(port);
-    assert.match(await open.readReply(), /^220 /);
+    const open = await SmtpClient.connectTls(port);
+    assert.match((await open.readReply()).raw, /^220 /);
 
     writeCertificate(certDir, 'alpha', renewed);
     const deadline = Date.now() + 15_000;
@@ -69,9 +68,9 @@ describe('TLS certificates in the running server', () => {
       if (Date.now() > deadline) assert.fail(`the renewed certificate was never served\n${server.log()}`);
       await delay(50);
     }
-    assert.match(await open.command('EHLO client.example.test'), /^250[- ]/);
-    assert.match(await open.command('QUIT'), /^221 /);
-    open.end();
+    assert.match((await open.command('EHLO client.example.test')).raw, /^250[- ]/);
+    assert.match((await open.command('QUIT')).raw, /^221 /);
+    open.destroy();
   });
 });
 
@@ -86,12 +85,4 @@ async function implicitTlsCn(port: number, serverName?: string): Promise<string>
   const cn = String(socket.getPeerCertificate().subject.CN);
   socket.destroy();
   return cn;
-}
-
-function upgrade(plain: net.Socket, serverName: string): Promise<tls.TLSSocket> {
-  plain.removeAllListeners('data');
-  return new Promise((resolve, reject) => {
-    const s = tls.connect({ socket: plain, servername: serverName, rejectUnauthorized: false }, () => resolve(s));
-    s.once('error', reject);
-  });
 }

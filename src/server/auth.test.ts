@@ -14,7 +14,7 @@ import { configSchema } from '../config/schema.js';
 import { ScramClient } from '../../test/support/scram-client.js';
 import { openSqliteStore } from '../store/sqlite-store.js';
 import { startServer } from './server.js';
-import { SmtpTestClient } from '../../test/support/smtp-test-client.js';
+import { SmtpClient } from '../../test/support/smtp-client.js';
 import { eventually, testServer, type TestServer } from '../../test/support/test-server.js';
 import { awayFromHourBoundary } from '../util/hour-boundary.js';
 
@@ -55,57 +55,57 @@ async function start(extra: Record<string, unknown> = {}): Promise<TestServer> {
 }
 
 /** Connected to the submission port, greeted and EHLO'd: plaintext still. */
-async function plainSubmission(t: TestServer): Promise<SmtpTestClient> {
-  const c = await SmtpTestClient.connect(t.port('submission'));
-  cleanups.push(() => c.end());
-  assert.match(await c.readReply(), /^220 /);
-  assert.match(await c.command('EHLO client.example'), /^250-/);
+async function plainSubmission(t: TestServer): Promise<SmtpClient> {
+  const c = await SmtpClient.connect(t.port('submission'));
+  cleanups.push(() => c.destroy());
+  assert.match((await c.readReply()).raw, /^220 /);
+  assert.match((await c.command('EHLO client.example')).raw, /^250-/);
   return c;
 }
 
 /** Submission after STARTTLS and a second EHLO; returns that EHLO reply too. */
-async function tlsSubmission(t: TestServer): Promise<{ c: SmtpTestClient; ehlo: string; secure: tls.TLSSocket }> {
+async function tlsSubmission(t: TestServer): Promise<{ c: SmtpClient; ehlo: string; secure: tls.TLSSocket }> {
   const c = await plainSubmission(t);
-  assert.match(await c.command('STARTTLS'), /^220 2\.0\.0 /);
+  assert.match((await c.command('STARTTLS')).raw, /^220 2\.0\.0 /);
   const secure = await c.startTls();
-  const ehlo = await c.command('EHLO client.example');
+  const ehlo = (await c.command('EHLO client.example')).raw;
   return { c, ehlo, secure };
 }
 
-async function loggedIn(t: TestServer, user = ALICE): Promise<SmtpTestClient> {
+async function loggedIn(t: TestServer, user = ALICE): Promise<SmtpClient> {
   const { c } = await tlsSubmission(t);
-  assert.equal(await c.command(`AUTH PLAIN ${plain(user, PASSWORD)}`), '235 2.7.0 Authentication successful\r\n');
+  assert.equal((await c.command(`AUTH PLAIN ${plain(user, PASSWORD)}`)).raw, '235 2.7.0 Authentication successful\r\n');
   return c;
 }
 
 /** MAIL, RCPT, DATA and the message; returns the final reply. */
-async function send(c: SmtpTestClient, from: string, to: string, message: string): Promise<string> {
-  const mail = await c.command(`MAIL FROM:<${from}>`);
+async function send(c: SmtpClient, from: string, to: string, message: string): Promise<string> {
+  const mail = (await c.command(`MAIL FROM:<${from}>`)).raw;
   if (!mail.startsWith('250')) return mail;
-  const rcpt = await c.command(`RCPT TO:<${to}>`);
+  const rcpt = (await c.command(`RCPT TO:<${to}>`)).raw;
   if (!rcpt.startsWith('250')) return rcpt;
-  assert.match(await c.command('DATA'), /^354 /);
-  return c.command(`${message}\r\n.`);
+  assert.match((await c.command('DATA')).raw, /^354 /);
+  return (await c.command(`${message}\r\n.`)).raw;
 }
 
 describe('AUTH on the submission port', () => {
   test('before TLS: no AUTH offered, AUTH is 530, MAIL is 530', async () => {
     const t = await start();
-    const c = await SmtpTestClient.connect(t.port('submission'));
-    cleanups.push(() => c.end());
+    const c = await SmtpClient.connect(t.port('submission'));
+    cleanups.push(() => c.destroy());
     await c.readReply();
-    const ehlo = await c.command('EHLO client.example');
+    const ehlo = (await c.command('EHLO client.example')).raw;
     assert.doesNotMatch(ehlo, /AUTH/);
-    assert.equal(await c.command(`AUTH PLAIN ${plain(ALICE, PASSWORD)}`), '530 5.7.0 Must issue a STARTTLS command first\r\n');
-    assert.equal(await c.command(`MAIL FROM:<${ALICE}>`), '530 5.7.0 Authentication required\r\n');
+    assert.equal((await c.command(`AUTH PLAIN ${plain(ALICE, PASSWORD)}`)).raw, '530 5.7.0 Must issue a STARTTLS command first\r\n');
+    assert.equal((await c.command(`MAIL FROM:<${ALICE}>`)).raw, '530 5.7.0 Authentication required\r\n');
   });
 
   test('AUTH PLAIN over STARTTLS, then mail to a remote domain is accepted and queued, and logged with the account', async () => {
     const t = await start();
     const { c, ehlo } = await tlsSubmission(t);
     assert.match(ehlo, /^250 AUTH SCRAM-SHA-256-PLUS SCRAM-SHA-256 SCRAM-SHA-1-PLUS SCRAM-SHA-1 PLAIN LOGIN\r$/m);
-    assert.equal(await c.command(`MAIL FROM:<${ALICE}>`), '530 5.7.0 Authentication required\r\n');
-    assert.equal(await c.command(`AUTH PLAIN ${plain(ALICE, PASSWORD)}`), '235 2.7.0 Authentication successful\r\n');
+    assert.equal((await c.command(`MAIL FROM:<${ALICE}>`)).raw, '530 5.7.0 Authentication required\r\n');
+    assert.equal((await c.command(`AUTH PLAIN ${plain(ALICE, PASSWORD)}`)).raw, '235 2.7.0 Authentication successful\r\n');
     const reply = await send(c, ALICE, 'friend@remote.test', `From: Alice <${ALICE}>\r\nSubject: hi\r\n\r\nhello`);
     assert.match(reply, /^250 2\.0\.0 OK: queued as /);
     const line = await eventually(() => t.logs.find((l) => l.msg === 'message'), 'message line');
@@ -118,24 +118,24 @@ describe('AUTH on the submission port', () => {
 
   test('relay: 554 on mx without AUTH, 250 on submission after AUTH', async () => {
     const t = await start();
-    const mx = await SmtpTestClient.connect(t.port('mx'));
-    cleanups.push(() => mx.end());
+    const mx = await SmtpClient.connect(t.port('mx'));
+    cleanups.push(() => mx.destroy());
     await mx.readReply();
     await mx.command('EHLO client.example');
-    assert.match(await mx.command('MAIL FROM:<someone@remote.test>'), /^250 /);
-    assert.match(await mx.command('RCPT TO:<friend@remote.test>'), /^554 5\.7\.1 /);
+    assert.match((await mx.command('MAIL FROM:<someone@remote.test>')).raw, /^250 /);
+    assert.match((await mx.command('RCPT TO:<friend@remote.test>')).raw, /^554 5\.7\.1 /);
     const c = await loggedIn(t);
-    assert.match(await c.command(`MAIL FROM:<${ALICE}>`), /^250 /);
-    assert.match(await c.command('RCPT TO:<friend@remote.test>'), /^250 2\.1\.5 /);
+    assert.match((await c.command(`MAIL FROM:<${ALICE}>`)).raw, /^250 /);
+    assert.match((await c.command('RCPT TO:<friend@remote.test>')).raw, /^250 2\.1\.5 /);
   });
 
   test('implicit TLS (submissions) offers AUTH at once', async () => {
     const t = await start();
-    const c = await SmtpTestClient.connectTls(t.port('submissions'));
-    cleanups.push(() => c.end());
+    const c = await SmtpClient.connectTls(t.port('submissions'));
+    cleanups.push(() => c.destroy());
     await c.readReply();
-    assert.match(await c.command('EHLO client.example'), /^250 AUTH .*PLAIN/m);
-    assert.equal(await c.command(`AUTH PLAIN ${plain(ALICE, PASSWORD)}`), '235 2.7.0 Authentication successful\r\n');
+    assert.match((await c.command('EHLO client.example')).raw, /^250 AUTH .*PLAIN/m);
+    assert.equal((await c.command(`AUTH PLAIN ${plain(ALICE, PASSWORD)}`)).raw, '235 2.7.0 Authentication successful\r\n');
   });
 
   test('SCRAM-SHA-256-PLUS with the tls-exporter binding of the real connection (TLS 1.3)', async () => {
@@ -144,27 +144,27 @@ describe('AUTH on the submission port', () => {
     assert.equal(secure.getProtocol(), 'TLSv1.3');
     const channelBinding = secure.exportKeyingMaterial(32, 'EXPORTER-Channel-Binding', Buffer.alloc(0));
     const client = new ScramClient({ hash: 'sha256', username: ALICE, password: PASSWORD, channelBinding });
-    const first = await c.command(`AUTH ${client.mechanism} ${b64(client.clientFirst())}`);
-    const final = await c.command(b64(client.clientFinal(Buffer.from(first.slice(4), 'base64').toString())));
+    const first = (await c.command(`AUTH ${client.mechanism} ${b64(client.clientFirst())}`)).raw;
+    const final = (await c.command(b64(client.clientFinal(Buffer.from(first.slice(4), 'base64').toString())))).raw;
     client.verifyServerFinal(Buffer.from(final.slice(4), 'base64').toString());
-    assert.equal(await c.command(''), '235 2.7.0 Authentication successful\r\n');
+    assert.equal((await c.command('')).raw, '235 2.7.0 Authentication successful\r\n');
   });
 
   test('error paths: unknown user and wrong password alike, "*", bad base64, AUTH twice, unknown mechanism', async () => {
     const t = await start();
     const { c } = await tlsSubmission(t);
-    const wrong = await c.command(`AUTH PLAIN ${plain(ALICE, 'not the password')}`);
-    const unknown = await c.command(`AUTH PLAIN ${plain('nobody@example.test', PASSWORD)}`);
+    const wrong = (await c.command(`AUTH PLAIN ${plain(ALICE, 'not the password')}`)).raw;
+    const unknown = (await c.command(`AUTH PLAIN ${plain('nobody@example.test', PASSWORD)}`)).raw;
     assert.equal(wrong, '535 5.7.8 Authentication credentials invalid\r\n');
     assert.equal(unknown, wrong);
-    assert.equal(await c.command('AUTH LOGIN'), `334 ${b64('Username:')}\r\n`);
-    assert.equal(await c.command('*'), '501 5.0.0 Authentication cancelled\r\n');
-    assert.equal(await c.command('AUTH PLAIN'), '334 \r\n');
-    assert.match(await c.command('%%%not-base64'), /^501 5\.5\.2 /);
-    assert.match(await c.command('AUTH PLAIN AGFsaWNl='), /^501 5\.5\.2 /);
-    assert.match(await c.command('AUTH KERBEROS_V4'), /^504 5\.5\.4 /);
-    assert.match(await c.command(`AUTH PLAIN ${plain(ALICE, PASSWORD)}`), /^235 /);
-    assert.match(await c.command(`AUTH PLAIN ${plain(ALICE, PASSWORD)}`), /^503 5\.5\.1 /);
+    assert.equal((await c.command('AUTH LOGIN')).raw, `334 ${b64('Username:')}\r\n`);
+    assert.equal((await c.command('*')).raw, '501 5.0.0 Authentication cancelled\r\n');
+    assert.equal((await c.command('AUTH PLAIN')).raw, '334 \r\n');
+    assert.match((await c.command('%%%not-base64')).raw, /^501 5\.5\.2 /);
+    assert.match((await c.command('AUTH PLAIN AGFsaWNl=')).raw, /^501 5\.5\.2 /);
+    assert.match((await c.command('AUTH KERBEROS_V4')).raw, /^504 5\.5\.4 /);
+    assert.match((await c.command(`AUTH PLAIN ${plain(ALICE, PASSWORD)}`)).raw, /^235 /);
+    assert.match((await c.command(`AUTH PLAIN ${plain(ALICE, PASSWORD)}`)).raw, /^503 5\.5\.1 /);
     // The two failures were logged once each, in the fail2ban line.
     const failed = t.logs.filter((l) => l.msg === 'auth failed');
     assert.deepEqual(
@@ -179,24 +179,24 @@ describe('AUTH on the submission port', () => {
   test('lockout: after N failures from an IP, AUTH gets 454 even with the right password', async () => {
     const t = await start({ limits: { max_errors: 50 }, auth: { throttle: { delay_ms: 0, ip_max_failures: 3 } } });
     const { c } = await tlsSubmission(t);
-    for (let i = 0; i < 3; i++) assert.match(await c.command(`AUTH PLAIN ${plain(ALICE, `guess${i}`)}`), /^535 5\.7\.8 /);
+    for (let i = 0; i < 3; i++) assert.match((await c.command(`AUTH PLAIN ${plain(ALICE, `guess${i}`)}`)).raw, /^535 5\.7\.8 /);
     assert.equal(
-      await c.command(`AUTH PLAIN ${plain(ALICE, PASSWORD)}`),
+      (await c.command(`AUTH PLAIN ${plain(ALICE, PASSWORD)}`)).raw,
       '454 4.7.0 Too many failed authentication attempts, try again later\r\n',
     );
     // A new connection from the same IP is locked out too.
     const { c: again } = await tlsSubmission(t);
-    assert.match(await again.command(`AUTH PLAIN ${plain(ALICE, PASSWORD)}`), /^454 4\.7\.0 /);
+    assert.match((await again.command(`AUTH PLAIN ${plain(ALICE, PASSWORD)}`)).raw, /^454 4\.7\.0 /);
   });
 
   test('STARTTLS injection: AUTH pipelined after STARTTLS, before the handshake, is discarded', async () => {
     const t = await start();
     const c = await plainSubmission(t);
-    c.write(`STARTTLS\r\nAUTH PLAIN ${plain(ALICE, PASSWORD)}\r\n`);
-    assert.match(await c.readReply(), /^220 2\.0\.0 /);
+    c.send(`STARTTLS\r\nAUTH PLAIN ${plain(ALICE, PASSWORD)}\r\n`);
+    assert.match((await c.readReply()).raw, /^220 2\.0\.0 /);
     await c.startTls();
-    assert.match(await c.command('EHLO client.example'), /^250-/);
-    assert.equal(await c.command(`MAIL FROM:<${ALICE}>`), '530 5.7.0 Authentication required\r\n');
+    assert.match((await c.command('EHLO client.example')).raw, /^250-/);
+    assert.equal((await c.command(`MAIL FROM:<${ALICE}>`)).raw, '530 5.7.0 Authentication required\r\n');
     assert.equal(c.pending, '');
   });
 });
@@ -205,8 +205,8 @@ describe('submission policy through the server', () => {
   test('MAIL FROM an address the account does not own: 553 5.7.1', async () => {
     const t = await start();
     const c = await loggedIn(t);
-    assert.match(await c.command(`MAIL FROM:<${BOB}>`), /^553 5\.7\.1 /);
-    assert.match(await c.command('MAIL FROM:<ceo@remote.test>'), /^553 5\.7\.1 /);
+    assert.match((await c.command(`MAIL FROM:<${BOB}>`)).raw, /^553 5\.7\.1 /);
+    assert.match((await c.command('MAIL FROM:<ceo@remote.test>')).raw, /^553 5\.7\.1 /);
   });
 
   test('a header From the account does not own: 553 5.7.1 after DATA', async () => {
@@ -221,7 +221,7 @@ describe('submission policy through the server', () => {
     const t = await start({ submission: { max_messages_per_hour: 1 } });
     const c = await loggedIn(t);
     assert.match(await send(c, ALICE, 'friend@remote.test', `From: ${ALICE}\r\n\r\none`), /^250 2\.0\.0 /);
-    assert.match(await c.command(`MAIL FROM:<${ALICE}>`), /^450 4\.7\.1 .*1 messages per hour/);
+    assert.match((await c.command(`MAIL FROM:<${ALICE}>`)).raw, /^450 4\.7\.1 .*1 messages per hour/);
   });
 
   test('received_auth = true names the account in the Received header', async () => {

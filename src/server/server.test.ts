@@ -16,7 +16,7 @@ import { loadConfig } from '../config/load.js';
 import { configSchema, type Config } from '../config/schema.js';
 import { openSqliteStore } from '../store/sqlite-store.js';
 import { startServer } from './server.js';
-import { SmtpTestClient } from '../../test/support/smtp-test-client.js';
+import { SmtpClient } from '../../test/support/smtp-client.js';
 import { eventually, testServer, type TestServer } from '../../test/support/test-server.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -68,9 +68,9 @@ async function start(extra: Record<string, unknown> = {}, opts: { configPath?: s
   return testServer(server, dir, logs);
 }
 
-async function connect(port: number): Promise<SmtpTestClient> {
-  const c = await SmtpTestClient.connect(port);
-  cleanups.push(() => c.end());
+async function connect(port: number): Promise<SmtpClient> {
+  const c = await SmtpClient.connect(port);
+  cleanups.push(() => c.destroy());
   return c;
 }
 
@@ -82,12 +82,12 @@ describe('plain SMTP on the mx listener', () => {
     const t = await start();
     assert.equal(t.logs.find((l) => l.msg === 'listening')?.listeners !== undefined, true);
     const c = await connect(t.port('mx'));
-    assert.equal(await c.readReply(), '220 mx.example.test ESMTP Postern\r\n');
-    const ehlo = await c.command('EHLO client.example');
+    assert.equal((await c.readReply()).raw, '220 mx.example.test ESMTP Postern\r\n');
+    const ehlo = (await c.command('EHLO client.example')).raw;
     assert.match(ehlo, /^250-mx\.example\.test\r\n/);
     assert.match(ehlo, /^250[- ]STARTTLS\r$/m);
-    assert.match(await c.command('QUIT'), /^221 /);
-    await c.closed();
+    assert.match((await c.command('QUIT')).raw, /^221 /);
+    await c.closed;
     const line = await eventually(() => connectionLog(t.logs, (l) => l.helo === 'client.example'), 'connection line');
     assert.equal(line.listener, 'mx');
     assert.equal(line.client_ip, '127.0.0.1');
@@ -100,15 +100,15 @@ describe('plain SMTP on the mx listener', () => {
     const c = await connect(t.port('mx'));
     await c.readReply();
     await c.command('EHLO client.example');
-    assert.match(await c.command('STARTTLS'), /^220 2\.0\.0 /);
+    assert.match((await c.command('STARTTLS')).raw, /^220 2\.0\.0 /);
     const protocol = (await c.startTls()).getProtocol();
     assert.ok(protocol === 'TLSv1.3' || protocol === 'TLSv1.2');
-    const ehlo = await c.command('EHLO client.example');
+    const ehlo = (await c.command('EHLO client.example')).raw;
     assert.match(ehlo, /^250-mx\.example\.test\r\n/);
     assert.doesNotMatch(ehlo, /STARTTLS/);
-    assert.match(await c.command('STARTTLS'), /^503 5\.5\.1 /);
+    assert.match((await c.command('STARTTLS')).raw, /^503 5\.5\.1 /);
     await c.command('QUIT');
-    await c.closed();
+    await c.closed;
     const line = await eventually(() => connectionLog(t.logs, () => true), 'connection line');
     assert.equal(line.tls_version, protocol);
   });
@@ -118,29 +118,29 @@ describe('plain SMTP on the mx listener', () => {
     const c = await connect(t.port('mx'));
     await c.readReply();
     await c.command('EHLO client.example');
-    c.write('STARTTLS\r\nRSET\r\n');
-    assert.match(await c.readReply(), /^220 2\.0\.0 /);
+    c.send('STARTTLS\r\nRSET\r\n');
+    assert.match((await c.readReply()).raw, /^220 2\.0\.0 /);
     await c.startTls();
     // Only the 220 came before the handshake; nothing was left over for the injected RSET.
     assert.equal(c.pending, '');
     // The first reply inside TLS answers our EHLO, not the injected RSET.
-    const first = await c.command('EHLO client.example');
+    const first = (await c.command('EHLO client.example')).raw;
     assert.match(first, /^250-mx\.example\.test\r\n/);
-    assert.match(await c.command('NOOP'), /^250 2\.0\.0/);
+    assert.match((await c.command('NOOP')).raw, /^250 2\.0\.0/);
     assert.equal(c.pending, '');
   });
 
   test('a client over the per-IP limit gets 421 4.7.0 and is closed', async () => {
     const t = await start({ limits: { max_connections_per_ip: 1, trusted_networks: [] } });
     const first = await connect(t.port('mx'));
-    assert.match(await first.readReply(), /^220 /);
+    assert.match((await first.readReply()).raw, /^220 /);
     const second = await connect(t.port('mx'));
     assert.equal(
-      await second.readReply(),
+      (await second.readReply()).raw,
       '421 4.7.0 mx.example.test Too many connections from your address, try again later\r\n',
     );
-    await second.closed();
-    assert.match(await first.command('NOOP'), /^250 /);
+    await second.closed;
+    assert.match((await first.command('NOOP')).raw, /^250 /);
   });
 
   test('loopback is a trusted network by default: no per-IP cap, the total still applies', async () => {
@@ -148,17 +148,17 @@ describe('plain SMTP on the mx listener', () => {
     const clients = [];
     for (let i = 0; i < 3; i++) {
       const c = await connect(t.port('mx'));
-      assert.match(await c.readReply(), /^220 /, `connection ${i + 1}`);
+      assert.match((await c.readReply()).raw, /^220 /, `connection ${i + 1}`);
       clients.push(c);
     }
     const fourth = await connect(t.port('mx'));
-    assert.match(await fourth.readReply(), /^421 4\.7\.0 mx\.example\.test Too many connections, try again later\r\n$/, "the total limit, not the per-IP one");
-    await fourth.closed();
+    assert.match((await fourth.readReply()).raw, /^421 4\.7\.0 mx\.example\.test Too many connections, try again later\r\n$/, "the total limit, not the per-IP one");
+    await fourth.closed;
     // Trust changes nothing else: relaying from loopback is still refused.
     const [first] = clients;
     await first!.command('EHLO client.example');
-    assert.match(await first!.command('MAIL FROM:<someone@elsewhere.example>'), /^250 /);
-    assert.match(await first!.command('RCPT TO:<victim@remote.example>'), /^554 5\.7\.1 /);
+    assert.match((await first!.command('MAIL FROM:<someone@elsewhere.example>')).raw, /^250 /);
+    assert.match((await first!.command('RCPT TO:<victim@remote.example>')).raw, /^554 5\.7\.1 /);
   });
 
   test('an idle client is timed out with 421 4.4.2', async () => {
@@ -166,8 +166,8 @@ describe('plain SMTP on the mx listener', () => {
     const c = await connect(t.port('mx'));
     await c.readReply();
     await c.command('EHLO client.example');
-    assert.match(await c.readReply(), /^421 4\.4\.2 mx\.example\.test /);
-    await c.closed();
+    assert.match((await c.readReply()).raw, /^421 4\.4\.2 mx\.example\.test /);
+    await c.closed;
     const line = await eventually(() => connectionLog(t.logs, () => true), 'connection line');
     assert.equal(line.outcome, 'timeout');
   });
@@ -179,10 +179,10 @@ describe('plain SMTP on the mx listener', () => {
     await c.command('EHLO client.example');
     await c.command('MAIL FROM:<bob@remote.test>');
     await c.command('RCPT TO:<alice@example.test>');
-    assert.match(await c.command('DATA'), /^354 /);
-    c.write('Subject: slow\r\n');
-    assert.match(await c.readReply(), /^421 4\.4\.2 /);
-    await c.closed();
+    assert.match((await c.command('DATA')).raw, /^354 /);
+    c.send('Subject: slow\r\n');
+    assert.match((await c.readReply()).raw, /^421 4\.4\.2 /);
+    await c.closed;
     assert.equal(t.logs.filter((l) => l.msg === 'message').length, 0);
   });
 
@@ -191,9 +191,9 @@ describe('plain SMTP on the mx listener', () => {
     const c = await connect(t.port('mx'));
     await c.readReply();
     await c.command('EHLO client.example');
-    assert.match(await c.command('STARTTLS'), /^220 /);
-    c.write('this is not a ClientHello\r\n');
-    await c.closed();
+    assert.match((await c.command('STARTTLS')).raw, /^220 /);
+    c.send('this is not a ClientHello\r\n');
+    await c.closed;
     const line = await eventually(() => connectionLog(t.logs, () => true), 'connection line');
     assert.equal(line.outcome, 'tls-failed');
     assert.equal(line.tls_version, null);
@@ -202,25 +202,25 @@ describe('plain SMTP on the mx listener', () => {
   test('a client that talks before the greeting is refused', async () => {
     const t = await start({ limits: { greeting_delay_ms: 300 } });
     const c = await connect(t.port('mx'));
-    c.write('EHLO hasty.example\r\n');
-    assert.match(await c.readReply(), /^554 5\.5\.0 mx\.example\.test /);
-    await c.closed();
+    c.send('EHLO hasty.example\r\n');
+    assert.match((await c.readReply()).raw, /^554 5\.5\.0 mx\.example\.test /);
+    await c.closed;
   });
 
   test('a patient client gets the greeting after the delay', async () => {
     const t = await start({ limits: { greeting_delay_ms: 50 } });
     const c = await connect(t.port('mx'));
-    assert.match(await c.readReply(), /^220 mx\.example\.test /);
+    assert.match((await c.readReply()).raw, /^220 mx\.example\.test /);
   });
 });
 
 describe('implicit TLS on the submissions listener', () => {
   test('the greeting comes over TLS and STARTTLS is not offered', async () => {
     const t = await start();
-    const c = await SmtpTestClient.connectTls(t.port('submissions'));
-    cleanups.push(() => c.end());
-    assert.match(await c.readReply(), /^220 mx\.example\.test /);
-    const ehlo = await c.command('EHLO client.example');
+    const c = await SmtpClient.connectTls(t.port('submissions'));
+    cleanups.push(() => c.destroy());
+    assert.match((await c.readReply()).raw, /^220 mx\.example\.test /);
+    const ehlo = (await c.command('EHLO client.example')).raw;
     assert.match(ehlo, /^250-mx\.example\.test\r\n/);
     assert.doesNotMatch(ehlo, /STARTTLS/);
   });
@@ -228,8 +228,9 @@ describe('implicit TLS on the submissions listener', () => {
   test('a plaintext client on the TLS port is dropped without a session', async () => {
     const t = await start();
     const c = await connect(t.port('submissions'));
-    c.write('EHLO confused.example\r\n');
-    assert.equal(await c.readReply(), '');
+    c.send('EHLO confused.example\r\n');
+    // Closed without a single reply, not even a partial one counted as one.
+    await assert.rejects(c.readReply(), /connection closed while waiting for a reply/);
     const line = await eventually(() => connectionLog(t.logs, () => true), 'connection line');
     assert.equal(line.outcome, 'tls-failed');
     assert.equal(line.listener, 'submissions');
@@ -284,22 +285,22 @@ describe('reload and stop', () => {
     const t = await start({}, { configPath: file, config: loadConfig(file).config });
 
     const open = await connect(t.port('mx'));
-    assert.match(await open.readReply(), /^220 mx\.example\.test /);
-    assert.match(await open.command('EHLO client.example'), /^250-mx\.example\.test/);
-    assert.match(await open.command('MAIL FROM:<bob@remote.test>'), /^250 /);
+    assert.match((await open.readReply()).raw, /^220 mx\.example\.test /);
+    assert.match((await open.command('EHLO client.example')).raw, /^250-mx\.example\.test/);
+    assert.match((await open.command('MAIL FROM:<bob@remote.test>')).raw, /^250 /);
 
     fs.writeFileSync(file, toml('mx2.example.test'));
     await t.server.reload();
     assert.ok(t.logs.some((l) => l.msg === 'reloaded'));
 
     // The open session carries on under the rules it started with.
-    assert.match(await open.command('RCPT TO:<alice@example.test>'), /^250 /);
-    assert.match(await open.command('EHLO client.example'), /^250-mx\.example\.test/);
+    assert.match((await open.command('RCPT TO:<alice@example.test>')).raw, /^250 /);
+    assert.match((await open.command('EHLO client.example')).raw, /^250-mx\.example\.test/);
     // New connections see the new config, over a fresh certificate for the new name.
     const fresh = await connect(t.port('mx'));
-    assert.match(await fresh.readReply(), /^220 mx2\.example\.test /);
+    assert.match((await fresh.readReply()).raw, /^220 mx2\.example\.test /);
     await fresh.command('EHLO client.example');
-    assert.match(await fresh.command('STARTTLS'), /^220 /);
+    assert.match((await fresh.command('STARTTLS')).raw, /^220 /);
     const secure = await fresh.startTls();
     assert.match(String(secure.getPeerCertificate().subject?.CN), /^mx2\.example\.test$/);
 
@@ -307,7 +308,7 @@ describe('reload and stop', () => {
     await t.server.reload();
     assert.ok(t.logs.some((l) => l.msg === 'reload failed; still running with the previous config'));
     const after = await connect(t.port('mx'));
-    assert.match(await after.readReply(), /^220 mx2\.example\.test /);
+    assert.match((await after.readReply()).raw, /^220 mx2\.example\.test /);
   });
 
   test('stop() ends idle sessions with 421 4.3.2 and lets a message in DATA finish', async () => {
@@ -316,9 +317,9 @@ describe('reload and stop', () => {
     await sending.readReply();
     await sending.command('EHLO client.example');
     await sending.command('MAIL FROM:<bob@remote.test>');
-    assert.match(await sending.command('RCPT TO:<alice@example.test>'), /^250 /);
-    assert.match(await sending.command('DATA'), /^354 /);
-    sending.write('Subject: in flight\r\n\r\nstill typing\r\n');
+    assert.match((await sending.command('RCPT TO:<alice@example.test>')).raw, /^250 /);
+    assert.match((await sending.command('DATA')).raw, /^354 /);
+    sending.send('Subject: in flight\r\n\r\nstill typing\r\n');
 
     const idle = await connect(t.port('mx'));
     await idle.readReply();
@@ -328,16 +329,16 @@ describe('reload and stop', () => {
     const stopping = t.server.stop().then(() => {
       stopped = true;
     });
-    assert.match(await idle.readReply(), /^421 4\.3\.2 mx\.example\.test /);
-    await idle.closed();
+    assert.match((await idle.readReply()).raw, /^421 4\.3\.2 mx\.example\.test /);
+    await idle.closed;
     // No new connections once stopping.
-    await assert.rejects(SmtpTestClient.connect(t.port('mx')), /ECONNREFUSED/);
+    await assert.rejects(SmtpClient.connect(t.port('mx')), /ECONNREFUSED/);
     assert.equal(stopped, false, 'stop waits for the message in DATA');
 
-    sending.write('.\r\n');
-    assert.match(await sending.readReply(), /^250 2\.0\.0 /);
-    assert.match(await sending.readReply(), /^421 4\.3\.2 /);
-    await sending.closed();
+    sending.send('.\r\n');
+    assert.match((await sending.readReply()).raw, /^250 2\.0\.0 /);
+    assert.match((await sending.readReply()).raw, /^421 4\.3\.2 /);
+    await sending.closed;
     await stopping;
     assert.ok(t.logs.some((l) => l.msg === 'stopped'));
   });
@@ -421,9 +422,9 @@ describe('postern serve as a process', () => {
     const mx = listening.listeners.find((l) => l.kind === 'mx');
     assert.ok(mx);
     const c = await connect(mx.port);
-    assert.match(await c.readReply(), /^220 mx\.example\.test /);
+    assert.match((await c.readReply()).raw, /^220 mx\.example\.test /);
     await c.command('QUIT');
-    await c.closed();
+    await c.closed;
 
     child.kill('SIGHUP');
     await eventually(() => (output().stdout.includes('"reloaded"') ? true : undefined), 'the reloaded line');

@@ -1,8 +1,11 @@
 // A deliberately dumb SMTP client over a raw socket, for scripted (and hostile) dialogues: it
 // writes exactly the bytes it is given and parses replies (RFC 5321 4.2: "250-" continues a
 // multi-line reply, "250 " ends it). Nothing is escaped or fixed up on the way out.
+// TLS, implicit (RFC 8314) or by STARTTLS (RFC 3207), trusts any certificate: test servers use
+// self-signed ones, and the tests that care ask which certificate was served.
 
 import { connect, type Socket } from 'node:net';
+import { connect as tlsConnect, TLSSocket } from 'node:tls';
 
 export interface SmtpReply {
   readonly code: number;
@@ -11,6 +14,8 @@ export interface SmtpReply {
   readonly lines: readonly string[];
   /** All lines joined, for assertion messages. */
   readonly text: string;
+  /** The reply exactly as it came, line ends included: for tests about the wire, not the meaning. */
+  readonly raw: string;
 }
 
 export class SmtpClient {
@@ -18,19 +23,19 @@ export class SmtpClient {
   private readonly replies: SmtpReply[] = [];
   private waiter: (() => void) | undefined;
   private ended = false;
-  readonly closed: Promise<void>;
+  private resolveClosed!: () => void;
+  /** Resolves when the connection closes, whichever end closed it, before or after STARTTLS. */
+  readonly closed = new Promise<void>((resolve) => (this.resolveClosed = resolve));
 
-  private constructor(private readonly socket: Socket) {
-    socket.setEncoding('latin1');
-    socket.on('data', (chunk: string) => this.receive(chunk));
-    this.closed = new Promise((resolve) => {
-      socket.once('close', () => {
-        this.ended = true;
-        this.waiter?.();
-        resolve();
-      });
-    });
-    socket.on('error', () => undefined); // A reset shows up as 'close'; readReply reports it.
+  private readonly onData = (chunk: string): void => this.receive(chunk);
+  private readonly onClose = (): void => {
+    this.ended = true;
+    this.waiter?.();
+    this.resolveClosed();
+  };
+
+  private constructor(private socket: Socket) {
+    this.listen(socket);
   }
 
   /** Connects; does not read the greeting (some tests must talk first). */
@@ -38,6 +43,14 @@ export class SmtpClient {
     return new Promise((resolve, reject) => {
       const socket = connect(port, host);
       socket.once('connect', () => resolve(new SmtpClient(socket)));
+      socket.once('error', reject);
+    });
+  }
+
+  /** Connects with TLS from the first byte (submissions); does not read the greeting either. */
+  static connectTls(port: number, host = '127.0.0.1'): Promise<SmtpClient> {
+    return new Promise((resolve, reject) => {
+      const socket = tlsConnect({ port, host, rejectUnauthorized: false }, () => resolve(new SmtpClient(socket)));
       socket.once('error', reject);
     });
   }
@@ -50,9 +63,45 @@ export class SmtpClient {
     return client;
   }
 
+  /**
+   * The TLS session, once there is one, for what only it can tell: the protocol, the peer's
+   * certificate, keying material for channel binding.
+   */
+  get tlsSocket(): TLSSocket | undefined {
+    return this.socket instanceof TLSSocket ? this.socket : undefined;
+  }
+
+  /**
+   * Everything received and not yet read, whole replies and any partial one, exactly as it came.
+   * Looked at right after STARTTLS, anything here came before the handshake: the answer to a
+   * command injected behind STARTTLS (CVE-2011-0411).
+   */
+  get pending(): string {
+    return this.replies.map((reply) => reply.raw).join('') + this.buffered;
+  }
+
   /** Writes raw bytes, exactly as given. */
   send(data: string | Buffer): void {
     this.socket.write(typeof data === 'string' ? Buffer.from(data, 'latin1') : data);
+  }
+
+  /**
+   * Upgrades this same connection, after the server's 220 to STARTTLS. Unread plaintext is kept
+   * in `pending`, not dropped with the old socket's listeners: a server that answered a command
+   * pipelined behind STARTTLS must show in the test. `servername` sends SNI.
+   */
+  async startTls(options: { servername?: string } = {}): Promise<TLSSocket> {
+    const plain = this.socket;
+    plain.off('data', this.onData);
+    plain.off('close', this.onClose);
+    const secure = tlsConnect({ socket: plain, rejectUnauthorized: false, ...options });
+    this.socket = secure;
+    this.listen(secure);
+    await new Promise<void>((resolve, reject) => {
+      secure.once('secureConnect', resolve);
+      secure.once('error', reject);
+    });
+    return secure;
   }
 
   /** The next complete reply; rejects if the connection closes first or after `timeoutMs`. */
@@ -120,6 +169,13 @@ export class SmtpClient {
     this.socket.destroy();
   }
 
+  private listen(socket: Socket): void {
+    socket.setEncoding('latin1');
+    socket.on('data', this.onData);
+    socket.once('close', this.onClose);
+    socket.on('error', () => undefined); // A reset shows up as 'close'; readReply reports it.
+  }
+
   private receive(chunk: string): void {
     this.buffered += chunk;
     let reply: SmtpReply | undefined;
@@ -138,15 +194,16 @@ export class SmtpClient {
       offset = newline + 1;
       lines.push(line);
       if (!/^\d{3}-/.test(line)) {
+        const raw = this.buffered.slice(0, offset);
         this.buffered = this.buffered.slice(offset);
-        return toReply(lines);
+        return toReply(lines, raw);
       }
     }
   }
 }
 
-function toReply(lines: string[]): SmtpReply {
+function toReply(lines: string[], raw: string): SmtpReply {
   const code = Number(lines[lines.length - 1]!.slice(0, 3));
   const enhanced = /^\d{3}[- ](\d\.\d{1,3}\.\d{1,3})\b/.exec(lines[0]!)?.[1];
-  return { code, enhanced, lines, text: lines.join('\n') };
+  return { code, enhanced, lines, text: lines.join('\n'), raw };
 }
