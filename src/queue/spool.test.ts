@@ -129,7 +129,7 @@ describe('Spool', () => {
     const bytes = readFileSync(file);
     const at = bytes.indexOf('message 11 ');
     assert.ok(at > 0);
-    bytes[at] ^= 0x20;
+    bytes.writeUInt8(bytes.readUInt8(at) ^ 0x20, at);
     writeFileSync(file, bytes);
 
     const after = await reopen(dir);
@@ -149,7 +149,7 @@ describe('Spool', () => {
     await spool.append(id, envelope, Buffer.concat([Buffer.from('Subject: hi\r\n\r\n'), forged]));
     const file = join(dir, segmentFiles(dir).at(-1)!);
     const bytes = readFileSync(file);
-    bytes[16 + 12] ^= 0xff; // break the real record's checksum so recovery scans inside it
+    bytes.writeUInt8(bytes.readUInt8(16 + 12) ^ 0xff, 16 + 12); // break the real record's checksum so recovery scans inside it
     writeFileSync(file, bytes);
 
     const after = await reopen(dir);

@@ -190,7 +190,8 @@ export class ServerCertificates implements HandshakeCertificates {
  * The default comes first: [tls] cert/key when set, else the first [[tls.certificates]] entry,
  * else the self-signed certificate generated for hostname.
  */
-function sourcesOf(config: Config): CertificateSource[] {
+/** The default certificate first; there is always one (configured, or generated). */
+function sourcesOf(config: Config): [CertificateSource, ...CertificateSource[]] {
   const { tls } = config;
   const entries = tls.certificates.map(
     (entry, i): CertificateSource => ({
@@ -201,7 +202,8 @@ function sourcesOf(config: Config): CertificateSource[] {
       load: () => loadCertificateFiles(entry.cert, entry.key, `tls.certificates[${i}]`),
     }),
   );
-  if (tls.cert === undefined && entries.length > 0) return entries;
+  const [firstEntry, ...otherEntries] = entries;
+  if (tls.cert === undefined && firstEntry !== undefined) return [firstEntry, ...otherEntries];
   const paths = tls.cert !== undefined && tls.key !== undefined ? { certPath: tls.cert, keyPath: tls.key } : generatedPaths(config.data_dir);
   const main: CertificateSource = {
     label: 'tls',
