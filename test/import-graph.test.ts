@@ -20,6 +20,7 @@ export const LAYERS: Readonly<Record<string, number>> = {
   auth: 3, // stored secrets and token checks
   dns: 3,
   tls: 3,
+  spool: 3, // segments, group commit, recovery, directory fsync
   store: 4,
   dkim: 4,
   sasl: 5, // mechanisms as step machines
@@ -27,9 +28,10 @@ export const LAYERS: Readonly<Record<string, number>> = {
   log: 7,
   policy: 8, // decisions only
   delivery: 8,
-  queue: 9,
-  server: 10,
-  cli: 11, // `postern serve` starts the server
+  queue: 9, // scheduling, retries, operator actions
+  bounce: 10, // delivery status notifications, queued through the queue it serves
+  server: 11,
+  cli: 12, // `postern serve` starts the server
 };
 
 /** Packages only tests may use. */
@@ -87,7 +89,7 @@ export function checkImports(files: ReadonlyMap<string, string>, layers: Readonl
   return violations;
 }
 
-/** "src/queue/spool.ts" -> "queue"; a file directly in src/ belongs to no folder. */
+/** "src/spool/spool.ts" -> "spool"; a file directly in src/ belongs to no folder. */
 function folderOf(file: string): string | undefined {
   const parts = file.split(sep);
   return parts[0] === 'src' && parts.length > 2 ? parts[1] : undefined;

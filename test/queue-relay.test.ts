@@ -12,6 +12,7 @@ import { pino } from 'pino';
 import { configSchema } from '../src/config/schema.js';
 import { RemoteDelivery } from '../src/delivery/remote-delivery.js';
 import { createDnsClient } from '../src/dns/resolver.js';
+import { deliveryNotices } from '../src/bounce/delivery-notices.js';
 import { QueueManager, type QueueManagerOptions } from '../src/queue/queue-manager.js';
 import type { Envelope, RcptParams } from '../src/mail/envelope.js';
 import { openSqliteStore } from '../src/store/sqlite-store.js';
@@ -67,7 +68,7 @@ async function world(sinkOptions: SinkOptions = {}): Promise<World> {
       remote,
       retryBaseMs: 100,
       retryMaxMs: 200,
-      postmaster: ADMIN,
+      notices: deliveryNotices({ hostname: 'mx.example.test', store, postmaster: ADMIN, recipientDelimiter: '+', logger }),
       controlPollMs: 50,
       ...extra,
     });

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import type { QueueAction, QueueEntry, Store } from '../store/store.js';
 import { headerSection } from '../mail/header-section.js';
-import { readSpooledMessage } from '../queue/spool-reader.js';
+import { readSpooledMessage } from '../spool/spool-reader.js';
 import { formatDuration } from '../util/duration.js';
 import { withStore } from './admin-store.js';
 import { CliError } from './cli-error.js';

@@ -105,7 +105,7 @@ const authOauth = z.strictObject({
   identity_claim: z.string().min(1).default('email'),
 });
 
-/** One [[tls.certificates]] entry (src/server/server-certificates.ts). */
+/** One [[tls.certificates]] entry (src/tls/server-certificates.ts). */
 const tlsCertificate = z.strictObject({
   cert: z.string().min(1),
   key: z.string().min(1),

@@ -1,6 +1,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { receivedHeader, rfc5322Date, headerToken } from './received-header.js';
+import { rfc5322Date } from '../mail/date.js';
+import { receivedHeader, headerToken } from './received-header.js';
 import { testEnvelope } from '../../test/support/test-envelope.js';
 import type { Envelope } from '../mail/envelope.js';
 

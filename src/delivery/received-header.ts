@@ -12,10 +12,9 @@
 // every recipient the sender's login name, which is a privacy cost (postern.example.toml).
 
 import type { Envelope, QueueId } from '../mail/envelope.js';
+import { rfc5322Date } from '../mail/date.js';
 
 const MAX_LINE = 78; // RFC 5322 2.1.1: lines SHOULD be no more than 78 characters
-const DAYS = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
-const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
 
 export interface ReceivedOptions {
   readonly hostname: string;
@@ -63,15 +62,6 @@ function addressLiteral(ip: string): string {
   if (v4mapped) return `[${v4mapped[1]}]`;
   if (ip.includes(':')) return `[IPv6:${headerToken(ip)}]`;
   return `[${headerToken(ip)}]`;
-}
-
-/** RFC 5322 3.3 date-time in UTC: "Thu, 2 Jan 2025 03:04:05 +0000". */
-export function rfc5322Date(d: Date): string {
-  const two = (n: number): string => String(n).padStart(2, '0');
-  return (
-    `${DAYS[d.getUTCDay()]}, ${d.getUTCDate()} ${MONTHS[d.getUTCMonth()]} ${d.getUTCFullYear()} ` +
-    `${two(d.getUTCHours())}:${two(d.getUTCMinutes())}:${two(d.getUTCSeconds())} +0000`
-  );
 }
 
 /**

@@ -6,7 +6,7 @@ import type { QueueManagerOptions } from './queue-manager.js';
 
 export type QueueSettings = Pick<
   QueueManagerOptions,
-  'retryBaseMs' | 'retryMaxMs' | 'giveUpMs' | 'delayWarningMs' | 'maxReceivedHeaders' | 'postmaster' | 'recipientDelimiter'
+  'retryBaseMs' | 'retryMaxMs' | 'giveUpMs' | 'delayWarningMs' | 'maxReceivedHeaders'
 >;
 
 export function queueSettings(config: Config): QueueSettings {
@@ -19,7 +19,5 @@ export function queueSettings(config: Config): QueueSettings {
     giveUpMs: durationMs(q.give_up),
     delayWarningMs: durationMs(q.delay_warning),
     maxReceivedHeaders: q.max_received_headers,
-    postmaster: config.postmaster,
-    recipientDelimiter: config.recipient_delimiter,
   };
 }

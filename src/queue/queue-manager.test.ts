@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pino } from 'pino';
+import { deliveryNotices } from '../bounce/delivery-notices.js';
 import { QueueManager, type QueueManagerOptions } from './queue-manager.js';
 import { openSqliteStore } from '../store/sqlite-store.js';
 import type { Store } from '../store/store.js';
@@ -26,7 +27,8 @@ function dataDir(): { dir: string; store: Store } {
 }
 
 async function openQueue(dir: string, store: Store, extra: Partial<QueueManagerOptions> = {}): Promise<QueueManager> {
-  const qm = await QueueManager.open({ dataDir: dir, hostname: 'mx.example.test', store, logger, retryBaseMs: 10, ...extra });
+  const notices = deliveryNotices({ hostname: 'mx.example.test', store, postmaster: '', recipientDelimiter: '+', logger });
+  const qm = await QueueManager.open({ dataDir: dir, hostname: 'mx.example.test', store, logger, retryBaseMs: 10, notices, ...extra });
   cleanups.push(() => qm.close());
   return qm;
 }

@@ -6,7 +6,7 @@
 // Each recipient has its own state (recipient-state.ts): local ones go to their Maildirs, remote
 // ones (and the remote targets of local aliases, delivery-recipients.ts) are handed to the
 // outbound relay one domain at a time; temporary failures come back on
-// their own backoff schedule (retry-policy.ts), permanent ones become DSNs (delivery-notices.ts).
+// their own backoff schedule (retry-policy.ts), permanent ones become DSNs (src/bounce/, reached through notice-sender.ts).
 // The spool records which recipients are finished, so after a crash each message is delivered at
 // least once and a finished recipient never twice.
 
@@ -21,7 +21,7 @@ import { Maildirs } from '../delivery/maildir.js';
 import { deliverLocally } from '../delivery/local-delivery.js';
 import { receivedHeader } from '../delivery/received-header.js';
 import { DeliveryScheduler } from './delivery-scheduler.js';
-import { DeliveryNotices, type NoticeKind } from './delivery-notices.js';
+import type { NoticeKind, NoticeSender, SubmitNotice } from './notice-sender.js';
 import { deliveryRecipients } from './delivery-recipients.js';
 import { countReceivedHeaders } from './loop-check.js';
 import type { OutboundDelivery, OutboundOutcome } from './outbound.js';
@@ -39,7 +39,7 @@ import {
   type RecipientState,
 } from './recipient-state.js';
 import { DEFAULT_RETRY_POLICY, delayWarningDue, retryDelay, type RetryPolicy } from './retry-policy.js';
-import { Spool, type SpoolStats } from './spool.js';
+import { Spool, type SpoolStats } from '../spool/spool.js';
 
 const MAX_BUFFERED_BYTES = 64 * 1024 * 1024;
 
@@ -64,9 +64,8 @@ export interface QueueManagerOptions {
   readonly delayWarningMs?: number;
   /** [queue] max_received_headers: more and accept() refuses the message as a loop. */
   readonly maxReceivedHeaders?: number;
-  /** Config `postmaster`: where bounces of bounces go. */
-  readonly postmaster?: string;
-  readonly recipientDelimiter?: string;
+  /** Builds the bounce service (src/bounce/), given the way to queue what it generates. */
+  readonly notices: (submit: SubmitNotice) => NoticeSender;
   /** How often to look for `postern queue` requests (ms); 0: only at open. */
   readonly controlPollMs?: number;
   /** How long close() waits for running deliveries. */
@@ -114,7 +113,7 @@ export class QueueManager implements MessageSink {
   private readonly scheduler: DeliveryScheduler<QueuedMessage>;
   private readonly messages = new Map<QueueId, QueuedMessage>();
   private readonly policy: RetryPolicy;
-  private readonly notices: DeliveryNotices;
+  private readonly notices: NoticeSender;
   private readonly control: QueueControl;
   private closing = false;
   /** Bytes of message data held by jobs waiting for a delivery slot. */
@@ -137,14 +136,7 @@ export class QueueManager implements MessageSink {
       giveUpMs: opts.giveUpMs ?? DEFAULT_RETRY_POLICY.giveUpMs,
       delayWarningMs: opts.delayWarningMs ?? DEFAULT_RETRY_POLICY.delayWarningMs,
     };
-    this.notices = new DeliveryNotices({
-      hostname: opts.hostname,
-      store: opts.store,
-      postmaster: opts.postmaster ?? '',
-      recipientDelimiter: opts.recipientDelimiter ?? '+',
-      logger: opts.logger,
-      submit: (envelope, message) => this.enqueue(envelope, message),
-    });
+    this.notices = opts.notices((envelope, message) => this.enqueue(envelope, message));
     this.control = new QueueControl({
       store: opts.store,
       logger: opts.logger,

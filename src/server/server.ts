@@ -14,6 +14,7 @@ import { createSessionPolicy } from '../policy/session-policy.js';
 import { createSubmissionPolicy, type SubmissionPolicy } from '../policy/submission-policy.js';
 import { storeCredentials } from '../sasl/credentials.js';
 import { createMechanismsFromConfig } from '../sasl/registry.js';
+import { deliveryNotices } from '../bounce/delivery-notices.js';
 import { QueueManager } from '../queue/queue-manager.js';
 import { queueSettings } from '../queue/queue-config.js';
 import { createDnsClient } from '../dns/resolver.js';
@@ -90,6 +91,13 @@ export async function startServer(
       store,
       logger,
       remote,
+      notices: deliveryNotices({
+        hostname: config.hostname,
+        store,
+        postmaster: config.postmaster,
+        recipientDelimiter: config.recipient_delimiter,
+        logger,
+      }),
       ...queueSettings(config),
     });
     cleanup.push(() => queue.close());

@@ -5,7 +5,7 @@
 
 import { randomBytes } from 'node:crypto';
 import { headerSection } from '../mail/header-section.js';
-import { rfc5322Date } from './received-header.js';
+import { rfc5322Date } from '../mail/date.js';
 
 /** RFC 3464 2.3.3; "expanded" is never produced here. */
 export type DsnAction = 'failed' | 'delayed' | 'delivered' | 'relayed';

@@ -17,7 +17,7 @@ import { randomInt } from 'node:crypto';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Envelope, QueueId } from '../mail/envelope.js';
-import { fsyncDirectory } from '../delivery/dir-sync.js';
+import { fsyncDirectory } from './dir-sync.js';
 import {
   decodeMessagePayload,
   decodeRecord,

@@ -1,4 +1,4 @@
-// Deciding who hears about a delivery and sending them a DSN (src/delivery/dsn.ts), queued through
+// Deciding who hears about a delivery and sending them a DSN (dsn.ts), queued through
 // our own queue like any message: a local sender finds it in their Maildir, a remote one gets it
 // relayed. Like Postfix's bounce daemon, it never writes to a sender that is <> (RFC 5321 4.5.5:
 // that is how bounce loops are prevented); those failures go to the postmaster instead, and a
@@ -10,11 +10,10 @@ import type { Store } from '../store/store.js';
 import { RecipientResolver } from '../policy/recipient-resolver.js';
 import { parseRecipient } from '../policy/recipient-address.js';
 import { normalizeDomain } from '../mail/address.js';
-import { buildDsn, type DsnAction, type DsnRecipient } from '../delivery/dsn.js';
-import type { RecipientState } from './recipient-state.js';
-import type { RetryPolicy } from './retry-policy.js';
-
-export type NoticeKind = 'failed' | 'delayed' | 'delivered';
+import { buildDsn, type DsnAction, type DsnRecipient } from './dsn.js';
+import type { RecipientState } from '../queue/recipient-state.js';
+import type { RetryPolicy } from '../queue/retry-policy.js';
+import type { NoticeKind, NoticeSender, OriginalMessage, SubmitNotice } from '../queue/notice-sender.js';
 
 /**
  * RFC 3461 4.1: without NOTIFY, a server sends failure DSNs and may send delay DSNs. We send both
@@ -33,12 +32,6 @@ export function wantsNotice(r: EnvelopeRecipient, kind: NoticeKind): boolean {
   }
 }
 
-export interface OriginalMessage {
-  readonly queueId: QueueId;
-  readonly envelope: Envelope;
-  readonly message: Buffer;
-}
-
 export interface DeliveryNoticesOptions {
   readonly hostname: string;
   readonly store: Store;
@@ -46,11 +39,15 @@ export interface DeliveryNoticesOptions {
   readonly postmaster: string;
   readonly recipientDelimiter: string;
   readonly logger: Logger;
-  /** Queues a generated message (spooled before it resolves). */
-  readonly submit: (envelope: Envelope, message: Buffer) => Promise<QueueId>;
+  readonly submit: SubmitNotice;
 }
 
-export class DeliveryNotices {
+/** What QueueManagerOptions.notices wants: DeliveryNotices with the queue's way back in. */
+export function deliveryNotices(opts: Omit<DeliveryNoticesOptions, 'submit'>): (submit: SubmitNotice) => NoticeSender {
+  return (submit) => new DeliveryNotices({ ...opts, submit });
+}
+
+export class DeliveryNotices implements NoticeSender {
   private readonly resolver: RecipientResolver;
 
   constructor(private readonly opts: DeliveryNoticesOptions) {
