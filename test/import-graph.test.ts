@@ -24,6 +24,7 @@ export const LAYERS: Readonly<Record<string, number>> = {
   store: 4,
   dkim: 4,
   sasl: 5, // mechanisms as step machines
+  directory: 5, // who is local and which mailboxes an address reaches
   smtp: 6, // the server-side protocol
   log: 7,
   policy: 8, // decisions only

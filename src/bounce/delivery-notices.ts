@@ -6,9 +6,9 @@
 
 import type { Logger } from 'pino';
 import type { Envelope, EnvelopeRecipient, QueueId } from '../mail/envelope.js';
-import type { Store } from '../store/store.js';
-import { RecipientResolver } from '../policy/recipient-resolver.js';
-import { parseRecipient } from '../policy/recipient-address.js';
+import type { DirectoryStore } from '../store/store.js';
+import { RecipientResolver } from '../directory/recipient-resolver.js';
+import { parseRecipient } from '../directory/recipient-address.js';
 import { normalizeDomain } from '../mail/address.js';
 import { buildDsn, type DsnAction, type DsnRecipient } from './dsn.js';
 import type { RecipientState } from '../queue/recipient-state.js';
@@ -34,7 +34,7 @@ export function wantsNotice(r: EnvelopeRecipient, kind: NoticeKind): boolean {
 
 export interface DeliveryNoticesOptions {
   readonly hostname: string;
-  readonly store: Store;
+  readonly store: DirectoryStore;
   /** [postmaster] of the config: where bounces of bounces go. */
   readonly postmaster: string;
   readonly recipientDelimiter: string;

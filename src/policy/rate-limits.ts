@@ -13,7 +13,7 @@
 
 import type { Logger } from 'pino';
 import { reply, type Reply } from '../mail/reply.js';
-import type { Store, SubmissionCounters, UserLimits } from '../store/store.js';
+import type { SubmissionCounters, SubmissionStore, UserLimits } from '../store/store.js';
 import { normalizeAddress } from '../mail/address.js';
 import { addToWindow, countInWindow, DAY_MS, HOUR_MS } from './rate-window.js';
 
@@ -43,7 +43,7 @@ export class AccountRateLimiter {
   private flushing: Promise<void> = Promise.resolve();
 
   constructor(
-    private readonly store: Store,
+    private readonly store: SubmissionStore,
     private readonly opts: RateLimitOptions,
   ) {
     this.now = opts.now ?? Date.now;

@@ -7,11 +7,11 @@
 // turns the check off.
 
 import { reply, type Reply } from '../mail/reply.js';
-import type { SenderPolicy, Store } from '../store/store.js';
+import type { DirectoryStore, SenderPolicy, SubmissionStore } from '../store/store.js';
 import { normalizeAddress, normalizeDomain, splitAddress } from '../mail/address.js';
 import { readOriginators } from './header-from.js';
-import { lookupForm } from './recipient-address.js';
-import { MAX_ALIAS_DEPTH } from './recipient-resolver.js';
+import { lookupForm } from '../directory/recipient-address.js';
+import { MAX_ALIAS_DEPTH } from '../directory/recipient-resolver.js';
 
 export interface SenderIdentityOptions {
   /** [submission] sender_policy, for accounts without their own. */
@@ -22,7 +22,7 @@ export interface SenderIdentityOptions {
 
 export class SenderIdentityPolicy {
   constructor(
-    private readonly store: Store,
+    private readonly store: DirectoryStore & SubmissionStore,
     private readonly opts: SenderIdentityOptions,
   ) {}
 

@@ -8,7 +8,7 @@ import type { RecipientDecision, SessionInfo, SessionPolicy } from '../smtp/sess
 import { openSqliteStore } from '../store/sqlite-store.js';
 import type { Store } from '../store/store.js';
 import { normalizeDomain } from '../mail/address.js';
-import { MAX_ALIAS_DEPTH } from './recipient-resolver.js';
+import { MAX_ALIAS_DEPTH } from '../directory/recipient-resolver.js';
 import { createSessionPolicy, type PolicyOptions } from './session-policy.js';
 
 const HOSTNAME = 'mx.example.test';

@@ -8,10 +8,10 @@ import type { Logger } from 'pino';
 import type { Envelope, MailParams, RcptParams } from '../mail/envelope.js';
 import { reply, type Reply } from '../mail/reply.js';
 import type { RecipientDecision, SessionInfo, SessionPolicy } from '../smtp/session-host.js';
-import type { Store } from '../store/store.js';
+import type { DirectoryStore } from '../store/store.js';
 import { normalizeDomain, splitAddress } from '../mail/address.js';
-import { hasRoutingTrick, parseRecipient } from './recipient-address.js';
-import { RecipientResolver, type Resolution } from './recipient-resolver.js';
+import { hasRoutingTrick, parseRecipient } from '../directory/recipient-address.js';
+import { RecipientResolver, type Resolution } from '../directory/recipient-resolver.js';
 import type { SubmissionPolicy } from './submission-policy.js';
 
 export interface PolicyOptions {
@@ -29,7 +29,7 @@ export interface PolicyOptions {
   submission?: SubmissionPolicy;
 }
 
-export function createSessionPolicy(store: Store, opts: PolicyOptions): SessionPolicy {
+export function createSessionPolicy(store: DirectoryStore, opts: PolicyOptions): SessionPolicy {
   return new MxPolicy(store, opts);
 }
 
@@ -39,7 +39,7 @@ class MxPolicy implements SessionPolicy {
   private readonly submission: SubmissionPolicy | undefined;
 
   constructor(
-    private readonly store: Store,
+    private readonly store: DirectoryStore,
     opts: PolicyOptions,
   ) {
     this.resolver = new RecipientResolver(store, opts);

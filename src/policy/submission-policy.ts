@@ -4,7 +4,7 @@
 
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
-import type { Store } from '../store/store.js';
+import type { DirectoryStore, SubmissionStore } from '../store/store.js';
 import { AuthThrottle, authThrottleOptions } from './auth-throttle.js';
 import { AccountRateLimiter } from './rate-limits.js';
 import { SenderIdentityPolicy } from './sender-identity.js';
@@ -16,7 +16,7 @@ export interface SubmissionPolicy {
   readonly authThrottle: AuthThrottle;
 }
 
-export function createSubmissionPolicy(store: Store, config: Config, logger: Logger): SubmissionPolicy {
+export function createSubmissionPolicy(store: DirectoryStore & SubmissionStore, config: Config, logger: Logger): SubmissionPolicy {
   return {
     senderIdentity: new SenderIdentityPolicy(store, {
       defaultPolicy: config.submission.sender_policy,

@@ -4,7 +4,7 @@
 // that loses a batch is repaired at the next start (reconcile).
 
 import type { Logger } from 'pino';
-import type { QueueEntry, Store } from '../store/store.js';
+import type { QueueEntry, QueueStore } from '../store/store.js';
 import type { QueueId } from '../mail/envelope.js';
 
 const FLUSH_DELAY_MS = 20;
@@ -18,7 +18,7 @@ export class QueueBookkeeping {
   private flushing: Promise<void> | undefined;
 
   constructor(
-    private readonly store: Store,
+    private readonly store: QueueStore,
     private readonly logger: Logger,
   ) {}
 

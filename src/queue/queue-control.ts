@@ -7,10 +7,10 @@
 // another user may lack.
 
 import type { Logger } from 'pino';
-import type { QueueRequest, Store } from '../store/store.js';
+import type { QueueRequest, QueueStore } from '../store/store.js';
 
 export interface QueueControlOptions {
-  readonly store: Store;
+  readonly store: QueueStore;
   readonly logger: Logger;
   /** Carries out one request; must not throw for an unknown queue id (the message may be gone). */
   readonly apply: (request: QueueRequest) => Promise<void>;

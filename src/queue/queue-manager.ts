@@ -15,7 +15,7 @@ import type { Logger } from 'pino';
 import type { Envelope, QueueId } from '../mail/envelope.js';
 import type { MessageSink } from '../smtp/session-host.js';
 import { SmtpError } from '../mail/reply.js';
-import type { QueueEntry, QueueRequest, Store } from '../store/store.js';
+import type { QueueEntry, QueueRequest, QueueStore } from '../store/store.js';
 import { splitAddress } from '../mail/address.js';
 import { Maildirs } from '../delivery/maildir.js';
 import { deliverLocally } from '../delivery/local-delivery.js';
@@ -48,7 +48,7 @@ export interface QueueManagerOptions {
   readonly dataDir: string;
   /** Our name in Received headers, DSNs and Maildir file names. */
   readonly hostname: string;
-  readonly store: Store;
+  readonly store: QueueStore;
   readonly logger: Logger;
   /** Delivery to other domains (RemoteDelivery); without it remote recipients wait as deferred. */
   readonly remote?: OutboundDelivery | undefined;

@@ -2,7 +2,7 @@
 // the Store so that tests can hand them the RFC example accounts (user "user", not an address).
 
 import type { UserSecrets } from '../auth/user-secrets.js';
-import type { Store } from '../store/store.js';
+import type { DirectoryStore } from '../store/store.js';
 import { normalizeAddress } from '../mail/address.js';
 
 export interface StoredCredentials extends UserSecrets {
@@ -15,7 +15,7 @@ export interface CredentialSource {
   lookup(account: string): Promise<StoredCredentials | undefined>;
 }
 
-export function storeCredentials(store: Store): CredentialSource {
+export function storeCredentials(store: DirectoryStore): CredentialSource {
   return {
     async lookup(account: string): Promise<StoredCredentials | undefined> {
       const address = normalizeAddress(account);

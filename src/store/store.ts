@@ -1,7 +1,9 @@
-// The one interface to persistent state: domains, users, aliases and the queue's bookkeeping.
-// SQLite (sqlite-store.ts) implements it now; PostgreSQL will implement the same interface, which
-// is why every method is async even though better-sqlite3 is synchronous.
-// Addresses and domains are stored normalized (see src/util/address.ts): lower-case domain in
+// Persistent state, one interface per concern: the directory (domains, users, aliases), the
+// queue's bookkeeping, and the submission policy's overrides and counters. Each part of the server
+// asks for the narrowest one it needs. SQLite (sqlite-store.ts) implements all three as one Store;
+// a PostgreSQL implementation fills the same seams, which is why every method is async even
+// though better-sqlite3 is synchronous.
+// Addresses and domains are stored normalized (see src/mail/address.ts): lower-case domain in
 // A-label form, local part as given except that it is lower-cased for lookups.
 
 import type { UserSecrets } from '../auth/user-secrets.js';
@@ -112,7 +114,8 @@ export interface SubmissionCounters {
   readonly recipients: RateWindowState;
 }
 
-export interface Store {
+/** Domains, users and aliases: who is local, and what an address reaches. */
+export interface DirectoryStore {
   addDomain(name: string): Promise<void>;
   /** Returns false if there was no such domain. */
   removeDomain(name: string): Promise<boolean>;
@@ -132,7 +135,10 @@ export interface Store {
   listAliases(): Promise<Alias[]>;
   /** Targets of an alias source ("sales@example.test" or "@example.test"); empty if none. */
   aliasTargets(source: string): Promise<string[]>;
+}
 
+/** The queue's bookkeeping (the bodies live in the spool) and the operators' requests. */
+export interface QueueStore {
   /** Records accepted messages, or replaces their entry with a newer one (batched by the caller; one transaction). */
   queueInsert(entries: readonly QueueEntry[]): Promise<void>;
   /** Forgets messages that are fully delivered (or bounced). */
@@ -146,8 +152,10 @@ export interface Store {
   queueRequests(): Promise<QueueRequest[]>;
   /** Forgets requests the server has carried out. */
   queueRequestsDone(ids: readonly number[]): Promise<void>;
+}
 
-  // --- submission policy (src/policy/sender-identity.ts, rate-limits.ts) ---
+/** Per-account submission settings and counters (src/policy/sender-identity.ts, rate-limits.ts). */
+export interface SubmissionStore {
   /** The account's overrides; {} when none are set (or no such user). */
   getUserLimits(account: string): Promise<UserLimits>;
   /** Sets (number/string), clears (null) or keeps (absent) each override; StoreError for an unknown user. */
@@ -159,7 +167,10 @@ export interface Store {
   loadSubmissionCounters(account: string): Promise<SubmissionCounters | undefined>;
   /** Writes the counters of several accounts in one transaction. */
   saveSubmissionCounters(entries: ReadonlyMap<string, SubmissionCounters>): Promise<void>;
+}
 
+/** All of it, as one database holds it. */
+export interface Store extends DirectoryStore, QueueStore, SubmissionStore {
   close(): Promise<void>;
 }
 

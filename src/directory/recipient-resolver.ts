@@ -3,7 +3,7 @@
 // Every question goes to the store as it is asked: domains, users and aliases change while the
 // server runs, and a stale cache would bounce mail for a user created a minute ago.
 
-import type { Store } from '../store/store.js';
+import type { DirectoryStore } from '../store/store.js';
 import { normalizeDomain, splitAddress } from '../mail/address.js';
 import { lookupForm } from './recipient-address.js';
 
@@ -37,7 +37,7 @@ const UNKNOWN: Resolution = { kind: 'unknown' };
 
 export class RecipientResolver {
   constructor(
-    private readonly store: Store,
+    private readonly store: DirectoryStore,
     private readonly opts: ResolverOptions,
   ) {}
 
