@@ -29,10 +29,11 @@ export const LAYERS: Readonly<Record<string, number>> = {
   log: 7,
   policy: 8, // decisions only
   delivery: 8,
-  queue: 9, // scheduling, retries, operator actions
-  bounce: 10, // delivery status notifications, queued through the queue it serves
-  server: 11,
-  cli: 12, // `postern serve` starts the server
+  intake: 9, // between the final dot and the 250: loop check, Received header, spool append
+  queue: 10, // scheduling, retries, operator actions
+  bounce: 11, // delivery status notifications, queued through the queue it serves
+  server: 12,
+  cli: 13, // `postern serve` starts the server
 };
 
 /** Packages only tests may use. */

@@ -1,5 +1,5 @@
-// The queue manager: takes accepted messages from SMTP sessions (it is their MessageSink), makes
-// them durable in the spool, and delivers them in the background. Like Postfix's qmgr it is the
+// The queue manager: takes accepted messages from SMTP sessions (it is their MessageSink), has
+// intake (src/intake/) make them durable in the spool, and delivers them in the background. Like Postfix's qmgr it is the
 // seam between accepting and delivering: a session never waits for a delivery, and a delivery
 // never touches a session.
 //
@@ -15,15 +15,14 @@ import type { Logger } from 'pino';
 import type { Envelope, QueueId } from '../mail/envelope.js';
 import type { MessageSink } from '../smtp/session-host.js';
 import { SmtpError } from '../mail/reply.js';
+import { Intake, type SpooledMessage } from '../intake/intake.js';
 import type { QueueEntry, QueueRequest, QueueStore } from '../store/store.js';
 import { splitAddress } from '../mail/address.js';
 import { Maildirs } from '../delivery/maildir.js';
 import { deliverLocally } from '../delivery/local-delivery.js';
-import { receivedHeader } from '../delivery/received-header.js';
 import { DeliveryScheduler } from './delivery-scheduler.js';
 import type { NoticeKind, NoticeSender, SubmitNotice } from './notice-sender.js';
 import { deliveryRecipients } from './delivery-recipients.js';
-import { countReceivedHeaders } from './loop-check.js';
 import type { OutboundDelivery, OutboundOutcome } from './outbound.js';
 import { QueueBookkeeping } from './queue-bookkeeping.js';
 import { QueueControl } from './queue-control.js';
@@ -119,12 +118,21 @@ export class QueueManager implements MessageSink {
   /** Bytes of message data held by jobs waiting for a delivery slot. */
   private bufferedBytes = 0;
 
+  private readonly intake: Intake;
+
   private constructor(
     private readonly opts: QueueManagerOptions,
     private readonly spool: Spool,
     private readonly maildirs: Maildirs,
     private readonly bookkeeping: QueueBookkeeping,
   ) {
+    this.intake = new Intake({
+      spool,
+      queueIds: defaultQueueIds,
+      hostname: opts.hostname,
+      maxReceivedHeaders: opts.maxReceivedHeaders ?? 30,
+      logger: opts.logger,
+    });
     this.scheduler = new DeliveryScheduler({
       concurrency: opts.maxConcurrentDeliveries ?? 64,
       attempt: (msg) => this.attempt(msg),
@@ -136,7 +144,7 @@ export class QueueManager implements MessageSink {
       giveUpMs: opts.giveUpMs ?? DEFAULT_RETRY_POLICY.giveUpMs,
       delayWarningMs: opts.delayWarningMs ?? DEFAULT_RETRY_POLICY.delayWarningMs,
     };
-    this.notices = opts.notices((envelope, message) => this.enqueue(envelope, message));
+    this.notices = opts.notices((envelope, message) => this.enqueue(envelope, message, { loopCheck: false }));
     this.control = new QueueControl({
       store: opts.store,
       logger: opts.logger,
@@ -194,19 +202,12 @@ export class QueueManager implements MessageSink {
   }
 
   /**
-   * Prepends our Received header, spools the message durably and schedules its delivery.
+   * The session's MessageSink: intake (loop check, Received header, spool) and then scheduling.
    * Resolves with the queue id once the message is on disk: only then may the session say 250.
    * `recordAuthUser`: name the authenticated account in the Received header ([submission] received_auth).
    */
   async accept(envelope: Envelope, message: Buffer, opts: { recordAuthUser?: boolean } = {}): Promise<QueueId> {
-    if (this.closing) throw new SmtpError(451, '4.3.2', 'Server is shutting down, try again later');
-    const hops = countReceivedHeaders(message);
-    if (hops > (this.opts.maxReceivedHeaders ?? 30)) {
-      this.opts.logger.warn({ sender: envelope.sender, received_headers: hops }, 'message refused as a mail loop');
-      // RFC 3463 5.4.6: routing loop detected.
-      throw new SmtpError(554, '5.4.6', 'Too many Received headers: mail loop?');
-    }
-    return this.enqueue(envelope, message, opts);
+    return this.enqueue(envelope, message, { loopCheck: true, recordAuthUser: opts.recordAuthUser });
   }
 
   /** Starts deliveries held back by `deliveryPaused`. */
@@ -313,30 +314,27 @@ export class QueueManager implements MessageSink {
     if (!known) this.opts.logger.info({ queue_id: id, request: request.action }, 'queue: request for a message no longer queued');
   }
 
-  /** Spools a message (ours or a client's) and schedules it. */
-  private async enqueue(envelope: Envelope, message: Buffer, opts: { recordAuthUser?: boolean } = {}): Promise<QueueId> {
+  /** A message (a client's, or a notice of ours) through intake, then into the schedule. */
+  private async enqueue(envelope: Envelope, message: Buffer, options: { loopCheck: boolean; recordAuthUser?: boolean | undefined }): Promise<QueueId> {
     if (this.closing) throw new SmtpError(451, '4.3.2', 'Server is shutting down, try again later');
-    const queueId = defaultQueueIds.next();
-    const received = receivedHeader(envelope, { hostname: this.opts.hostname, queueId, recordAuthUser: opts.recordAuthUser });
-    const spooled = Buffer.concat([Buffer.from(received, 'utf8'), message]);
-    try {
-      await this.spool.append(queueId, envelope, spooled);
-    } catch (err) {
-      this.opts.logger.error({ err, queue_id: queueId }, 'queue: cannot spool message');
-      // RFC 3463 4.3.1: mail system full; the client keeps the message and retries later.
-      if (isDiskFull(err)) throw new SmtpError(452, '4.3.1', 'Insufficient system storage, try again later', { cause: err });
-      throw err;
-    }
+    const spooled = await this.intake.admit(envelope, message, options);
+    this.add(spooled);
+    return spooled.queueId;
+  }
+
+  /** Takes charge of a message the spool now holds. */
+  private add(spooled: SpooledMessage): void {
     this.counters.accepted++;
+    const { queueId, envelope, message } = spooled;
     // While deliveries keep up, the first attempt uses the bytes we already have; when they fall
     // behind, waiting jobs read the spool instead, so a backlog does not grow memory.
-    const keep = this.bufferedBytes + spooled.length <= MAX_BUFFERED_BYTES;
-    if (keep) this.bufferedBytes += spooled.length;
+    const keep = this.bufferedBytes + message.length <= MAX_BUFFERED_BYTES;
+    if (keep) this.bufferedBytes += message.length;
     const msg: QueuedMessage = {
       queueId,
       envelope,
-      size: spooled.length,
-      message: keep ? spooled : undefined,
+      size: message.length,
+      message: keep ? message : undefined,
       marks: new Set(),
       recipients: deliveryRecipients(envelope.recipients).map(fresh),
       held: false,
@@ -347,7 +345,6 @@ export class QueueManager implements MessageSink {
     this.messages.set(queueId, msg);
     this.bookkeeping.put(this.entry(msg));
     this.scheduler.add(msg);
-    return queueId;
   }
 
   /** One delivery attempt: every recipient that is due, then notices, then the spool's marks. */
@@ -546,9 +543,4 @@ export class QueueManager implements MessageSink {
       recipientStates: msg.recipients.map(toStored),
     };
   }
-}
-
-function isDiskFull(err: unknown): boolean {
-  const code = (err as NodeJS.ErrnoException | undefined)?.code;
-  return code === 'ENOSPC' || code === 'EDQUOT';
 }
