@@ -28,12 +28,12 @@ export const LAYERS: Readonly<Record<string, number>> = {
   smtp: 6, // the server-side protocol
   log: 7,
   policy: 8, // decisions only
-  delivery: 8,
-  intake: 9, // between the final dot and the 250: loop check, Received header, spool append
-  queue: 10, // scheduling, retries, operator actions
-  bounce: 11, // delivery status notifications, queued through the queue it serves
-  server: 12,
-  cli: 13, // `postern serve` starts the server
+  intake: 8, // between the final dot and the 250: loop check, Received header, spool append
+  queue: 9, // scheduling, retries, operator actions, driving couriers through one interface
+  delivery: 10, // couriers: local/ (Maildir) and remote/ (MX, smart host, our SMTP client)
+  bounce: 10, // delivery status notifications, queued through the queue it serves
+  server: 11,
+  cli: 12, // `postern serve` starts the server
 };
 
 /** Packages only tests may use. */

@@ -10,8 +10,10 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pino } from 'pino';
 import { configSchema } from '../src/config/schema.js';
-import { RemoteDelivery } from '../src/delivery/remote-delivery.js';
+import { RemoteDelivery } from '../src/delivery/remote/remote-delivery.js';
 import { createDnsClient } from '../src/dns/resolver.js';
+import { Maildirs } from '../src/delivery/local/maildir.js';
+import { MaildirCourier } from '../src/delivery/local/maildir-courier.js';
 import { deliveryNotices } from '../src/bounce/delivery-notices.js';
 import { QueueManager, type QueueManagerOptions } from '../src/queue/queue-manager.js';
 import type { Envelope, RcptParams } from '../src/mail/envelope.js';
@@ -65,6 +67,7 @@ async function world(sinkOptions: SinkOptions = {}): Promise<World> {
       hostname: 'mx.example.test',
       store,
       logger,
+      local: new MaildirCourier(new Maildirs(join(dir, 'mail'), 'mx.example.test'), 'mx.example.test', logger),
       remote,
       retryBaseMs: 100,
       retryMaxMs: 200,

@@ -27,6 +27,12 @@ export function formatReply(r: Reply): string {
   return out;
 }
 
+/** One line, as logs, DSNs and `postern queue` show a reply: "550 5.1.1 No such user". */
+export function replyLine(r: Reply): string {
+  const text = r.lines.join(' ').trim();
+  return [String(r.code), r.enhanced, text].filter((part) => part !== undefined && part !== '').join(' ');
+}
+
 /**
  * An error safe to show the client: code, enhanced code and text go on the wire; `cause` goes only
  * to the log. Anything thrown that is not an SmtpError becomes "451 4.3.0" (see toReply).

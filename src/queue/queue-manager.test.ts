@@ -5,6 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pino } from 'pino';
+import { Maildirs } from '../delivery/local/maildir.js';
+import { MaildirCourier } from '../delivery/local/maildir-courier.js';
 import { deliveryNotices } from '../bounce/delivery-notices.js';
 import { QueueManager, type QueueManagerOptions } from './queue-manager.js';
 import { openSqliteStore } from '../store/sqlite-store.js';
@@ -28,7 +30,8 @@ function dataDir(): { dir: string; store: Store } {
 
 async function openQueue(dir: string, store: Store, extra: Partial<QueueManagerOptions> = {}): Promise<QueueManager> {
   const notices = deliveryNotices({ hostname: 'mx.example.test', store, postmaster: '', recipientDelimiter: '+', logger });
-  const qm = await QueueManager.open({ dataDir: dir, hostname: 'mx.example.test', store, logger, retryBaseMs: 10, notices, ...extra });
+  const local = new MaildirCourier(new Maildirs(join(dir, 'mail'), 'mx.example.test'), 'mx.example.test', logger);
+  const qm = await QueueManager.open({ dataDir: dir, hostname: 'mx.example.test', store, logger, retryBaseMs: 10, notices, local, ...extra });
   cleanups.push(() => qm.close());
   return qm;
 }

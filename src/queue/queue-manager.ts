@@ -1,29 +1,28 @@
 // The queue manager: takes accepted messages from SMTP sessions (it is their MessageSink), has
-// intake (src/intake/) make them durable in the spool, and delivers them in the background. Like Postfix's qmgr it is the
-// seam between accepting and delivering: a session never waits for a delivery, and a delivery
-// never touches a session.
+// intake (src/intake/) make them durable in the spool, and delivers them in the background. Like
+// Postfix's qmgr it is the seam between accepting and delivering: a session never waits for a
+// delivery, and a delivery never touches a session.
 //
-// Each recipient has its own state (recipient-state.ts): local ones go to their Maildirs, remote
-// ones (and the remote targets of local aliases, delivery-recipients.ts) are handed to the
-// outbound relay one domain at a time; temporary failures come back on
-// their own backoff schedule (retry-policy.ts), permanent ones become DSNs (src/bounce/, reached through notice-sender.ts).
-// The spool records which recipients are finished, so after a crash each message is delivered at
-// least once and a finished recipient never twice.
+// Each recipient has its own state (recipient-state.ts). Due recipients go out in jobs through
+// one Courier interface (courier.ts): the local ones in one job to the Maildir courier, the
+// remote ones (and the remote targets of local aliases, delivery-recipients.ts) in one job per
+// domain to the SMTP courier. Each typed outcome moves its recipient on: temporary failures come
+// back on their own backoff schedule (retry-policy.ts), permanent ones become DSNs (src/bounce/,
+// reached through notice-sender.ts). The spool records which recipients are finished, so after
+// a crash each message is delivered at least once and a finished recipient never twice.
 
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Envelope, QueueId } from '../mail/envelope.js';
 import type { MessageSink } from '../smtp/session-host.js';
-import { SmtpError } from '../mail/reply.js';
+import { reply, SmtpError } from '../mail/reply.js';
 import { Intake, type SpooledMessage } from '../intake/intake.js';
 import type { QueueEntry, QueueRequest, QueueStore } from '../store/store.js';
 import { splitAddress } from '../mail/address.js';
-import { Maildirs } from '../delivery/maildir.js';
-import { deliverLocally } from '../delivery/local-delivery.js';
 import { DeliveryScheduler } from './delivery-scheduler.js';
 import type { NoticeKind, NoticeSender, SubmitNotice } from './notice-sender.js';
 import { deliveryRecipients } from './delivery-recipients.js';
-import type { OutboundDelivery, OutboundOutcome } from './outbound.js';
+import type { Courier, DeliveryOutcome } from './courier.js';
 import { QueueBookkeeping } from './queue-bookkeeping.js';
 import { QueueControl } from './queue-control.js';
 import { defaultQueueIds } from '../mail/queue-id.js';
@@ -42,6 +41,17 @@ import { Spool, type SpoolStats } from '../spool/spool.js';
 
 const MAX_BUFFERED_BYTES = 64 * 1024 * 1024;
 
+const NOT_SET_UP: DeliveryOutcome = {
+  kind: 'deferred',
+  reply: reply(451, '4.3.2', 'Outbound delivery is not set up'),
+  reason: 'outbound delivery is not set up on this server',
+};
+const INTERNAL_DEFERRAL: DeliveryOutcome = {
+  kind: 'deferred',
+  reply: reply(451, '4.3.0', 'Internal error during delivery'),
+  reason: 'an internal error on this server; it will be retried',
+};
+
 export interface QueueManagerOptions {
   /** Spool in <dataDir>/spool, mailboxes in <dataDir>/mail. */
   readonly dataDir: string;
@@ -49,8 +59,10 @@ export interface QueueManagerOptions {
   readonly hostname: string;
   readonly store: QueueStore;
   readonly logger: Logger;
+  /** Delivery to local mailboxes (MaildirCourier). */
+  readonly local: Courier;
   /** Delivery to other domains (RemoteDelivery); without it remote recipients wait as deferred. */
-  readonly remote?: OutboundDelivery | undefined;
+  readonly remote?: Courier | undefined;
   /** Messages being delivered at once. */
   readonly maxConcurrentDeliveries?: number;
   /** [queue] retry_first: first retry delay; doubles per attempt up to retryMaxMs. */
@@ -91,6 +103,14 @@ export interface QueueStats {
   inFlight: number;
 }
 
+/** Due recipients of one message that go to one courier in one call. */
+interface Job {
+  readonly courier: Courier | undefined;
+  readonly remote: boolean;
+  readonly domain: string;
+  readonly states: RecipientState[];
+}
+
 /** A message in the queue and where each of its recipients stands. */
 interface QueuedMessage {
   readonly queueId: QueueId;
@@ -123,7 +143,6 @@ export class QueueManager implements MessageSink {
   private constructor(
     private readonly opts: QueueManagerOptions,
     private readonly spool: Spool,
-    private readonly maildirs: Maildirs,
     private readonly bookkeeping: QueueBookkeeping,
   ) {
     this.intake = new Intake({
@@ -165,7 +184,7 @@ export class QueueManager implements MessageSink {
       maxSegmentBytes: opts.maxSegmentBytes,
     });
     const bookkeeping = new QueueBookkeeping(opts.store, opts.logger);
-    const qm = new QueueManager(opts, spool, new Maildirs(join(opts.dataDir, 'mail'), opts.hostname), bookkeeping);
+    const qm = new QueueManager(opts, spool, bookkeeping);
     const stored = new Map((await opts.store.queueList()).map((e) => [e.queueId, e]));
     const live: QueuedMessage[] = [];
     for (const m of recovered) {
@@ -359,7 +378,7 @@ export class QueueManager implements MessageSink {
       if (due.length === 0 && !warn) return;
       const message = await this.body(msg);
       const before = new Map(due.map((s) => [s, s.status]));
-      await Promise.all([this.deliverLocal(msg, due, message, now), this.deliverRemote(msg, due, message, now)]);
+      await this.deliverDue(msg, due, message, now);
       if (msg.deleted) return;
 
       const failed = due.filter((s) => s.status === 'failed');
@@ -446,78 +465,72 @@ export class QueueManager implements MessageSink {
     return (await this.spool.read(msg.queueId)).message;
   }
 
-  private async deliverLocal(msg: QueuedMessage, due: readonly RecipientState[], message: Buffer, now: number): Promise<void> {
-    const local = due.filter((s) => s.recipient.mailboxes.length > 0);
-    if (local.length === 0) return;
-    const envelope: Envelope = { ...msg.envelope, recipients: local.map((s) => s.recipient) };
-    const result = await deliverLocally(this.maildirs, envelope, message, msg.marks);
-    for (const mailbox of result.delivered) msg.marks.add(mailbox);
-    this.spool.markDelivered(msg.queueId, result.delivered);
-    for (const f of result.failed) {
-      this.opts.logger.error({ err: f.error, queue_id: msg.queueId, mailbox: f.mailbox }, 'delivery to mailbox failed');
-    }
-    const ctx = { policy: this.policy, receivedAt: msg.envelope.arrival.receivedAt, now };
-    for (const s of local) {
-      const done = s.recipient.mailboxes.every((m) => msg.marks.has(m));
-      const outcome: OutboundOutcome = done
-        ? { kind: 'delivered', reply: '250 2.0.0 Delivered to the mailbox', remoteHost: this.opts.hostname }
-        : {
-            kind: 'deferred',
-            reply: '451 4.3.0 Mailbox temporarily unavailable',
-            remoteHost: this.opts.hostname,
-            reason: 'the mailbox could not be written on this server',
-          };
-      applyOutcome(s, outcome, ctx);
-    }
-  }
-
-  /** Remote recipients, one RemoteDelivery job per domain, all domains at once. */
-  private async deliverRemote(msg: QueuedMessage, due: readonly RecipientState[], message: Buffer, now: number): Promise<void> {
-    const byDomain = new Map<string, RecipientState[]>();
+  /**
+   * The due recipients in jobs: the local ones in one for the local courier, the others in one per
+   * domain for the remote courier, all at once.
+   */
+  private async deliverDue(msg: QueuedMessage, due: readonly RecipientState[], message: Buffer, now: number): Promise<void> {
+    const jobs = new Map<string, Job>();
     for (const s of due) {
-      if (s.recipient.mailboxes.length > 0) continue;
-      const domain = splitAddress(s.recipient.address)?.domain.toLowerCase() ?? '';
-      const group = byDomain.get(domain) ?? [];
-      group.push(s);
-      byDomain.set(domain, group);
+      const local = s.recipient.mailboxes.length > 0;
+      const domain = local ? this.opts.hostname : (splitAddress(s.recipient.address)?.domain.toLowerCase() ?? '');
+      const key = local ? 'local' : `remote ${domain}`;
+      const job = jobs.get(key) ?? { courier: local ? this.opts.local : this.opts.remote, remote: !local, domain, states: [] };
+      job.states.push(s);
+      jobs.set(key, job);
     }
-    const ctx = { policy: this.policy, receivedAt: msg.envelope.arrival.receivedAt, now };
-    await Promise.all(
-      [...byDomain].map(async ([domain, group]) => {
-        const outcomes = await this.deliverToDomain(msg, domain, group, message);
-        group.forEach((s, i) => {
-          applyOutcome(s, outcomes[i]!, ctx);
-          this.opts.logger.info(
-            { queue_id: msg.queueId, recipient: s.recipient.address, status: s.status, reply: s.lastReply, remote_host: s.remoteHost, attempts: s.attempts },
-            'remote delivery attempt',
-          );
-        });
-      }),
-    );
+    await Promise.all([...jobs.values()].map((job) => this.carry(msg, job, message, now)));
   }
 
-  private async deliverToDomain(msg: QueuedMessage, domain: string, group: readonly RecipientState[], message: Buffer): Promise<OutboundOutcome[]> {
-    const deferAll = (reply: string, reason: string): OutboundOutcome[] => group.map(() => ({ kind: 'deferred', reply, reason }));
-    const remote = this.opts.remote;
-    if (!remote) return deferAll('451 4.3.2 Outbound delivery is not set up', 'outbound delivery is not set up on this server');
+  /** One job through its courier; each outcome moves its recipient on, and new copies are marked. */
+  private async carry(msg: QueuedMessage, job: Job, message: Buffer, now: number): Promise<void> {
+    const group = job.states;
+    const outcomes = await this.outcomesOf(msg, job.courier, job.domain, group, message);
+    const ctx = { policy: this.policy, receivedAt: msg.envelope.arrival.receivedAt, now };
+    const copies: string[] = [];
+    group.forEach((s, i) => {
+      const outcome = outcomes[i] ?? INTERNAL_DEFERRAL;
+      if (outcome.kind !== 'failed') copies.push(...(outcome.mailboxes ?? []));
+      applyOutcome(s, outcome, ctx);
+      if (job.remote) {
+        this.opts.logger.info(
+          { queue_id: msg.queueId, recipient: s.recipient.address, status: s.status, reply: s.lastReply, remote_host: s.remoteHost, attempts: s.attempts },
+          'remote delivery attempt',
+        );
+      }
+    });
+    for (const mailbox of copies) msg.marks.add(mailbox);
+    if (copies.length > 0) this.spool.markDelivered(msg.queueId, copies);
+  }
+
+  private async outcomesOf(
+    msg: QueuedMessage,
+    courier: Courier | undefined,
+    domain: string,
+    group: readonly RecipientState[],
+    message: Buffer,
+  ): Promise<DeliveryOutcome[]> {
+    if (!courier) return group.map(() => NOT_SET_UP);
     try {
-      const outcomes = await remote.deliver({
+      const outcomes = await courier.deliver({
         queueId: msg.queueId,
         sender: msg.envelope.sender,
+        mailParams: msg.envelope.mailParams,
         recipients: group.map((s) => ({
           address: s.recipient.address,
           notify: s.recipient.params.notify,
           orcpt: s.recipient.params.orcpt,
+          mailboxes: s.recipient.mailboxes,
         })),
         domain,
         message,
-        mailParams: msg.envelope.mailParams,
+        alreadyDelivered: msg.marks,
       });
-      if (outcomes.length !== group.length) throw new Error(`remote delivery gave ${outcomes.length} outcomes for ${group.length} recipients`);
+      if (outcomes.length !== group.length) throw new Error(`the courier gave ${outcomes.length} outcomes for ${group.length} recipients`);
       return outcomes;
     } catch (err) {
-      this.opts.logger.error({ err, queue_id: msg.queueId, domain }, 'remote delivery failed unexpectedly');
-      return deferAll('451 4.3.0 Internal error during delivery', 'an internal error on this server; it will be retried');
+      this.opts.logger.error({ err, queue_id: msg.queueId, domain }, 'delivery failed unexpectedly');
+      return group.map(() => INTERNAL_DEFERRAL);
     }
   }
 

@@ -9,7 +9,8 @@
 
 import type { EnvelopeRecipient } from '../mail/envelope.js';
 import type { QueueRecipientState, RecipientStatus } from '../store/store.js';
-import type { OutboundOutcome } from './outbound.js';
+import { replyLine } from '../mail/reply.js';
+import type { DeliveryOutcome } from './courier.js';
 import { retryDelay, shouldGiveUp, type RetryPolicy } from './retry-policy.js';
 
 export interface RecipientState {
@@ -95,18 +96,18 @@ export function fresh(recipient: EnvelopeRecipient): RecipientState {
  */
 export function applyOutcome(
   s: RecipientState,
-  outcome: OutboundOutcome,
+  outcome: DeliveryOutcome,
   ctx: { policy: RetryPolicy; receivedAt: number; now: number },
 ): RecipientStatus {
   s.attempts++;
   s.lastAttemptAt = ctx.now;
-  s.lastReply = outcome.reply;
+  s.lastReply = outcome.reply ? replyLine(outcome.reply) : '';
   s.remoteHost = outcome.remoteHost ?? null;
   switch (outcome.kind) {
     case 'delivered':
       s.status = 'delivered';
       s.lastReason = null;
-      s.lastStatus = enhancedStatus(outcome.reply) ?? '2.0.0';
+      s.lastStatus = outcome.reply.enhanced ?? '2.0.0';
       s.dsnPassedOn = outcome.dsnPassedOn ?? false;
       s.nextAttemptAt = null;
       break;
@@ -119,7 +120,7 @@ export function applyOutcome(
     case 'deferred':
       s.lastReason = outcome.reason;
       // RFC 3463 4.4.7: delivery time expired, when the peer gave no code of its own.
-      s.lastStatus = enhancedStatus(outcome.reply) ?? '4.4.7';
+      s.lastStatus = outcome.reply?.enhanced ?? '4.4.7';
       if (shouldGiveUp(ctx.policy, ctx.receivedAt, ctx.now)) {
         s.status = 'failed';
         s.lastReason = `${outcome.reason}; gave up after trying for ${describeAge(ctx.now - ctx.receivedAt)}`;
@@ -148,11 +149,6 @@ export function toStored(s: RecipientState): QueueRecipientState {
     notify: params.notify ?? null,
     orcpt: params.orcpt ?? null,
   };
-}
-
-/** "451 4.7.1 Try later" -> "4.7.1". */
-export function enhancedStatus(reply: string): string | undefined {
-  return /^[245]\d\d[ -]([245]\.\d{1,3}\.\d{1,3})\b/.exec(reply)?.[1];
 }
 
 function describeAge(ms: number): string {

@@ -20,7 +20,9 @@ import { queueSettings } from '../queue/queue-config.js';
 import { createDnsClient } from '../dns/resolver.js';
 import { MtaStsCache } from '../dns/mta-sts.js';
 import { createMessageSigner } from '../dkim/signer.js';
-import { RemoteDelivery } from '../delivery/remote-delivery.js';
+import { Maildirs } from '../delivery/local/maildir.js';
+import { MaildirCourier } from '../delivery/local/maildir-courier.js';
+import { RemoteDelivery } from '../delivery/remote/remote-delivery.js';
 import type { ListenerKind } from '../mail/envelope.js';
 import type { MessageSink } from '../smtp/session-host.js';
 import { openSqliteStore } from '../store/sqlite-store.js';
@@ -90,6 +92,7 @@ export async function startServer(
       hostname: config.hostname,
       store,
       logger,
+      local: new MaildirCourier(new Maildirs(join(config.data_dir, 'mail'), config.hostname), config.hostname, logger),
       remote,
       notices: deliveryNotices({
         hostname: config.hostname,

@@ -2,24 +2,16 @@
 // continues a multi-line reply, "250 text" (or a bare "250") ends it, and every line carries the
 // same code. The peer is not trusted: a line longer than MAX_REPLY_LINE, a malformed line or a
 // code that changes mid-reply is a protocol error, never an unbounded buffer.
+// A peer's reply is a Reply like our own (src/mail/reply.ts): the code, the RFC 3463 enhanced code
+// if the peer sent one, and the text of each line with both taken off (RFC 2034 puts the enhanced
+// code on every line), so the queue reads reply.enhanced instead of parsing text again.
+
+import type { Reply } from '../../mail/reply.js';
 
 /** RFC 5321 4.5.3.1.5 allows 512 octets per reply line; real servers stay well below this. */
 export const MAX_REPLY_LINE = 4096;
 /** Lines in one reply (EHLO lists a few dozen at most). */
 const MAX_REPLY_LINES = 200;
-
-export interface PeerReply {
-  readonly code: number;
-  /** RFC 3463 enhanced status code of the first line, e.g. "5.1.1", if the peer sent one. */
-  readonly enhanced: string | undefined;
-  /** The text of each line, code and separator removed. */
-  readonly lines: readonly string[];
-}
-
-/** One line, as it goes in logs and DSNs: "550 5.1.1 No such user". */
-export function replyText(r: PeerReply): string {
-  return `${r.code} ${r.lines.join(' ')}`.trim();
-}
 
 /** The peer broke the protocol; the connection cannot be trusted further. */
 export class ReplySyntaxError extends Error {
@@ -35,10 +27,10 @@ export class ReplyParser {
   private pending: { code: number; lines: string[] } | undefined;
 
   /** Returns the replies completed by `chunk`; throws ReplySyntaxError on a broken stream. */
-  push(chunk: Buffer): PeerReply[] {
+  push(chunk: Buffer): Reply[] {
     // latin1 keeps every byte as one char, so length checks count octets.
     this.partial += chunk.toString('latin1');
-    const done: PeerReply[] = [];
+    const done: Reply[] = [];
     let nl: number;
     while ((nl = this.partial.indexOf('\n')) !== -1) {
       const raw = this.partial.slice(0, nl);
@@ -57,7 +49,7 @@ export class ReplyParser {
     return this.partial.length > 0 || this.pending !== undefined;
   }
 
-  private line(text: string): PeerReply | undefined {
+  private line(text: string): Reply | undefined {
     if (text.length > MAX_REPLY_LINE) throw new ReplySyntaxError(`reply line longer than ${MAX_REPLY_LINE} octets`);
     const m = REPLY_LINE.exec(text);
     if (!m) throw new ReplySyntaxError(`malformed reply line ${JSON.stringify(text.slice(0, 80))}`);
@@ -74,9 +66,11 @@ export class ReplyParser {
   }
 }
 
-function finish(code: number, lines: string[]): PeerReply {
-  const first = ENHANCED.exec(lines[0] ?? '');
+function finish(code: number, lines: string[]): Reply {
+  const first = ENHANCED.exec(lines[0] ?? '')?.[1];
   // RFC 3463 section 2: the enhanced code's class must match the reply's first digit.
-  const enhanced = first && first[1]!.startsWith(String(code)[0]!) ? first[1] : undefined;
-  return { code, enhanced, lines };
+  const enhanced = first !== undefined && first.startsWith(String(code).charAt(0)) ? first : undefined;
+  if (enhanced === undefined) return { code, enhanced, lines };
+  const prefix = new RegExp(`^${enhanced.replaceAll('.', '\\.')}(?:\\s+|$)`);
+  return { code, enhanced, lines: lines.map((line) => line.replace(prefix, '')) };
 }

@@ -4,10 +4,10 @@
 // every recipient of the domain.
 
 import { isIP } from 'node:net';
-import type { Config } from '../config/schema.js';
-import { DnsError, type DnsClient } from '../dns/resolver.js';
-import { MxResolver } from '../dns/mx-resolver.js';
-import { normalizeDomain } from '../mail/address.js';
+import type { Config } from '../../config/schema.js';
+import { DnsError, type DnsClient } from '../../dns/resolver.js';
+import { MxResolver } from '../../dns/mx-resolver.js';
+import { normalizeDomain } from '../../mail/address.js';
 
 export interface NextHost {
   /** The host's name (or the literal address): what its certificate must name. */

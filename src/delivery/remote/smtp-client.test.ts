@@ -2,8 +2,8 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
 import { pino } from 'pino';
-import { SmtpSink, type SinkOptions } from '../../test/support/smtp-sink.js';
-import { makeCertificate } from '../../test/support/test-certificate.js';
+import { SmtpSink, type SinkOptions } from '../../../test/support/smtp-sink.js';
+import { makeCertificate } from '../../../test/support/test-certificate.js';
 import { SmtpClientConnection, SmtpClientError, type ClientOptions, type OutboundTransaction, type RecipientResult } from './smtp-client.js';
 
 const logger = pino({ level: 'silent' });

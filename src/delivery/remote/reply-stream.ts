@@ -4,28 +4,29 @@
 // after any of them we no longer know where in the dialogue the peer is.
 
 import type { Socket } from 'node:net';
-import { ReplyParser, ReplySyntaxError, type PeerReply } from './peer-reply.js';
+import type { Reply } from '../../mail/reply.js';
+import { ReplyParser, ReplySyntaxError } from './peer-reply.js';
 
 /** A connection-level failure: the session is over; another host or a later attempt may work. */
 export class SmtpClientError extends Error {
   override readonly name = 'SmtpClientError';
   /** The reply that ended the session, when there was one (e.g. a 421 or a 554 greeting). */
-  readonly reply: PeerReply | undefined;
-  constructor(message: string, options: { reply?: PeerReply; cause?: unknown } = {}) {
+  readonly reply: Reply | undefined;
+  constructor(message: string, options: { reply?: Reply; cause?: unknown } = {}) {
     super(message, { cause: options.cause });
     this.reply = options.reply;
   }
 }
 
 interface Waiter {
-  readonly resolve: (r: PeerReply) => void;
+  readonly resolve: (r: Reply) => void;
   readonly reject: (e: Error) => void;
   readonly timer: NodeJS.Timeout;
 }
 
 export class ReplyStream {
   private readonly parser = new ReplyParser();
-  private readonly replies: PeerReply[] = [];
+  private readonly replies: Reply[] = [];
   private waiter: Waiter | undefined;
   private failure: Error | undefined;
   private socket: Socket | undefined;
@@ -33,7 +34,7 @@ export class ReplyStream {
   constructor(private readonly peer: string) {}
 
   private readonly onData = (chunk: Buffer): void => {
-    let parsed: PeerReply[];
+    let parsed: Reply[];
     try {
       parsed = this.parser.push(chunk);
     } catch (err) {
@@ -82,7 +83,7 @@ export class ReplyStream {
   }
 
   /** The next reply; rejects with SmtpClientError on timeout or a broken connection. */
-  next(timeoutMs: number, waitingFor: string): Promise<PeerReply> {
+  next(timeoutMs: number, waitingFor: string): Promise<Reply> {
     const ready = this.replies.shift();
     if (ready) return Promise.resolve(ready);
     if (this.failure) return Promise.reject(this.failure);

@@ -1,6 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { MAX_REPLY_LINE, ReplyParser, ReplySyntaxError, replyText } from './peer-reply.js';
+import { replyLine } from '../../mail/reply.js';
+import { MAX_REPLY_LINE, ReplyParser, ReplySyntaxError } from './peer-reply.js';
 
 function parseAll(text: string, pieceSize = text.length): ReturnType<ReplyParser['push']> {
   const parser = new ReplyParser();
@@ -16,16 +17,18 @@ describe('ReplyParser', () => {
       const replies = parseAll(wire, size);
       assert.deepEqual(replies, [
         { code: 250, enhanced: undefined, lines: ['mx.example.org', 'PIPELINING', 'SIZE 1000'] },
-        { code: 550, enhanced: '5.1.1', lines: ['5.1.1 No such user'] },
+        { code: 550, enhanced: '5.1.1', lines: ['No such user'] },
         { code: 220, enhanced: undefined, lines: [''] },
       ]);
     }
   });
 
-  test('replyText is one line with the code', () => {
+  test('the enhanced code is taken off every line, and replyLine puts it back once', () => {
     const [r] = parseAll('451-4.3.0 first\r\n451 4.3.0 second\r\n');
-    assert.equal(replyText(r!), '451 4.3.0 first 4.3.0 second');
-    assert.equal(r!.enhanced, '4.3.0');
+    assert.deepEqual(r, { code: 451, enhanced: '4.3.0', lines: ['first', 'second'] });
+    assert.equal(replyLine(r!), '451 4.3.0 first second');
+    const [bare] = parseAll('250 4.3.0 looks enhanced but is not of class 2\r\n');
+    assert.deepEqual(bare?.lines, ['4.3.0 looks enhanced but is not of class 2']);
   });
 
   test('an enhanced code of the wrong class is not taken', () => {

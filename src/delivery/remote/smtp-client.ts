@@ -6,9 +6,9 @@
 import { connect as netConnect, isIP, type Socket } from 'node:net';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
-import type { MailParams } from '../mail/envelope.js';
+import type { MailParams } from '../../mail/envelope.js';
 import { dotStuff, hasEightBit, needsSmtpUtf8 } from './data-encoding.js';
-import { replyText, type PeerReply } from './peer-reply.js';
+import { replyLine, type Reply } from '../../mail/reply.js';
 import { errorText, ReplyStream, SmtpClientError } from './reply-stream.js';
 
 export { SmtpClientError } from './reply-stream.js';
@@ -89,7 +89,7 @@ export interface OutboundTransaction {
  * message needs something the peer lacks (RFC 5321 has no way to send it there).
  */
 export type RecipientResult =
-  | { readonly kind: 'reply'; readonly stage: 'mail' | 'rcpt' | 'data'; readonly reply: PeerReply }
+  | { readonly kind: 'reply'; readonly stage: 'mail' | 'rcpt' | 'data'; readonly reply: Reply }
   | { readonly kind: 'refused'; readonly status: string; readonly reason: string };
 
 export interface SessionTls {
@@ -172,7 +172,7 @@ export class SmtpClientConnection {
   private async greet(mode: TlsMode): Promise<void> {
     const greeting = await this.replies.next(this.opts.timeouts.greetingMs, 'the greeting');
     // RFC 5321 3.1: a 554 greeting means "no SMTP service here"; any non-220 ends the session.
-    if (greeting.code !== 220) throw new SmtpClientError(`${this.peer} greeted with "${replyText(greeting)}"`, { reply: greeting });
+    if (greeting.code !== 220) throw new SmtpClientError(`${this.peer} greeted with "${replyLine(greeting)}"`, { reply: greeting });
     await this.hello();
     if (mode.kind !== 'opportunistic' && mode.kind !== 'starttls') return;
     if (!this.ehlo.has('STARTTLS')) {
@@ -189,16 +189,16 @@ export class SmtpClientConnection {
       this.ehlo = parseEhlo(ehlo);
       return;
     }
-    if (ehlo.code < 500) throw new SmtpClientError(`${this.peer} refused EHLO: ${replyText(ehlo)}`, { reply: ehlo });
+    if (ehlo.code < 500) throw new SmtpClientError(`${this.peer} refused EHLO: ${replyLine(ehlo)}`, { reply: ehlo });
     const helo = await this.command(`HELO ${this.opts.heloName}`, this.opts.timeouts.greetingMs, 'the reply to HELO');
-    if (helo.code !== 250) throw new SmtpClientError(`${this.peer} refused HELO: ${replyText(helo)}`, { reply: helo });
+    if (helo.code !== 250) throw new SmtpClientError(`${this.peer} refused HELO: ${replyLine(helo)}`, { reply: helo });
     this.ehlo = new Map();
   }
 
   private async startTls(required: boolean, verify: boolean): Promise<void> {
     const r = await this.command('STARTTLS', this.opts.timeouts.greetingMs, 'the reply to STARTTLS');
     if (r.code !== 220) {
-      if (required) throw new SmtpClientError(`${this.peer} refused STARTTLS: ${replyText(r)}`, { reply: r });
+      if (required) throw new SmtpClientError(`${this.peer} refused STARTTLS: ${replyLine(r)}`, { reply: r });
       return;
     }
     // RFC 3207 section 4 / CVE-2011-0411: anything the peer sent after the 220 was sent in plain
@@ -219,7 +219,7 @@ export class SmtpClientConnection {
     if (!this.tlsInfo) throw new SmtpClientError(`will not send credentials to ${this.peer} without TLS`);
     const offered = (this.ehlo.get('AUTH') ?? '').toUpperCase().split(/\s+/);
     const t = this.opts.timeouts.greetingMs;
-    let r: PeerReply;
+    let r: Reply;
     if (offered.includes('PLAIN')) {
       r = await this.command(`AUTH PLAIN ${b64(`\0${username}\0${password}`)}`, t, 'the reply to AUTH', 'AUTH PLAIN ***');
     } else if (offered.includes('LOGIN')) {
@@ -229,7 +229,7 @@ export class SmtpClientConnection {
     } else {
       throw new SmtpClientError(`${this.peer} offers neither AUTH PLAIN nor AUTH LOGIN`);
     }
-    if (r.code !== 235) throw new SmtpClientError(`${this.peer} refused our credentials: ${replyText(r)}`, { reply: r });
+    if (r.code !== 235) throw new SmtpClientError(`${this.peer} refused our credentials: ${replyLine(r)}`, { reply: r });
   }
 
   /** One transaction. Results are in the order of tx.recipients. */
@@ -253,8 +253,8 @@ export class SmtpClientConnection {
     const { mailMs, rcptMs } = this.opts.timeouts;
     const mailCommand = `MAIL FROM:<${tx.sender}>${this.mailParams(tx)}`;
     const rcptCommands = offered.map(({ rcpt }) => `RCPT TO:<${rcpt.address}>${this.rcptParams(rcpt)}`);
-    let mail: PeerReply;
-    const rcptReplies: PeerReply[] = [];
+    let mail: Reply;
+    const rcptReplies: Reply[] = [];
     if (this.ehlo.has('PIPELINING')) {
       // RFC 2920 section 3.1: MAIL and RCPT may go in one batch; replies come back in order.
       await this.write([mailCommand, ...rcptCommands].map((c) => `${c}\r\n`).join(''), mailMs);
@@ -284,7 +284,7 @@ export class SmtpClientConnection {
   /** RSET (RFC 5321 4.1.1.5); throws if the session is no longer usable. */
   async reset(): Promise<void> {
     const r = await this.command('RSET', this.opts.timeouts.greetingMs, 'the reply to RSET');
-    if (r.code !== 250) throw new SmtpClientError(`${this.peer} refused RSET: ${replyText(r)}`, { reply: r });
+    if (r.code !== 250) throw new SmtpClientError(`${this.peer} refused RSET: ${replyLine(r)}`, { reply: r });
   }
 
   /** QUIT politely, then close; never throws. */
@@ -352,7 +352,7 @@ export class SmtpClientConnection {
   }
 
   /** DATA, the dot-stuffed message, and the final reply (which applies to every accepted recipient). */
-  private async data(message: Buffer): Promise<PeerReply> {
+  private async data(message: Buffer): Promise<Reply> {
     const { dataInitMs, dataBlockMs, dataFinalMs } = this.opts.timeouts;
     const go = await this.command('DATA', dataInitMs, 'the reply to DATA');
     if (go.code !== 354) return go;
@@ -363,11 +363,11 @@ export class SmtpClientConnection {
     return this.replies.next(dataFinalMs, 'the reply after the message data');
   }
 
-  private async command(line: string, timeoutMs: number, waitingFor: string, logAs = line): Promise<PeerReply> {
+  private async command(line: string, timeoutMs: number, waitingFor: string, logAs = line): Promise<Reply> {
     this.opts.logger.trace({ peer: this.peer, command: logAs }, 'smtp client: >');
     await this.write(`${line}\r\n`, timeoutMs);
     const r = await this.replies.next(timeoutMs, waitingFor);
-    this.opts.logger.trace({ peer: this.peer, reply: replyText(r) }, 'smtp client: <');
+    this.opts.logger.trace({ peer: this.peer, reply: replyLine(r) }, 'smtp client: <');
     return r;
   }
 
@@ -398,7 +398,7 @@ function peerName(opts: { host: string; address: string; port: number }): string
 }
 
 /** EHLO keywords (RFC 5321 4.1.1.1): the first line is the greeting, each further one "KEYWORD params". */
-function parseEhlo(r: PeerReply): Map<string, string> {
+function parseEhlo(r: Reply): Map<string, string> {
   const ext = new Map<string, string>();
   for (const line of r.lines.slice(1)) {
     const m = /^([A-Za-z0-9][A-Za-z0-9-]*)(?:[ =](.*))?$/.exec(line.trim());

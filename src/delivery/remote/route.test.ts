@@ -1,8 +1,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { TestDnsServer } from '../../test/support/dns-server.js';
-import { configSchema } from '../config/schema.js';
-import { createDnsClient, type DnsClient } from '../dns/resolver.js';
+import { TestDnsServer } from '../../../test/support/dns-server.js';
+import { configSchema } from '../../config/schema.js';
+import { createDnsClient, type DnsClient } from '../../dns/resolver.js';
 import { parseNextHop, Router } from './route.js';
 
 let server: TestDnsServer;

@@ -5,9 +5,9 @@
 import { mkdir, open, rename, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { splitAddress } from '../mail/address.js';
-import { KeyedLimiter } from '../util/keyed-limiter.js';
-import { DirectorySync, fsyncDirectory } from '../spool/dir-sync.js';
+import { splitAddress } from '../../mail/address.js';
+import { KeyedLimiter } from '../../util/keyed-limiter.js';
+import { DirectorySync, fsyncDirectory } from '../../spool/dir-sync.js';
 
 /**
  * A path component made from network input. The local part is whatever the client sent, so it

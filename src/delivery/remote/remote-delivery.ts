@@ -6,46 +6,18 @@
 import { readFileSync } from 'node:fs';
 import { rootCertificates } from 'node:tls';
 import type { Logger } from 'pino';
-import type { Config } from '../config/schema.js';
-import type { MessageSigner } from '../dkim/signer.js';
-import { mxMatchesPolicy, type MtaStsPolicy } from '../dns/mta-sts-policy.js';
-import type { DnsClient } from '../dns/resolver.js';
-import type { MailParams } from '../mail/envelope.js';
-import { splitAddress } from '../mail/address.js';
-import { durationMs } from '../util/duration.js';
+import type { Config } from '../../config/schema.js';
+import type { MessageSigner } from '../../dkim/signer.js';
+import { mxMatchesPolicy, type MtaStsPolicy } from '../../dns/mta-sts-policy.js';
+import type { DnsClient } from '../../dns/resolver.js';
+import { splitAddress } from '../../mail/address.js';
+import { durationMs } from '../../util/duration.js';
 import { ConnectionPool } from './connection-pool.js';
-import { replyText, type PeerReply } from './peer-reply.js';
+import { replyLine, type Reply } from '../../mail/reply.js';
+import type { Courier, CourierJob, CourierRecipient, DeliveryOutcome } from '../../queue/courier.js';
 import { errorText } from './reply-stream.js';
 import { Router, type NextHost, type Via } from './route.js';
 import { SmtpClientConnection, SmtpClientError, type ClientTimeouts, type RecipientResult, type TlsMode } from './smtp-client.js';
-
-export interface RemoteRecipient {
-  address: string;
-  /** RFC 3461 NOTIFY; [] is NEVER. */
-  notify?: string[];
-  orcpt?: { addrType: string; address: string };
-}
-
-/**
- * `reply` is what the peer said ("550 5.1.1 No such user"), or "" when no peer said anything
- * (null MX, DNS failure, no host reachable, a message the peer could not take).
- */
-export type RecipientOutcome =
-  /** dsnPassedOn: the peer offered DSN and we sent NOTIFY with the RCPT (RFC 3461 4.1): it reports now. */
-  | { kind: 'delivered'; reply: string; remoteHost: string; dsnPassedOn?: boolean }
-  | { kind: 'deferred'; reply: string; remoteHost?: string; reason: string }
-  | { kind: 'failed'; reply: string; remoteHost?: string; reason: string; status: string };
-
-export interface DeliveryJob {
-  queueId: string;
-  sender: string;
-  recipients: RemoteRecipient[];
-  /** Every recipient is at this domain. */
-  domain: string;
-  /** As spooled, our Received header included. */
-  message: Buffer;
-  mailParams: MailParams;
-}
 
 /** Where MTA-STS policies come from: src/dns/mta-sts.ts MtaStsCache. */
 export interface MtaStsPolicySource {
@@ -73,16 +45,16 @@ interface Plan {
 }
 
 /** Where one recipient stands during an attempt. */
-type Pending = { readonly index: number; readonly recipient: RemoteRecipient };
+type Pending = { readonly index: number; readonly recipient: CourierRecipient };
 
 /** A host that gave no final word: its failure, for the outcome if no other host does better. */
 interface HostFailure {
   readonly reason: string;
-  readonly reply: string;
+  readonly reply: Reply | undefined;
   readonly remoteHost?: string;
 }
 
-export class RemoteDelivery {
+export class RemoteDelivery implements Courier {
   private readonly router: Router;
   private readonly pool: ConnectionPool;
   private readonly timeouts: ClientTimeouts;
@@ -117,12 +89,12 @@ export class RemoteDelivery {
   }
 
   /** One outcome per recipient, in job order. Never throws. */
-  async deliver(job: DeliveryJob): Promise<RecipientOutcome[]> {
+  async deliver(job: CourierJob): Promise<DeliveryOutcome[]> {
     try {
       return await this.attempt(job);
     } catch (err) {
       this.opts.logger.error({ err, queue_id: job.queueId, domain: job.domain }, 'delivery: internal error');
-      return job.recipients.map(() => ({ kind: 'deferred', reply: '', reason: 'internal error in the delivery agent, will retry' }));
+      return job.recipients.map(() => ({ kind: 'deferred', reply: undefined, reason: 'internal error in the delivery agent, will retry' }));
     }
   }
 
@@ -131,32 +103,32 @@ export class RemoteDelivery {
     await this.pool.close();
   }
 
-  private async attempt(job: DeliveryJob): Promise<RecipientOutcome[]> {
+  private async attempt(job: CourierJob): Promise<DeliveryOutcome[]> {
     const route = await this.router.route(job.domain);
     switch (route.kind) {
       case 'failed':
-        return job.recipients.map(() => ({ kind: 'failed', reply: '', reason: route.reason, status: route.status }));
+        return job.recipients.map(() => ({ kind: 'failed', reply: undefined, reason: route.reason, status: route.status }));
       case 'deferred':
-        return job.recipients.map(() => ({ kind: 'deferred', reply: '', reason: route.reason }));
+        return job.recipients.map(() => ({ kind: 'deferred', reply: undefined, reason: route.reason }));
       case 'hosts':
         break;
     }
     const plan = await this.plan(job, route.via, route.destination, route.hosts);
-    if (typeof plan === 'string') return job.recipients.map(() => ({ kind: 'deferred', reply: '', reason: plan }));
+    if (typeof plan === 'string') return job.recipients.map(() => ({ kind: 'deferred', reply: undefined, reason: plan }));
 
     let message: Buffer;
     try {
       message = await this.sign(job);
     } catch (err) {
       this.opts.logger.error({ err, queue_id: job.queueId }, 'delivery: DKIM signing failed');
-      return job.recipients.map(() => ({ kind: 'deferred', reply: '', reason: `DKIM signing failed: ${errorText(err)}` }));
+      return job.recipients.map(() => ({ kind: 'deferred', reply: undefined, reason: `DKIM signing failed: ${errorText(err)}` }));
     }
 
-    const outcomes: (RecipientOutcome | undefined)[] = job.recipients.map(() => undefined);
+    const outcomes: (DeliveryOutcome | undefined)[] = job.recipients.map(() => undefined);
     const pending = (): Pending[] => job.recipients.flatMap((recipient, index) => (outcomes[index] ? [] : [{ index, recipient }]));
     const lease = await this.pool.acquire(plan.poolKey);
     let current: SmtpClientConnection | undefined;
-    let failure: HostFailure = { reason: `no mail server of ${job.domain} could be reached`, reply: '' };
+    let failure: HostFailure = { reason: `no mail server of ${job.domain} could be reached`, reply: undefined };
     try {
       for await (const next of this.sessions(plan, lease.idle)) {
         if ('reason' in next) {
@@ -180,7 +152,7 @@ export class RemoteDelivery {
     for (const { index } of pending()) {
       outcomes[index] = { kind: 'deferred', reply: failure.reply, reason: failure.reason, ...(failure.remoteHost ? { remoteHost: failure.remoteHost } : {}) };
     }
-    return outcomes as RecipientOutcome[];
+    return outcomes as DeliveryOutcome[];
   }
 
   /**
@@ -209,7 +181,7 @@ export class RemoteDelivery {
         session?.close();
         if (!(err instanceof SmtpClientError)) throw err;
         this.opts.logger.info({ host: host.name, address, port: host.port, reason: err.message }, 'delivery: host failed, trying the next');
-        yield { reason: err.message, reply: err.reply ? replyText(err.reply) : '', remoteHost: host.name };
+        yield { reason: err.message, reply: err.reply, remoteHost: host.name };
         continue;
       }
       yield session;
@@ -222,10 +194,10 @@ export class RemoteDelivery {
    */
   private async transact(
     session: SmtpClientConnection,
-    job: DeliveryJob,
+    job: CourierJob,
     message: Buffer,
     pending: Pending[],
-    outcomes: (RecipientOutcome | undefined)[],
+    outcomes: (DeliveryOutcome | undefined)[],
   ): Promise<'done' | HostFailure> {
     const host = session.peer;
     let results: RecipientResult[];
@@ -234,12 +206,12 @@ export class RemoteDelivery {
     } catch (err) {
       if (!(err instanceof SmtpClientError)) throw err;
       this.opts.logger.info({ queue_id: job.queueId, host, reason: err.message }, 'delivery: session failed, trying the next host');
-      return { reason: err.message, reply: err.reply ? replyText(err.reply) : '', remoteHost: host };
+      return { reason: err.message, reply: err.reply, remoteHost: host };
     }
     const first = results[0];
     // RFC 5321 5.1: a temporary refusal of the sender says nothing about the other MX hosts.
     if (first?.kind === 'reply' && first.stage === 'mail' && first.reply.code < 500 && first.reply.code >= 400) {
-      return { reason: `${host} temporarily refused the sender: ${replyText(first.reply)}`, reply: replyText(first.reply), remoteHost: host };
+      return { reason: `${host} temporarily refused the sender: ${replyLine(first.reply)}`, reply: first.reply, remoteHost: host };
     }
     const peerDsn = session.extensions.has('DSN');
     results.forEach((result, k) => {
@@ -254,7 +226,7 @@ export class RemoteDelivery {
   }
 
   /** TLS demands and the hosts allowed, from the route and the domain's MTA-STS policy; a string: defer for this reason. */
-  private async plan(job: DeliveryJob, via: Via, destination: string, hosts: readonly NextHost[]): Promise<Plan | string> {
+  private async plan(job: CourierJob, via: Via, destination: string, hosts: readonly NextHost[]): Promise<Plan | string> {
     if (via === 'smarthost') {
       const tls = this.smarthostTls();
       return { hosts, tls, via, poolKey: `${destination}|${tlsTag(tls)}` };
@@ -276,7 +248,7 @@ export class RemoteDelivery {
     return { hosts, tls, via, poolKey: `${destination}|${tlsTag(tls)}` };
   }
 
-  private async mtaStsPolicy(job: DeliveryJob): Promise<MtaStsPolicy | undefined> {
+  private async mtaStsPolicy(job: CourierJob): Promise<MtaStsPolicy | undefined> {
     if (!this.opts.mtaSts) return undefined;
     try {
       return await this.opts.mtaSts.policyFor(job.domain);
@@ -298,25 +270,25 @@ export class RemoteDelivery {
     }
   }
 
-  private async sign(job: DeliveryJob): Promise<Buffer> {
+  private async sign(job: CourierJob): Promise<Buffer> {
     if (!this.opts.signer) return job.message;
     const domain = splitAddress(job.sender)?.domain ?? this.opts.config.hostname;
     return this.opts.signer.sign(job.message, domain);
   }
 }
 
-function outcome(result: RecipientResult, host: string, dsnPassedOn: boolean): RecipientOutcome {
-  if (result.kind === 'refused') return { kind: 'failed', reply: '', remoteHost: host, reason: result.reason, status: result.status };
+function outcome(result: RecipientResult, host: string, dsnPassedOn: boolean): DeliveryOutcome {
+  if (result.kind === 'refused') return { kind: 'failed', reply: undefined, remoteHost: host, reason: result.reason, status: result.status };
   const { reply, stage } = result;
-  const text = replyText(reply);
-  if (reply.code < 400) return { kind: 'delivered', reply: text, remoteHost: host, ...(dsnPassedOn ? { dsnPassedOn } : {}) };
+  if (reply.code < 400) return { kind: 'delivered', reply, remoteHost: host, ...(dsnPassedOn ? { dsnPassedOn } : {}) };
   const what = stage === 'mail' ? 'the sender' : stage === 'rcpt' ? 'the recipient' : 'the message';
-  if (reply.code < 500) return { kind: 'deferred', reply: text, remoteHost: host, reason: `${host} temporarily refused ${what}: ${text}` };
-  return { kind: 'failed', reply: text, remoteHost: host, reason: `${host} refused ${what}: ${text}`, status: reply.enhanced ?? defaultStatus(reply, stage) };
+  const text = replyLine(reply);
+  if (reply.code < 500) return { kind: 'deferred', reply, remoteHost: host, reason: `${host} temporarily refused ${what}: ${text}` };
+  return { kind: 'failed', reply, remoteHost: host, reason: `${host} refused ${what}: ${text}`, status: reply.enhanced ?? defaultStatus(reply, stage) };
 }
 
 /** RFC 3463 codes for a peer that sent none. */
-function defaultStatus(reply: PeerReply, stage: 'mail' | 'rcpt' | 'data'): string {
+function defaultStatus(reply: Reply, stage: 'mail' | 'rcpt' | 'data'): string {
   if (reply.code === 552 && stage !== 'rcpt') return '5.3.4';
   return stage === 'rcpt' ? '5.1.0' : '5.0.0';
 }

@@ -1,0 +1,40 @@
+// The courier for local mailboxes: one attempt writes a copy of the message into each Maildir its
+// recipients resolved to at RCPT time. Copies go out in parallel; each mailbox gets at most one,
+// even when two recipients (an alias and its target, say) lead to it, and none that already got
+// one in an earlier attempt (the job's alreadyDelivered: the spool's marks).
+
+import type { Logger } from 'pino';
+import { reply } from '../../mail/reply.js';
+import type { Courier, CourierJob, DeliveryOutcome } from '../../queue/courier.js';
+import type { Maildirs } from './maildir.js';
+
+const DELIVERED = reply(250, '2.0.0', 'Delivered to the mailbox');
+// RFC 3463 4.3.0: a problem on our side, to be retried.
+const UNAVAILABLE = reply(451, '4.3.0', 'Mailbox temporarily unavailable');
+
+export class MaildirCourier implements Courier {
+  constructor(
+    private readonly maildirs: Maildirs,
+    /** Named as the "remote host" of local deliveries, in logs and DSNs. */
+    private readonly hostname: string,
+    private readonly logger: Logger,
+  ) {}
+
+  async deliver(job: CourierJob): Promise<DeliveryOutcome[]> {
+    const todo = [...new Set(job.recipients.flatMap((r) => r.mailboxes))].filter((m) => !job.alreadyDelivered.has(m));
+    const written = new Set<string>();
+    const results = await Promise.allSettled(todo.map((m) => this.maildirs.deliver(m, job.sender, job.message)));
+    results.forEach((result, i) => {
+      const mailbox = todo[i] ?? '';
+      if (result.status === 'fulfilled') written.add(mailbox);
+      else this.logger.error({ err: result.reason, queue_id: job.queueId, mailbox }, 'delivery to mailbox failed');
+    });
+    return job.recipients.map((r): DeliveryOutcome => {
+      const mailboxes = r.mailboxes.filter((m) => written.has(m));
+      const done = r.mailboxes.every((m) => written.has(m) || job.alreadyDelivered.has(m));
+      return done
+        ? { kind: 'delivered', reply: DELIVERED, remoteHost: this.hostname, mailboxes }
+        : { kind: 'deferred', reply: UNAVAILABLE, remoteHost: this.hostname, reason: 'the mailbox could not be written on this server', mailboxes };
+    });
+  }
+}
