@@ -8,20 +8,14 @@
 // remembers the rest (attempts, retry time, last reply) for the schedule and for `postern queue`.
 
 import type { EnvelopeRecipient } from '../mail/envelope.js';
-import type { QueueRecipientState, RecipientStatus } from '../store/store.js';
+import type { QueueRecipientState, RecipientProgress, RecipientStatus } from '../store/store.js';
 import { replyLine } from '../mail/reply.js';
 import type { DeliveryOutcome } from './courier.js';
 import { retryDelay, shouldGiveUp, type RetryPolicy } from './retry-policy.js';
 
-export interface RecipientState {
+/** The store's RecipientProgress, kept up to date in memory by applyOutcome. */
+export type RecipientState = { -readonly [K in keyof RecipientProgress]: RecipientProgress[K] } & {
   readonly recipient: EnvelopeRecipient;
-  status: RecipientStatus;
-  attempts: number;
-  nextAttemptAt: number | null;
-  lastAttemptAt: number | null;
-  lastReply: string | null;
-  lastReason: string | null;
-  remoteHost: string | null;
   /** Enhanced status of the last reply (for DSNs). */
   lastStatus: string | null;
   /**
@@ -29,7 +23,7 @@ export interface RecipientState {
    * job, not ours. Only for the attempt at hand; not stored.
    */
   dsnPassedOn: boolean;
-}
+};
 
 /** The spool's mark for a finished recipient (delivered or bounced); mailbox marks have no prefix. */
 export function finishedMark(address: string): string {
@@ -57,12 +51,8 @@ export function restoreStates(
     const known = stored?.[i]?.address === recipient.address ? stored[i] : undefined;
     const state = fresh(recipient);
     if (known) {
-      state.attempts = known.attempts;
-      state.nextAttemptAt = known.nextAttemptAt;
-      state.lastAttemptAt = known.lastAttemptAt;
-      state.lastReply = known.lastReply;
-      state.lastReason = known.lastReason;
-      state.remoteHost = known.remoteHost;
+      Object.assign(state, progressOf(known));
+      // Finished is the spool's word (below), not the store's, which may be ahead of it.
       state.status = known.status === 'deferred' ? 'deferred' : 'queued';
     }
     const localDone = recipient.mailboxes.length > 0 && recipient.mailboxes.every((m) => marks.has(m));
@@ -136,19 +126,14 @@ export function applyOutcome(
 
 /** For the store and `postern queue`. */
 export function toStored(s: RecipientState): QueueRecipientState {
-  const { params } = s.recipient;
-  return {
-    address: s.recipient.address,
-    status: s.status,
-    attempts: s.attempts,
-    nextAttemptAt: s.nextAttemptAt,
-    lastAttemptAt: s.lastAttemptAt,
-    lastReply: s.lastReply,
-    lastReason: s.lastReason,
-    remoteHost: s.remoteHost,
-    notify: params.notify ?? null,
-    orcpt: params.orcpt ?? null,
-  };
+  const { address, params } = s.recipient;
+  return { ...progressOf(s), address, notify: params.notify ?? null, orcpt: params.orcpt ?? null };
+}
+
+/** Just the RecipientProgress fields of a state or a stored row: the one list of them. */
+function progressOf(p: RecipientProgress): RecipientProgress {
+  const { status, attempts, nextAttemptAt, lastAttemptAt, lastReply, lastReason, remoteHost } = p;
+  return { status, attempts, nextAttemptAt, lastAttemptAt, lastReply, lastReason, remoteHost };
 }
 
 function describeAge(ms: number): string {

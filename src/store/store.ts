@@ -54,8 +54,8 @@ export interface QueueEntry {
  */
 export type RecipientStatus = 'queued' | 'deferred' | 'delivered' | 'failed';
 
-export interface QueueRecipientState {
-  readonly address: string;
+/** Where a recipient's delivery stands: what the queue keeps between attempts and restarts. */
+export interface RecipientProgress {
   readonly status: RecipientStatus;
   readonly attempts: number;
   /** Milliseconds since the epoch; null once the recipient is finished. */
@@ -67,6 +67,11 @@ export interface QueueRecipientState {
   readonly lastReason: string | null;
   /** The server that gave lastReply. */
   readonly remoteHost: string | null;
+}
+
+/** One recipient's row: its progress, with the address and RFC 3461 parameters it belongs to. */
+export interface QueueRecipientState extends RecipientProgress {
+  readonly address: string;
   /** RFC 3461 NOTIFY as given ([] = NEVER); null: absent. */
   readonly notify: readonly ('SUCCESS' | 'FAILURE' | 'DELAY')[] | null;
   /** RFC 3461 ORCPT. */
