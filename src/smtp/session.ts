@@ -3,6 +3,10 @@
 // answer its questions asynchronously; commands are still handled strictly one at a time, in order,
 // and bytes that arrive meanwhile wait in a queue.
 //
+// Every command handler answers one way: it returns an Answer (a reply, a reply and the end of the
+// connection, or a change of input mode) and act() carries it out. Only act() and the session's
+// own events (the greeting, a timeout, shutdown, too many errors) put replies on the wire.
+//
 // Replies are collected and written in one batch when the queue holds no further complete command
 // (RFC 2920 pipelining), and before anything that may take long (storing a message, TLS).
 
@@ -68,6 +72,8 @@ type InputMode =
   | { readonly kind: 'bdat'; readonly reader: BdatReader; readonly last: boolean }
   /** The octets of a refused BDAT: read and dropped, so they are not taken for commands. */
   | { readonly kind: 'skip'; readonly reader: BdatReader }
+  /** A complete message is with policy and the sink: nothing is read, and shutdown waits, until it is answered. */
+  | { readonly kind: 'storing' }
   /** Between "220 Ready to start TLS" and the end of the handshake: plaintext is dropped. */
   | { readonly kind: 'tls-handshake' }
   | { readonly kind: 'closed' };
@@ -93,10 +99,36 @@ interface Transaction {
   chunks: MessageBody | undefined;
 }
 
-/** What a command handler answers; undefined when it has answered (or closed) by itself. */
-type Outcome = Reply | undefined;
+/** The modes a handler may switch the input to; the session enters the others itself. */
+type ReadingMode = Extract<InputMode, { readonly kind: 'sasl' | 'data' | 'bdat' | 'skip' }>;
+
+/** A message read to its end and found well-formed, on its way to policy and the sink. */
+interface CompleteMessage {
+  readonly transaction: Transaction;
+  readonly hello: Hello;
+  readonly data: Buffer;
+  readonly size: number;
+}
+
+/** What a command handler answers. act() writes the reply and counts it; no handler writes. */
+type Answer =
+  | { readonly kind: 'reply'; readonly reply: Reply }
+  /** The reply, if any, then what follows is read in `mode`; an accepted BDAT is answered later. */
+  | { readonly kind: 'enter'; readonly mode: ReadingMode; readonly reply: Reply | undefined }
+  /** The reply, then the end of the connection. */
+  | { readonly kind: 'close'; readonly reply: Reply }
+  /** "220 Ready to start TLS", then the handshake (RFC 3207 4). */
+  | { readonly kind: 'starttls' }
+  /** The replies before it go out, then the message is stored and answered. */
+  | { readonly kind: 'store'; readonly message: CompleteMessage };
+
+/** How a complete message ended: queued (the client gets 250), or refused. */
+type Acceptance =
+  | { readonly kind: 'queued'; readonly queueId: QueueId; readonly reply: Reply }
+  | { readonly kind: 'refused'; readonly reply: Reply };
 
 const COMMAND: InputMode = { kind: 'command' };
+const STORING: InputMode = { kind: 'storing' };
 const CLOSED: InputMode = { kind: 'closed' };
 
 const OK = reply(250, '2.0.0', 'OK');
@@ -106,6 +138,7 @@ const SEND_RCPT_FIRST = reply(503, '5.5.1', 'Send RCPT first');
 const SIZE_EXCEEDED = reply(552, '5.3.4', 'Message size exceeds fixed maximum message size');
 const AUTH_REQUIRED = reply(530, '5.7.0', 'Authentication required');
 const NEEDS_SMTPUTF8 = reply(553, '5.6.7', 'Non-ASCII address needs the SMTPUTF8 parameter');
+const PARAMS_NEED_EHLO = reply(555, '5.5.4', 'Parameters are not allowed after HELO; use EHLO');
 
 const BAD_LINE: Record<BadLineReason, Reply> = {
   'bare-newline': reply(500, '5.5.2', 'Bare CR or LF in command; lines must end with CRLF'),
@@ -129,8 +162,6 @@ export class SmtpSession {
   private started = false;
   private talkedEarly = false;
   private shuttingDown = false;
-  /** Between the end of a message and its reply (while the sink stores it). */
-  private finishing = false;
   private running = false;
 
   private readonly input: InputQueue;
@@ -156,8 +187,19 @@ export class SmtpSession {
   }
 
   get waitingFor(): 'command' | 'data' {
-    const kind = this.mode.kind;
-    return kind === 'data' || kind === 'bdat' || kind === 'skip' ? 'data' : 'command';
+    switch (this.mode.kind) {
+      case 'data':
+      case 'bdat':
+      case 'skip':
+        return 'data';
+      // Storing: the client waits for our reply, as after any command.
+      case 'storing':
+      case 'command':
+      case 'sasl':
+      case 'tls-handshake':
+      case 'closed':
+        return 'command';
+    }
   }
 
   get inTransaction(): boolean {
@@ -234,7 +276,7 @@ export class SmtpSession {
       this.flush();
       if (!this.closed) this.input.caughtUp();
     } catch (err) {
-      // handle() answers its own errors; this is a fault in the session or in SessionIo itself.
+      // attempt() answers the handlers' errors; this is a fault in the session or in SessionIo.
       this.opts.logger?.error({ err }, 'smtp session failed');
       this.close();
     } finally {
@@ -261,11 +303,13 @@ export class SmtpSession {
         case 'sasl': {
           const read = this.lines.read(chunk, start);
           end = read.offset;
-          if (read.event) {
-            event =
-              mode.kind === 'sasl'
-                ? { kind: 'sasl-line', line: read.event, exchange: mode.exchange }
-                : { kind: 'command-line', line: read.event };
+          if (read.event && mode.kind === 'sasl') {
+            // Back to commands unless the answer continues the exchange, also when the mechanism
+            // throws (451).
+            this.mode = COMMAND;
+            event = { kind: 'sasl-line', line: read.event, exchange: mode.exchange };
+          } else if (read.event) {
+            event = { kind: 'command-line', line: read.event };
           }
           break;
         }
@@ -280,6 +324,8 @@ export class SmtpSession {
         case 'skip':
           end = mode.reader.feed(chunk, start);
           break;
+        // Nothing is read while a message is stored or TLS is negotiated, nor after the end.
+        case 'storing':
         case 'tls-handshake':
         case 'closed':
           return undefined;
@@ -289,31 +335,20 @@ export class SmtpSession {
     }
   }
 
-  /** Acts on one event; a returned promise is awaited before the next. Never throws. */
+  /** Acts on one event; a returned promise is awaited before the next. */
   private handle(event: InputEvent): Promise<void> | undefined {
-    try {
-      const outcome = this.dispatch(event);
-      if (outcome instanceof Promise) {
-        return outcome.then(
-          (r) => this.answer(r),
-          (err: unknown) => this.fail(err),
-        );
-      }
-      this.answer(outcome);
-    } catch (err) {
-      this.fail(err);
-    }
-    return undefined;
+    const answer = this.attempt(() => this.dispatch(event), say, 'smtp command failed');
+    return answer instanceof Promise ? answer.then((a) => this.act(a)) : this.act(answer);
   }
 
-  private dispatch(event: InputEvent): Outcome | Promise<Outcome> {
+  private dispatch(event: InputEvent): Answer | Promise<Answer> {
     switch (event.kind) {
       case 'command-line': {
         const line = event.line;
-        if (line.kind === 'bad') return BAD_LINE[line.reason];
+        if (line.kind === 'bad') return say(BAD_LINE[line.reason]);
         const cmd = parseCommand(line.text);
         if (cmd.verb !== 'AUTH' && Buffer.byteLength(line.text) + 2 > this.config.limits.maxCommandLine) {
-          return BAD_LINE['too-long'];
+          return say(BAD_LINE['too-long']);
         }
         return this.command(cmd);
       }
@@ -326,7 +361,7 @@ export class SmtpSession {
     }
   }
 
-  private command(cmd: Command): Outcome | Promise<Outcome> {
+  private command(cmd: Command): Answer | Promise<Answer> {
     const hostname = this.config.hostname;
     switch (cmd.verb) {
       case 'EHLO':
@@ -342,163 +377,136 @@ export class SmtpSession {
         return this.bdat(cmd.size, cmd.last);
       case 'RSET':
         this.transaction = undefined;
-        return OK;
+        return say(OK);
       case 'NOOP':
-        return OK;
+        return say(OK);
       case 'QUIT':
-        this.respond(reply(221, '2.0.0', `${hostname} closing connection`));
-        this.close();
-        return undefined;
+        return { kind: 'close', reply: reply(221, '2.0.0', `${hostname} closing connection`) };
       case 'VRFY':
         // RFC 5321 3.5.3 allows 252; saying which users exist would help address harvesters.
-        return reply(252, '2.5.0', 'Cannot VRFY user, but will accept message and attempt delivery');
+        return say(reply(252, '2.5.0', 'Cannot VRFY user, but will accept message and attempt delivery'));
       case 'EXPN':
-        return reply(502, '5.5.1', 'EXPN is not supported');
+        return say(reply(502, '5.5.1', 'EXPN is not supported'));
       case 'HELP':
-        return reply(214, '2.0.0', 'Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP STARTTLS AUTH');
+        return say(reply(214, '2.0.0', 'Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP STARTTLS AUTH'));
       case 'STARTTLS':
-        return this.startTls();
+        return this.starttls();
       case 'AUTH':
         return this.auth(cmd.argument);
       case 'UNKNOWN':
-        return reply(500, '5.5.2', 'Command not recognized');
+        return say(reply(500, '5.5.2', 'Command not recognized'));
       case 'INVALID':
-        if (cmd.skip > 0) this.mode = { kind: 'skip', reader: new BdatReader(cmd.skip, undefined) };
-        return cmd.reply;
+        // `skip` is set for a BDAT whose size could be read: its octets follow anyway.
+        return refuseChunk(cmd.skip, cmd.reply);
     }
   }
 
   // ---- command handlers -----------------------------------------------------------------------
 
-  private helo(verb: 'EHLO' | 'HELO', name: string): Reply {
+  private helo(verb: 'EHLO' | 'HELO', name: string): Answer {
     // RFC 5321 4.1.4: EHLO/HELO in mid-session resets the transaction, as RSET does.
     this.transaction = undefined;
     this.hello = { name, esmtp: verb === 'EHLO' };
     this.counters.helo = name;
     const hostname = this.config.hostname;
-    if (verb === 'HELO') return heloReply(hostname);
-    return ehloReply({
-      hostname,
-      maxMessageSize: this.config.limits.maxMessageSize,
-      offerStartTls: this.config.starttls && this.tlsInfo === undefined,
-      authMechanisms: this.authOffered() ? this.offeredMechanisms().map((m) => m.name) : [],
-    });
+    if (verb === 'HELO') return say(heloReply(hostname));
+    return say(
+      ehloReply({
+        hostname,
+        maxMessageSize: this.config.limits.maxMessageSize,
+        offerStartTls: this.config.starttls && this.tlsInfo === undefined,
+        authMechanisms: this.authOffered() ? this.offeredMechanisms().map((m) => m.name) : [],
+      }),
+    );
   }
 
-  private async mail(argument: string): Promise<Outcome> {
-    if (!this.hello) return SEND_HELLO_FIRST;
-    if (this.transaction) return reply(503, '5.5.1', 'Sender already given; send RSET to start over');
-    if (this.config.requireAuth && this.authUser === undefined) return AUTH_REQUIRED;
+  private async mail(argument: string): Promise<Answer> {
+    if (!this.hello) return say(SEND_HELLO_FIRST);
+    if (this.transaction) return say(reply(503, '5.5.1', 'Sender already given; send RSET to start over'));
+    if (this.config.requireAuth && this.authUser === undefined) return say(AUTH_REQUIRED);
     const maxMessages = this.config.limits.maxMessagesPerConnection;
     if (maxMessages > 0 && this.counters.messagesAccepted + this.counters.messagesRejected >= maxMessages) {
       const hostname = this.config.hostname;
-      this.closeWith(reply(421, '4.7.0', `${hostname} Too many messages in one connection, closing connection`));
-      return undefined;
+      return { kind: 'close', reply: reply(421, '4.7.0', `${hostname} Too many messages in one connection, closing connection`) };
     }
     const path = parsePathArgument(argument, { allowNull: true, allowPostmaster: false });
-    if (!path) return reply(501, '5.1.7', 'Bad sender address syntax');
-    this.refuseParamsAfterHelo(path.params);
+    if (!path) return say(reply(501, '5.1.7', 'Bad sender address syntax'));
+    if (!this.paramsAllowed(path.params)) return say(PARAMS_NEED_EHLO);
+    // A malformed parameter is an SmtpError (555 5.5.4) from params.ts, answered by attempt().
     const params = parseMailParams(path.params);
-    if (params.size !== undefined && params.size > this.config.limits.maxMessageSize) return SIZE_EXCEEDED;
+    if (params.size !== undefined && params.size > this.config.limits.maxMessageSize) return say(SIZE_EXCEEDED);
     // RFC 6531 3.5: a UTF-8 address without SMTPUTF8 would be mangled by the next hop. Checked
     // as written: normalizing turns a U-label domain into ASCII.
-    if (path.mailbox && isUtf8Mailbox(path.mailbox) && !params.smtputf8) return NEEDS_SMTPUTF8;
+    if (path.mailbox && isUtf8Mailbox(path.mailbox) && !params.smtputf8) return say(NEEDS_SMTPUTF8);
     const sender = path.mailbox ? addressOf(path.mailbox) : '';
     const refusal = await this.opts.policy.checkSender(this.info(), sender, params);
-    if (refusal) return refusal;
+    if (refusal) return say(refusal);
     this.transaction = { sender, mailParams: params, recipients: [], chunks: undefined };
-    return reply(250, '2.1.0', 'OK');
+    return say(reply(250, '2.1.0', 'OK'));
   }
 
-  private async rcpt(argument: string): Promise<Outcome> {
+  private async rcpt(argument: string): Promise<Answer> {
     const transaction = this.transaction;
-    if (!transaction) return this.hello ? SEND_MAIL_FIRST : SEND_HELLO_FIRST;
-    if (transaction.chunks) return reply(503, '5.5.1', 'Recipients must come before the message data');
+    if (!transaction) return say(this.hello ? SEND_MAIL_FIRST : SEND_HELLO_FIRST);
+    if (transaction.chunks) return say(reply(503, '5.5.1', 'Recipients must come before the message data'));
     const path = parsePathArgument(argument, { allowNull: false, allowPostmaster: true });
-    if (!path) return reply(501, '5.1.3', 'Bad recipient address syntax');
-    this.refuseParamsAfterHelo(path.params);
+    if (!path) return say(reply(501, '5.1.3', 'Bad recipient address syntax'));
+    if (!this.paramsAllowed(path.params)) return say(PARAMS_NEED_EHLO);
+    // A malformed parameter is an SmtpError (555 or 501 5.5.4) from params.ts, answered by attempt().
     const params = parseRcptParams(path.params);
     // RFC 5321 4.1.1.3: "<Postmaster>" without a domain names our own postmaster.
-    if (path.mailbox && isUtf8Mailbox(path.mailbox) && !transaction.mailParams.smtputf8) return NEEDS_SMTPUTF8;
+    if (path.mailbox && isUtf8Mailbox(path.mailbox) && !transaction.mailParams.smtputf8) return say(NEEDS_SMTPUTF8);
     const recipient = path.mailbox ? addressOf(path.mailbox) : 'postmaster';
     // RFC 5321 4.5.3.1.10: 452 tells the client to send the rest in another transaction.
     if (transaction.recipients.length >= this.config.limits.maxRecipients) {
-      return reply(452, '4.5.3', 'Too many recipients');
+      return say(reply(452, '4.5.3', 'Too many recipients'));
     }
     const decision = await this.opts.policy.checkRecipient(this.info(), recipient, params, transaction.recipients.length);
-    if (!decision.accept) return decision.reply;
+    if (!decision.accept) return say(decision.reply);
     const forwards = decision.forwards ?? [];
     transaction.recipients.push({ address: decision.address, params, mailboxes: decision.mailboxes, ...(forwards.length > 0 ? { forwards } : {}) });
-    return decision.reply ?? reply(250, '2.1.5', 'OK');
+    return say(decision.reply ?? reply(250, '2.1.5', 'OK'));
   }
 
-  private data(): Outcome {
+  private data(): Answer {
     const transaction = this.transaction;
-    if (!transaction) return this.hello ? SEND_MAIL_FIRST : SEND_HELLO_FIRST;
+    if (!transaction) return say(this.hello ? SEND_MAIL_FIRST : SEND_HELLO_FIRST);
     // RFC 3030 2: a message is sent either with DATA or with BDAT, never both.
-    if (transaction.chunks) return reply(503, '5.5.1', 'DATA cannot follow BDAT in the same message');
-    if (transaction.recipients.length === 0) return SEND_RCPT_FIRST;
+    if (transaction.chunks) return say(reply(503, '5.5.1', 'DATA cannot follow BDAT in the same message'));
+    if (transaction.recipients.length === 0) return say(SEND_RCPT_FIRST);
     const body = this.newBody();
-    this.mode = { kind: 'data', reader: new DotReader(body), body };
-    return reply(354, undefined, 'End data with <CR><LF>.<CR><LF>');
+    return {
+      kind: 'enter',
+      mode: { kind: 'data', reader: new DotReader(body), body },
+      reply: reply(354, undefined, 'End data with <CR><LF>.<CR><LF>'),
+    };
   }
 
-  private bdat(size: number, last: boolean): Outcome {
+  private bdat(size: number, last: boolean): Answer {
     const transaction = this.transaction;
-    const refusal = !transaction
-      ? this.hello
-        ? SEND_MAIL_FIRST
-        : SEND_HELLO_FIRST
-      : transaction.recipients.length === 0
-        ? SEND_RCPT_FIRST
-        : undefined;
-    if (refusal || !transaction) {
-      // The client sends the octets anyway (RFC 3030 2); they must not be read as commands.
-      if (size > 0) this.mode = { kind: 'skip', reader: new BdatReader(size, undefined) };
-      return refusal;
-    }
+    if (!transaction) return refuseChunk(size, this.hello ? SEND_MAIL_FIRST : SEND_HELLO_FIRST);
+    if (transaction.recipients.length === 0) return refuseChunk(size, SEND_RCPT_FIRST);
     transaction.chunks ??= this.newBody();
-    this.mode = { kind: 'bdat', reader: new BdatReader(size, transaction.chunks), last };
-    return undefined; // answered once the chunk has been read
+    // Answered once the chunk has been read (chunk-end).
+    return { kind: 'enter', mode: { kind: 'bdat', reader: new BdatReader(size, transaction.chunks), last }, reply: undefined };
   }
 
-  private chunkEnd(size: number, last: boolean): Outcome | Promise<Outcome> {
+  private chunkEnd(size: number, last: boolean): Answer {
     const chunks = this.transaction?.chunks;
     if (!chunks) throw new Error('BDAT chunk ended outside a transaction');
-    if (!last) return reply(250, '2.0.0', `${size} octets received`);
+    if (!last) return say(reply(250, '2.0.0', `${size} octets received`));
     return this.finishMessage(chunks);
   }
 
-  private async startTls(): Promise<Outcome> {
-    if (this.tlsInfo) return reply(503, '5.5.1', 'TLS is already active');
-    if (!this.config.starttls) return reply(502, '5.5.1', 'STARTTLS is not offered');
-    this.respond(reply(220, '2.0.0', 'Ready to start TLS'));
-    this.flush();
-    // CVE-2011-0411: commands pipelined after STARTTLS came in plaintext and could be injected by
-    // a man in the middle; they must not be executed inside the TLS session. Drop them.
-    this.dropInput();
-    this.mode = { kind: 'tls-handshake' };
-    let tls: TlsInfo;
-    try {
-      tls = await this.io.startTls();
-    } catch (err) {
-      this.opts.logger?.info({ err }, 'TLS handshake failed');
-      this.close();
-      return undefined;
-    }
-    if (this.closed) return undefined;
-    // RFC 3207 4.2: forget everything learned before TLS; the client must send EHLO again.
-    this.tlsInfo = tls;
-    this.hello = undefined;
-    this.transaction = undefined;
-    this.authUser = undefined;
-    this.mode = COMMAND;
-    return undefined;
+  private starttls(): Answer {
+    if (this.tlsInfo) return say(reply(503, '5.5.1', 'TLS is already active'));
+    if (!this.config.starttls) return say(reply(502, '5.5.1', 'STARTTLS is not offered'));
+    return { kind: 'starttls' };
   }
 
   // ---- AUTH (auth-command.ts) ------------------------------------------------------------------
 
-  private async auth(argument: string): Promise<Outcome> {
+  private async auth(argument: string): Promise<Answer> {
     const refusal = refuseAuth({
       offered: this.config.auth,
       tls: this.tlsInfo !== undefined,
@@ -506,11 +514,11 @@ export class SmtpSession {
       authenticated: this.authUser !== undefined,
       inTransaction: this.transaction !== undefined,
     });
-    if (refusal) return refusal;
+    if (refusal) return say(refusal);
     const opening = openAuth(argument, this.offeredMechanisms());
-    if (opening.kind === 'refused') return opening.reply;
+    if (opening.kind === 'refused') return say(opening.reply);
     const locked = this.opts.authGuard.beforeAttempt(this.opts.clientIp);
-    if (locked) return locked;
+    if (locked) return say(locked);
     const exchange = new AuthExchange(opening.mechanism, this.saslContext(), {
       guard: this.opts.authGuard,
       clientIp: this.opts.clientIp,
@@ -518,22 +526,19 @@ export class SmtpSession {
     return this.saslTurn(exchange, await exchange.start(opening.initialResponse));
   }
 
-  private async saslResponse(exchange: AuthExchange, line: LineEvent): Promise<Outcome> {
-    // Back to commands unless the exchange continues, also when the mechanism throws (451).
-    this.mode = COMMAND;
+  private async saslResponse(exchange: AuthExchange, line: LineEvent): Promise<Answer> {
     return this.saslTurn(exchange, await exchange.respond(line));
   }
 
-  private saslTurn(exchange: AuthExchange, turn: AuthTurn): Reply {
+  private saslTurn(exchange: AuthExchange, turn: AuthTurn): Answer {
     switch (turn.kind) {
       case 'challenge':
-        this.mode = { kind: 'sasl', exchange, mechanism: exchange.mechanism.name };
-        return turn.reply;
+        return { kind: 'enter', mode: { kind: 'sasl', exchange, mechanism: exchange.mechanism.name }, reply: turn.reply };
       case 'authenticated':
         this.authUser = turn.account;
-        return turn.reply;
+        return say(turn.reply);
       case 'ended':
-        return turn.reply;
+        return say(turn.reply);
     }
   }
 
@@ -551,55 +556,132 @@ export class SmtpSession {
     return { secure: tls !== undefined, channelBinding: tls?.channelBinding, hostname: this.config.hostname };
   }
 
+  // ---- acting on answers ----------------------------------------------------------------------
+
+  /** Does what a handler answered: the one place where the replies to commands are written. */
+  private act(answer: Answer): Promise<void> | undefined {
+    // A handler that waited (policy, SASL) may find the session timed out meanwhile.
+    if (this.closed) return undefined;
+    switch (answer.kind) {
+      case 'reply':
+        this.respond(answer.reply);
+        return undefined;
+      case 'enter':
+        // The mode first, so that a reply which ends the session (max_errors) leaves it closed.
+        this.mode = answer.mode;
+        if (answer.reply) this.respond(answer.reply);
+        return undefined;
+      case 'close':
+        this.respond(answer.reply);
+        this.close();
+        return undefined;
+      case 'starttls':
+        return this.startTls();
+      case 'store':
+        return this.store(answer.message);
+    }
+  }
+
+  /**
+   * The one place an exception becomes a reply (toReply): an SmtpError, from policy, the sink or
+   * params.ts, is the reply it carries; anything else is 451 4.3.0 and a log line, never internals
+   * on the wire. `refused` turns that reply into what the caller waits for.
+   */
+  private attempt<T>(step: () => T | Promise<T>, refused: (r: Reply) => T, doing: string): T | Promise<T> {
+    const failed = (err: unknown): T => {
+      if (!(err instanceof SmtpError)) this.opts.logger?.error({ err }, doing);
+      return refused(toReply(err));
+    };
+    try {
+      const result = step();
+      return result instanceof Promise ? result.catch(failed) : result;
+    } catch (err) {
+      return failed(err);
+    }
+  }
+
+  private async startTls(): Promise<void> {
+    this.respond(reply(220, '2.0.0', 'Ready to start TLS'));
+    this.flush();
+    // CVE-2011-0411: commands pipelined after STARTTLS came in plaintext and could be injected by
+    // a man in the middle; they must not be executed inside the TLS session. Drop them.
+    this.dropInput();
+    this.mode = { kind: 'tls-handshake' };
+    let tls: TlsInfo;
+    try {
+      tls = await this.io.startTls();
+    } catch (err) {
+      this.opts.logger?.info({ err }, 'TLS handshake failed');
+      this.close();
+      return;
+    }
+    if (this.closed) return;
+    // RFC 3207 4.2: forget everything learned before TLS; the client must send EHLO again.
+    this.tlsInfo = tls;
+    this.hello = undefined;
+    this.transaction = undefined;
+    this.authUser = undefined;
+    this.mode = COMMAND;
+  }
+
   // ---- the end of a message -------------------------------------------------------------------
 
-  private async finishMessage(body: MessageBody): Promise<Outcome> {
+  private finishMessage(body: MessageBody): Answer {
     const transaction = this.transaction;
     const hello = this.hello;
     // RFC 5321 4.1.1.4: the end of the data ends the transaction, whatever the outcome.
     this.transaction = undefined;
     if (!transaction || !hello) throw new Error('message ended outside a transaction');
     const verdict = body.finish();
-    let outcome: Reply;
-    let queueId: QueueId | undefined;
-    if (!verdict.ok) {
-      outcome = verdict.reply;
-    } else {
-      this.finishing = true;
-      this.flush(); // storing may take a while; the client should not wait for earlier replies
-      const info = this.info();
-      const envelope = this.envelope(transaction, hello);
-      try {
-        const refusal = await this.opts.policy.checkMessage(info, envelope, verdict.message);
-        if (refusal) {
-          outcome = refusal;
-        } else {
-          queueId = await this.opts.sink.accept(envelope, verdict.message);
-          outcome = reply(250, '2.0.0', `OK: queued as ${queueId}`);
-        }
-      } catch (err) {
-        if (!(err instanceof SmtpError)) this.opts.logger?.error({ err }, 'storing a message failed');
-        outcome = toReply(err);
-      }
-      // Outside the try: the message is queued, so nothing here may turn the 250 into an error.
-      if (queueId !== undefined) {
-        await this.opts.policy.messageAccepted(info, envelope).catch((err: unknown) => {
-          this.opts.logger?.error({ err, queue_id: queueId }, 'recording an accepted message failed');
-        });
-      }
-      this.finishing = false;
+    if (verdict.ok) return { kind: 'store', message: { transaction, hello, data: verdict.message, size: verdict.size } };
+    this.messageEnded(transaction, verdict.size, { kind: 'refused', reply: verdict.reply });
+    return say(verdict.reply);
+  }
+
+  /** Checks and stores a complete message, then answers it; nothing more is read until then. */
+  private async store(message: CompleteMessage): Promise<void> {
+    this.mode = STORING;
+    this.flush(); // storing may take a while; the client should not wait for earlier replies
+    const info = this.info();
+    const envelope = this.envelope(message.transaction, message.hello);
+    const acceptance = await this.attempt(
+      () => this.accept(info, envelope, message.data),
+      (r): Acceptance => ({ kind: 'refused', reply: r }),
+      'storing a message failed',
+    );
+    // Outside attempt(): the message is queued, so nothing here may turn the 250 into an error.
+    if (acceptance.kind === 'queued') {
+      await this.opts.policy.messageAccepted(info, envelope).catch((err: unknown) => {
+        this.opts.logger?.error({ err, queue_id: acceptance.queueId }, 'recording an accepted message failed');
+      });
     }
+    // Unless a timeout closed the session meanwhile.
+    if (this.mode.kind === 'storing') this.mode = COMMAND;
+    this.messageEnded(message.transaction, message.size, acceptance);
+    this.respond(acceptance.reply);
+  }
+
+  /** Policy's last word on the message, then the sink, which resolves once the message is durable. */
+  private async accept(info: SessionInfo, envelope: Envelope, data: Buffer): Promise<Acceptance> {
+    const refusal = await this.opts.policy.checkMessage(info, envelope, data);
+    if (refusal) return { kind: 'refused', reply: refusal };
+    const queueId = await this.opts.sink.accept(envelope, data);
+    return { kind: 'queued', queueId, reply: reply(250, '2.0.0', `OK: queued as ${queueId}`) };
+  }
+
+  /** Counts the message and reports it for the log, whatever became of it. */
+  private messageEnded(transaction: Transaction, size: number, acceptance: Acceptance): void {
+    const queueId = acceptance.kind === 'queued' ? acceptance.queueId : undefined;
     if (queueId !== undefined) this.counters.messagesAccepted += 1;
     else this.counters.messagesRejected += 1;
     this.opts.events?.transaction?.({
       queueId,
       sender: transaction.sender,
       recipients: transaction.recipients.map((r) => r.address),
-      size: verdict.size,
-      outcome,
+      size,
+      outcome: acceptance.reply,
       authUser: this.authUser,
     });
-    return outcome;
   }
 
   private envelope(transaction: Transaction, hello: Hello): Envelope {
@@ -633,16 +715,6 @@ export class SmtpSession {
 
   // ---- replies and the connection -------------------------------------------------------------
 
-  private answer(outcome: Outcome): void {
-    if (outcome) this.respond(outcome);
-  }
-
-  /** An exception from a handler: an SmtpError is its reply; anything else is 451 4.3.0 and a log line. */
-  private fail(err: unknown): void {
-    if (!(err instanceof SmtpError)) this.opts.logger?.error({ err }, 'smtp command failed');
-    this.respond(toReply(err));
-  }
-
   private respond(r: Reply): void {
     if (this.closed) return;
     this.out.push(formatReply(r));
@@ -653,16 +725,26 @@ export class SmtpSession {
     }
   }
 
-  private refuseParamsAfterHelo(params: string): void {
-    // Parameters belong to service extensions, which only EHLO negotiates (RFC 5321 2.2.1).
-    if (params !== '' && !this.hello?.esmtp) {
-      throw new SmtpError(555, '5.5.4', 'Parameters are not allowed after HELO; use EHLO');
-    }
+  /** Parameters belong to service extensions, which only EHLO negotiates (RFC 5321 2.2.1). */
+  private paramsAllowed(params: string): boolean {
+    return params === '' || this.hello?.esmtp === true;
   }
 
+  /** A message begun and not yet answered: shutdown waits for its reply. */
   private messageInProgress(): boolean {
-    const kind = this.mode.kind;
-    return kind === 'data' || kind === 'bdat' || this.finishing || this.transaction?.chunks !== undefined;
+    switch (this.mode.kind) {
+      case 'data':
+      case 'bdat':
+      case 'storing':
+        return true;
+      case 'command':
+      case 'sasl':
+      case 'skip':
+      case 'tls-handshake':
+      case 'closed':
+        // Between BDAT chunks the message is still coming.
+        return this.transaction?.chunks !== undefined;
+    }
   }
 
   private closeForShutdown(): void {
@@ -724,6 +806,16 @@ export function blamesClient(r: Reply): boolean {
   if (r.code < 500) return false;
   const subject = r.enhanced?.split('.')[1];
   return subject === undefined || subject === '5' || subject === '1' || subject === '7';
+}
+
+function say(r: Reply): Answer {
+  return { kind: 'reply', reply: r };
+}
+
+/** The client sends the octets of a refused BDAT anyway (RFC 3030 2); they must not be read as commands. */
+function refuseChunk(size: number, refusal: Reply): Answer {
+  if (size === 0) return say(refusal);
+  return { kind: 'enter', mode: { kind: 'skip', reader: new BdatReader(size, undefined) }, reply: refusal };
 }
 
 function isUtf8Mailbox(mailbox: Mailbox): boolean {
