@@ -77,6 +77,7 @@ function compress(state: readonly number[], block: Buffer | Uint8Array, offset: 
         f = c ^ (b | ~d);
         g = (7 * i) % 16;
     }
+    // Fixed RFC 1321 tables indexed within their length: the casts keep this inner loop lean.
     const shift = SHIFTS[round * 4 + (i % 4)] as number;
     const x = (a + f + (SINES[i] as number) + words.readInt32LE(4 * g)) | 0;
     a = d;

@@ -46,8 +46,9 @@ function parseScryptHash(hash: string): ParsedHash | undefined {
   if (!m) return undefined;
   const params = { logN: Number(m[1]), r: Number(m[2]), p: Number(m[3]) };
   if (params.logN < 1 || params.logN > MAX_LOG_N || params.r < 1 || params.p < 1) return undefined;
-  const salt = Buffer.from(m[4] as string, 'base64');
-  const key = Buffer.from(m[5] as string, 'base64');
+  const [, , , , saltText = '', keyText = ''] = m;
+  const salt = Buffer.from(saltText, 'base64');
+  const key = Buffer.from(keyText, 'base64');
   if (salt.length === 0 || key.length < 16) return undefined;
   return { params, salt, key };
 }

@@ -60,7 +60,7 @@ export function digestLength(hash: ScramHash): number {
 
 export function xor(a: Buffer, b: Buffer): Buffer {
   const out = Buffer.alloc(a.length);
-  for (let i = 0; i < a.length; i++) out[i] = (a[i] as number) ^ (b[i] as number);
+  for (let i = 0; i < a.length; i++) out.writeUInt8(a.readUInt8(i) ^ b.readUInt8(i), i);
   return out;
 }
 
@@ -79,10 +79,11 @@ export function formatScramSecret(hash: ScramHash, secret: ScramSecret): string 
 export function parseScramSecret(hash: ScramHash, text: string): ScramSecret | undefined {
   const m = /^([A-Z0-9-]+)\$(\d{1,9}):([A-Za-z0-9+/]+=*)\$([A-Za-z0-9+/]+=*):([A-Za-z0-9+/]+=*)$/.exec(text);
   if (!m || m[1] !== scramMechanismName(hash)) return undefined;
-  const iterations = Number(m[2]);
-  const salt = Buffer.from(m[3] as string, 'base64');
-  const storedKey = Buffer.from(m[4] as string, 'base64');
-  const serverKey = Buffer.from(m[5] as string, 'base64');
+  const [, , iterationsText, saltText = '', storedKeyText = '', serverKeyText = ''] = m;
+  const iterations = Number(iterationsText);
+  const salt = Buffer.from(saltText, 'base64');
+  const storedKey = Buffer.from(storedKeyText, 'base64');
+  const serverKey = Buffer.from(serverKeyText, 'base64');
   if (iterations < 1 || salt.length === 0) return undefined;
   if (storedKey.length !== digestLength(hash) || serverKey.length !== digestLength(hash)) return undefined;
   return { salt, iterations, storedKey, serverKey };

@@ -112,8 +112,9 @@ const SUBJECTS: Record<ReportKind, string> = {
 };
 
 function reportKind(recipients: readonly DsnRecipient[]): ReportKind {
-  if (recipients.length === 0) throw new Error('a DSN needs at least one recipient');
-  const first = recipients[0]!.action;
+  const [head] = recipients;
+  if (head === undefined) throw new Error('a DSN needs at least one recipient');
+  const first = head.action;
   if (!recipients.every((r) => sameKind(r.action, first))) throw new Error('a DSN reports one kind of outcome');
   switch (first) {
     case 'failed':

@@ -81,10 +81,10 @@ export function moveLeadingConfigOption(argv: readonly string[]): string[] {
   const [node = '', script = '', ...args] = argv;
   const moved: string[] = [];
   let i = 0;
-  while (i < args.length && (args[i] ?? '').startsWith('--config')) {
-    const arg = args[i] as string;
-    if (arg === '--config' && i + 1 < args.length) {
-      moved.push(arg, args[i + 1] as string);
+  for (let arg = args[i]; arg !== undefined && arg.startsWith('--config'); arg = args[i]) {
+    const value = args[i + 1];
+    if (arg === '--config' && value !== undefined) {
+      moved.push(arg, value);
       i += 2;
     } else if (arg.startsWith('--config=')) {
       moved.push(arg);

@@ -301,5 +301,5 @@ export interface ListenAddress {
 export function parseListenAddress(text: string): ListenAddress {
   const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(text);
   if (!m) throw new Error(`bad listen address "${text}"`);
-  return { host: (m[1] ?? m[2]) as string, port: Number(m[3]) };
+  return { host: m[1] ?? m[2] ?? '', port: Number(m[3]) };
 }

@@ -28,8 +28,9 @@ const MODES = ['enforce', 'testing', 'none'] as const;
  */
 export function parseStsRecord(records: readonly (readonly string[])[]): string | undefined {
   const candidates = records.map((strings) => strings.join('')).filter((text) => text.startsWith('v=STSv1'));
-  if (candidates.length !== 1) return undefined;
-  const fields = (candidates[0] as string).split(';').map((f) => f.trim());
+  const [record] = candidates;
+  if (candidates.length !== 1 || record === undefined) return undefined;
+  const fields = record.split(';').map((f) => f.trim());
   if (fields.at(-1) === '') fields.pop();
   if (fields[0] !== 'v=STSv1') return undefined;
   let id: string | undefined;
@@ -37,7 +38,7 @@ export function parseStsRecord(records: readonly (readonly string[])[]): string 
     const m = /^([A-Za-z0-9_.-]+)=([\x21-\x3a\x3c\x3e-\x7e]+)$/.exec(field);
     if (!m) return undefined;
     if (m[1] === 'id') {
-      if (id !== undefined || !/^[A-Za-z0-9]{1,32}$/.test(m[2] as string)) return undefined;
+      if (id !== undefined || !/^[A-Za-z0-9]{1,32}$/.test(m[2] ?? '')) return undefined;
       id = m[2];
     }
   }

@@ -40,8 +40,8 @@ export function receivedHeader(envelope: Envelope, opts: ReceivedOptions): strin
   if (only) {
     lines.push([`for <${headerToken(only.address)}>;`, date]);
   } else {
-    const last = lines[lines.length - 1]!;
-    last[last.length - 1] += ';';
+    const last = lines.at(-1);
+    if (last) last[last.length - 1] += ';';
     lines.push([date]);
   }
   return fold('Received:', lines);

@@ -49,6 +49,7 @@ export class QueueIdGenerator {
       this.randomAt = 0;
     }
     let out = '';
+    // The check above keeps randomAt inside the pool for these RANDOM_WIDTH reads.
     for (let i = 0; i < RANDOM_WIDTH; i++) out += ALPHABET[this.random[this.randomAt++]! % 62];
     return out;
   }

@@ -174,7 +174,7 @@ export function throttleKey(ip: string): string {
 }
 
 function ipv6Prefix64(ip: string): string {
-  const address = ip.split('%')[0] as string; // a zone id names an interface, not a host
+  const address = ip.split('%', 1)[0] ?? ip; // a zone id names an interface, not a host
   const [head = '', tail] = address.split('::');
   const left = head === '' ? [] : head.split(':');
   const right = tail === undefined || tail === '' ? [] : tail.split(':');

@@ -63,7 +63,8 @@ export function clientKey(ip: string): string {
   }
   const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(canonical);
   if (!mapped) return canonical;
-  const high = parseInt(mapped[1] as string, 16);
-  const low = parseInt(mapped[2] as string, 16);
+  const [, highText = '', lowText = ''] = mapped;
+  const high = parseInt(highText, 16);
+  const low = parseInt(lowText, 16);
   return [high >> 8, high & 0xff, low >> 8, low & 0xff].join('.');
 }

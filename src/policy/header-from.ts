@@ -71,7 +71,7 @@ function tokenize(value: string): Token[] | undefined {
   const tokens: Token[] = [];
   let i = 0;
   while (i < value.length) {
-    const c = value[i] as string;
+    const c = value.charAt(i);
     // Only the white space of RFC 5322 (and the CRLF of unfolding): a no-break space is no
     // separator to a mail client either, so it stays inside the atom.
     if (c === ' ' || c === '\t' || c === '\r' || c === '\n') {
@@ -99,7 +99,7 @@ function tokenize(value: string): Token[] | undefined {
     } else {
       ENCODED_WORD.lastIndex = i;
       let end = ENCODED_WORD.test(value) ? ENCODED_WORD.lastIndex : i;
-      while (end < value.length && !ATOM_END.test(value[end] as string)) end++;
+      while (end < value.length && !ATOM_END.test(value.charAt(end))) end++;
       tokens.push({ kind: 'word', text: value.slice(i, end), quoted: false });
       i = end;
     }
@@ -123,7 +123,7 @@ function skipComment(value: string, start: number): number | undefined {
 function readDelimited(value: string, start: number, close: string): { text: string; end: number } | undefined {
   let text = '';
   for (let i = start + 1; i < value.length; i++) {
-    const c = value[i] as string;
+    const c = value.charAt(i);
     if (c === '\\') {
       if (i + 1 >= value.length) return undefined;
       text += value[++i];

@@ -149,7 +149,7 @@ function isValidSender(sender: string): boolean {
   if (!parts) return false;
   const literal = /^\[(.*)\]$/.exec(parts.domain);
   if (!literal) return normalizeDomain(parts.domain) !== undefined;
-  const inside = literal[1] as string;
+  const [, inside = ''] = literal;
   if (/^ipv6:/i.test(inside)) return isIPv6(inside.slice(5));
   return isIPv4(inside);
 }

@@ -91,7 +91,7 @@ export class DeliveryScheduler<J> {
 
   private pump(): void {
     while (!this.paused && !this.stopped && this.running < this.opts.concurrency && this.head < this.ready.length) {
-      const job = this.ready[this.head++]!;
+      const job = this.ready[this.head++]!; // head < ready.length (the loop condition)
       if (this.head > 1024 && this.head * 2 > this.ready.length) {
         this.ready = this.ready.slice(this.head);
         this.head = 0;

@@ -58,8 +58,8 @@ class CramMd5Exchange implements SaslExchange {
     // The user name may contain spaces; the digest is the last word.
     const m = text === undefined ? null : /^(.+) ([0-9a-fA-F]{32})$/s.exec(text);
     if (!m) return this.fail('expected "user digest"');
-    const username = m[1] as string;
-    const digest = Buffer.from(m[2] as string, 'hex');
+    const [, username = '', digestHex = ''] = m;
+    const digest = Buffer.from(digestHex, 'hex');
 
     const stored = await this.credentials.lookup(username);
     const secret = stored?.cramMd5 ?? DECOY_CRAM_MD5_SECRET;

@@ -207,7 +207,8 @@ function parsePairs(pairs: readonly string[]): Map<string, string> | string {
   for (const pair of pairs) {
     const m = /^([A-Za-z]+)=(.*)$/s.exec(pair);
     if (!m) return 'bad key=value pair';
-    kv.set((m[1] as string).toLowerCase(), m[2] as string);
+    const [, key = '', value = ''] = m;
+    kv.set(key.toLowerCase(), value);
   }
   return kv;
 }
@@ -215,5 +216,5 @@ function parsePairs(pairs: readonly string[]): Map<string, string> | string {
 /** RFC 6750 section 2.1: "Bearer" (case-insensitive) then the token. */
 function bearerToken(auth: string | undefined): string | undefined {
   const m = auth === undefined ? null : /^Bearer +([A-Za-z0-9\-._~+/]+=*)$/i.exec(auth);
-  return m ? (m[1] as string) : undefined;
+  return m?.[1];
 }

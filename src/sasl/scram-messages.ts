@@ -122,7 +122,8 @@ export function parseServerFirst(message: string): ServerFirst | string {
   if (message.startsWith('m=')) return 'mandatory extension not supported';
   const m = /^r=([^,]+),s=([^,]+),i=(\d{1,10})(?:,.*)?$/s.exec(message);
   if (!m) return 'malformed server-first-message';
-  const salt = decodeBase64(m[2] as string);
-  if (!isNonce(m[1] as string) || !salt || salt.length === 0) return 'bad nonce or salt';
-  return { nonce: m[1] as string, salt, iterations: Number(m[3]) };
+  const [, nonce = '', saltText = '', iterations] = m;
+  const salt = decodeBase64(saltText);
+  if (!isNonce(nonce) || !salt || salt.length === 0) return 'bad nonce or salt';
+  return { nonce, salt, iterations: Number(iterations) };
 }

@@ -56,7 +56,7 @@ export function openAuth(argument: string, offered: readonly SaslMechanism[]): A
     return { kind: 'refused', reply: reply(501, '5.5.4', 'Syntax: AUTH <mechanism> [initial-response]') };
   }
   // SASL mechanism names are upper case (RFC 4422 3.1); clients that send "plain" mean PLAIN.
-  const name = (words[0] as string).toUpperCase();
+  const name = (words[0] ?? '').toUpperCase();
   const mechanism = offered.find((m) => m.name === name);
   if (!mechanism) return { kind: 'refused', reply: reply(504, '5.5.4', 'Unrecognized authentication type') };
   const initial = words[1];

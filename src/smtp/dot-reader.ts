@@ -39,7 +39,7 @@ export class DotReader {
   feed(chunk: Buffer, offset: number): number {
     let pos = offset;
     while (pos < chunk.length && !this.finished) {
-      const octet = chunk[pos] as number;
+      const octet = chunk[pos] as number; // pos < chunk.length (the loop bound); this runs per octet of DATA
       switch (this.tail) {
         case 'cr':
           this.tail = octet === LF ? 'line' : 'text';

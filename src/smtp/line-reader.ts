@@ -98,7 +98,8 @@ export class LineReader {
   }
 
   private finishLine(): LineEvent {
-    const line = this.pieces.length === 1 ? (this.pieces[0] as Buffer) : Buffer.concat(this.pieces);
+    const [only] = this.pieces;
+    const line = only !== undefined && this.pieces.length === 1 ? only : Buffer.concat(this.pieces);
     if (this.bareNewline || line.includes(CR)) return { kind: 'bad', reason: 'bare-newline' };
     if (line.includes(NUL)) return { kind: 'bad', reason: 'nul' };
     try {

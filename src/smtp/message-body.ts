@@ -119,7 +119,8 @@ export class MessageBody {
         reply: reply(554, '5.6.0', `Message has a line longer than ${this.limits.maxTextLine} octets`),
       };
     }
-    const message = this.parts.length === 1 ? (this.parts[0] as Buffer) : Buffer.concat(this.parts, size);
+    const [only] = this.parts;
+    const message = only !== undefined && this.parts.length === 1 ? only : Buffer.concat(this.parts, size);
     this.parts = [];
     return { ok: true, message, size };
   }

@@ -31,7 +31,7 @@ export function splitParams(text: string): EsmtpParam[] {
     if (word === '') continue;
     const m = PARAM.exec(word);
     if (!m) throw refuse(`Malformed parameter "${printable(word)}"`);
-    const keyword = (m[1] as string).toUpperCase();
+    const keyword = (m[1] ?? '').toUpperCase();
     if (seen.has(keyword)) throw refuse(`Parameter ${keyword} given twice`);
     seen.add(keyword);
     params.push({ keyword, value: m[2] });

@@ -772,7 +772,7 @@ export class SmtpSession {
 
   private flush(): void {
     if (this.out.length === 0) return;
-    const data = this.out.length === 1 ? (this.out[0] as string) : this.out.join('');
+    const data = this.out.length === 1 ? (this.out[0] ?? '') : this.out.join('');
     this.out = [];
     this.io.write(data);
   }

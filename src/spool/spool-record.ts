@@ -144,6 +144,10 @@ export function encodeDeliveredPayload(mailboxes: readonly string[]): Buffer[] {
 
 export function decodeDeliveredPayload(payload: Buffer): string[] {
   const value: unknown = JSON.parse(payload.toString('utf8'));
-  if (!Array.isArray(value) || !value.every((v) => typeof v === 'string')) throw new Error('bad delivered record');
-  return value as string[];
+  if (!isStringArray(value)) throw new Error('bad delivered record');
+  return value;
+}
+
+function isStringArray(value: unknown): value is string[] {
+  return Array.isArray(value) && value.every((v) => typeof v === 'string');
 }

@@ -425,8 +425,10 @@ export class Spool {
   /** Deletes finished segments, oldest first (see the top of this file for why the order). */
   private async deleteFinishedSegments(): Promise<void> {
     let deleted = false;
-    while (this.segments.length > 1 && this.segments[0] !== this.current && this.segments[0]!.unfinished === 0) {
-      const segment = this.segments.shift()!;
+    for (;;) {
+      const segment = this.segments[0];
+      if (segment === undefined || this.segments.length === 1 || segment === this.current || segment.unfinished !== 0) break;
+      this.segments.shift();
       await unlink(segment.path).catch((err: unknown) => this.opts.logger.error({ err, path: segment.path }, 'spool: cannot delete segment'));
       this.stats.segmentsDeleted++;
       deleted = true;

@@ -117,9 +117,7 @@ export function migrate(db: Database, path: string): void {
         `the store "${path}" has schema version ${version}, newer than this postern understands (${MIGRATIONS.length}); upgrade postern`,
       );
     }
-    for (let v = version; v < MIGRATIONS.length; v++) {
-      db.exec(MIGRATIONS[v] as string);
-    }
+    for (const sql of MIGRATIONS.slice(version)) db.exec(sql);
     if (version !== MIGRATIONS.length) db.pragma(`user_version = ${MIGRATIONS.length}`);
   }).immediate();
 }

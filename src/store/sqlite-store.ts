@@ -316,7 +316,7 @@ function requireAliasSource(source: string): string {
 
 /** The domain of a normalized address or "@domain" alias source. */
 function domainOf(normalized: string): string {
-  return normalized.startsWith('@') ? normalized.slice(1) : (splitAddress(normalized)?.domain as string);
+  return normalized.startsWith('@') ? normalized.slice(1) : (splitAddress(normalized)?.domain ?? '');
 }
 
 function plural(n: number, one: string, many = `${one}s`): string {

@@ -93,7 +93,7 @@ export function certificateNames(certPem: string): string[] {
     .map((entry) => entry.slice(4));
   if (san.length > 0) return san;
   const cn = /^CN=(.+)$/m.exec(x509.subject);
-  return cn ? [cn[1] as string] : [];
+  return cn?.[1] !== undefined ? [cn[1]] : [];
 }
 
 /** Builds the context used for new handshakes; a bad PEM or a key that does not match is one line. */

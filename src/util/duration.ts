@@ -25,6 +25,7 @@ export function parseDuration(text: string): number | undefined {
     PART.lastIndex = at;
     const m = PART.exec(t);
     if (!m) return undefined;
+    // PART only matches the units UNIT_MS has, so both lookups find something.
     total += Number(m[1]) * UNIT_MS[m[2]!]!;
     at = PART.lastIndex;
   }

@@ -6,13 +6,14 @@
 
 import { connect, type Socket } from 'node:net';
 import { connect as tlsConnect, TLSSocket } from 'node:tls';
+import type { Reply } from '../../src/mail/reply.js';
 
-export interface SmtpReply {
-  readonly code: number;
-  /** The enhanced status code (RFC 3463) of the first line, if there is one. */
-  readonly enhanced: string | undefined;
-  readonly lines: readonly string[];
-  /** All lines joined, for assertion messages. */
+/**
+ * A reply in the server's own shape (src/mail/reply.ts: code, enhanced code, the text of each
+ * line without either), plus what only tests need of the wire.
+ */
+export interface SmtpReply extends Reply {
+  /** All lines as they came, joined, for assertion messages. */
   readonly text: string;
   /** The reply exactly as it came, line ends included: for tests about the wire, not the meaning. */
   readonly raw: string;
@@ -203,7 +204,11 @@ export class SmtpClient {
 }
 
 function toReply(lines: string[], raw: string): SmtpReply {
-  const code = Number(lines[lines.length - 1]!.slice(0, 3));
-  const enhanced = /^\d{3}[- ](\d\.\d{1,3}\.\d{1,3})\b/.exec(lines[0]!)?.[1];
-  return { code, enhanced, lines, text: lines.join('\n'), raw };
+  const code = Number((lines.at(-1) ?? '').slice(0, 3));
+  const enhanced = /^\d{3}[- ](\d\.\d{1,3}\.\d{1,3})\b/.exec(lines[0] ?? '')?.[1];
+  const strip = (line: string): string => {
+    const rest = line.slice(4);
+    return enhanced !== undefined && rest.startsWith(enhanced) ? rest.slice(enhanced.length).trimStart() : rest;
+  };
+  return { code, enhanced, lines: lines.map(strip), text: lines.join('\n'), raw };
 }

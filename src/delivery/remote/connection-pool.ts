@@ -175,7 +175,7 @@ export class ConnectionPool {
   /** Grants waiting leases in order, as far as slots allow (a waiter for a full destination does not block others). */
   private pump(): void {
     for (let i = 0; i < this.waiters.length; ) {
-      const w = this.waiters[i]!;
+      const w = this.waiters[i]!; // i < waiters.length (the loop condition)
       const lease = this.tryGrant(w.destination);
       if (lease) {
         this.waiters.splice(i, 1);

@@ -5,6 +5,7 @@ const LF = 0x0a;
 
 /** Whether any octet has the high bit set: such a message needs 8BITMIME (RFC 6152). */
 export function hasEightBit(message: Buffer): boolean {
+  // i < length: the assertion only tells the compiler what the loop bound already says.
   for (let i = 0; i < message.length; i++) if (message[i]! > 0x7f) return true;
   return false;
 }

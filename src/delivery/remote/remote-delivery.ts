@@ -215,8 +215,8 @@ export class RemoteDelivery implements Courier {
     }
     const peerDsn = session.extensions.has('DSN');
     results.forEach((result, k) => {
-      const { index, recipient } = pending[k]!;
-      outcomes[index] = outcome(result, host, peerDsn && recipient.notify !== undefined);
+      const p = pending[k];
+      if (p) outcomes[p.index] = outcome(result, host, peerDsn && p.recipient.notify !== undefined);
     });
     this.opts.logger.info(
       { queue_id: job.queueId, host, tls: session.tls?.version ?? 'none', outcomes: results.map((r) => (r.kind === 'reply' ? r.reply.code : r.status)) },

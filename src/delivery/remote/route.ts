@@ -43,7 +43,7 @@ export interface NextHopSpec {
 export function parseNextHop(text: string): NextHopSpec {
   const m = /^(?:smtp:)?(?:\[([^\]\s]+)\]|([^\s:\[\]]+))(?::(\d{1,5}))?$/.exec(text.trim());
   if (!m) throw new Error(`bad next hop "${text}": expected "[host]:port" or "host:port"`);
-  return { host: m[1] ?? m[2]!, port: m[3] === undefined ? undefined : Number(m[3]), literal: m[1] !== undefined };
+  return { host: m[1] ?? m[2] ?? '', port: m[3] === undefined ? undefined : Number(m[3]), literal: m[1] !== undefined };
 }
 
 type RelayConfig = Pick<Config['relay'], 'smarthost' | 'smarthost_tls' | 'transports' | 'mx_port'>;

@@ -270,9 +270,9 @@ export class SmtpClientConnection {
     }
     const accepted: number[] = [];
     offered.forEach(({ i }, k) => {
-      const r = rcptReplies[k]!;
-      if (r.code === 250 || r.code === 251) accepted.push(i);
-      else results[i] = { kind: 'reply', stage: 'rcpt', reply: r };
+      const r = rcptReplies[k];
+      if (r && (r.code === 250 || r.code === 251)) accepted.push(i);
+      else if (r) results[i] = { kind: 'reply', stage: 'rcpt', reply: r };
     });
     if (accepted.length === 0) return results as RecipientResult[];
 
@@ -402,7 +402,7 @@ function parseEhlo(r: Reply): Map<string, string> {
   const ext = new Map<string, string>();
   for (const line of r.lines.slice(1)) {
     const m = /^([A-Za-z0-9][A-Za-z0-9-]*)(?:[ =](.*))?$/.exec(line.trim());
-    if (m) ext.set(m[1]!.toUpperCase(), (m[2] ?? '').trim());
+    if (m) ext.set((m[1] ?? '').toUpperCase(), (m[2] ?? '').trim());
   }
   return ext;
 }
