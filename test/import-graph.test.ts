@@ -26,7 +26,9 @@ export const LAYERS: Readonly<Record<string, number>> = {
   sasl: 5, // mechanisms as step machines
   directory: 5, // who is local and which mailboxes an address reaches
   smtp: 6, // the server-side protocol
+  pop3: 6, // POP3, the same way: a session state machine with no I/O
   log: 7,
+  mailbox: 7, // Maildir paths, and a Maildir as a POP3 maildrop
   policy: 8, // decisions only
   intake: 8, // between the final dot and the 250: loop check, Received header, spool append
   queue: 9, // scheduling, retries, operator actions, driving couriers through one interface

@@ -4,7 +4,8 @@ import { mkdtempSync, rmSync, readdirSync, readFileSync, statSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join, relative, resolve, sep, basename } from 'node:path';
 import fc from 'fast-check';
-import { Maildirs, maildirPath, safePathComponent } from './maildir.js';
+import { maildirPath, safePathComponent } from '../../mailbox/maildir-path.js';
+import { Maildirs } from './maildir.js';
 
 const roots: string[] = [];
 after(() => roots.forEach((r) => rmSync(r, { recursive: true, force: true })));
@@ -15,7 +16,7 @@ function mailRoot(): string {
   return join(root, 'mail');
 }
 
-const NAME = /^(\d+)\.M(\d+)P(\d+)Q(\d+)\.mx\.example\.test,S=(\d+)$/;
+const NAME = /^(\d+)\.M(\d+)P(\d+)Q(\d+)\.mx\.example\.test,S=(\d+),W=(\d+)$/;
 
 describe('Maildirs.deliver', () => {
   test('creates exactly one file in new/ with Return-Path, Delivered-To and the message', async () => {
@@ -36,6 +37,7 @@ describe('Maildirs.deliver', () => {
     assert.ok(m, `Dovecot-style name: ${basename(path)}`);
     assert.equal(Number(m[3]), process.pid);
     assert.equal(Number(m[5]), statSync(path).size, 'S= is the file size');
+    assert.equal(Number(m[6]), statSync(path).size, 'W= (the size with CRLF) too: the copy has CRLF line ends');
   });
 
   test('the null sender becomes Return-Path: <>, and CR/LF in addresses cannot add headers', async () => {

@@ -5,33 +5,9 @@
 import { mkdir, open, rename, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { splitAddress } from '../../mail/address.js';
+import { maildirPath } from '../../mailbox/maildir-path.js';
 import { KeyedLimiter } from '../../util/keyed-limiter.js';
 import { DirectorySync, fsyncDirectory } from '../../spool/dir-sync.js';
-
-/**
- * A path component made from network input. The local part is whatever the client sent, so it
- * must never name another directory: everything outside [a-z0-9._+-] is percent-encoded (so "/",
- * NUL, "%" and upper case cannot appear raw), and so is a leading dot ("." and "..", and hidden
- * files). Distinct inputs give distinct names.
- */
-export function safePathComponent(text: string): string {
-  let out = '';
-  for (const byte of Buffer.from(text, 'utf8')) {
-    const c = String.fromCharCode(byte);
-    const safe = /^[a-z0-9._+-]$/.test(c) && !(out === '' && c === '.');
-    out += safe ? c : `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
-  }
-  if (out === '') throw new Error('empty path component');
-  return out;
-}
-
-/** The Maildir of a mailbox address: <mailRoot>/<domain>/<local>. */
-export function maildirPath(mailRoot: string, mailbox: string): string {
-  const parts = splitAddress(mailbox);
-  if (!parts) throw new Error(`not a mailbox address: ${JSON.stringify(mailbox)}`);
-  return join(mailRoot, safePathComponent(parts.domain.toLowerCase()), safePathComponent(parts.local));
-}
 
 /** Header text from an envelope address: no CR, LF or other controls, no angle brackets. */
 function headerAddress(address: string): string {
@@ -104,14 +80,16 @@ export class Maildirs {
   }
 
   /**
-   * Dovecot's name format, <secs>.M<usecs>P<pid>Q<n>.<host>,S=<size>: unique within this
-   * process by the counter, across processes by the pid and time; S= lets readers skip a stat.
+   * Dovecot's name format, <secs>.M<usecs>P<pid>Q<n>.<host>,S=<size>,W=<size>: unique within
+   * this process by the counter, across processes by the pid and time. S= (the file's size) and
+   * W= (its size with CRLF line ends, what POP3 and IMAP report) let readers skip a stat and a
+   * read; our copies have CRLF line ends already, so the two are equal.
    */
   private uniqueName(size: number): string {
     const micros = Math.floor((performance.timeOrigin + performance.now()) * 1000);
     const secs = Math.floor(micros / 1_000_000);
     const usecs = micros % 1_000_000;
-    return `${secs}.M${usecs}P${process.pid}Q${++this.counter}.${this.host},S=${size}`;
+    return `${secs}.M${usecs}P${process.pid}Q${++this.counter}.${this.host},S=${size},W=${size}`;
   }
 
   private newDir(dir: string): DirectorySync {
