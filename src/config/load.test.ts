@@ -108,7 +108,13 @@ format = "pretty"
     assert.equal(config.data_dir, join(sub, 'var', 'postern'));
     assert.equal(config.tls.cert, join(sub, 'certs', 'cert.pem'));
     assert.equal(config.tls.key, join(sub, 'certs', 'key.pem'));
-    assert.deepEqual(config.listen, { mx: ['0.0.0.0:25', '[::]:25'], submission: [], submissions: ['[::1]:465'] });
+    assert.deepEqual(config.listen, {
+      mx: ['0.0.0.0:25', '[::]:25'],
+      submission: [],
+      submissions: ['[::1]:465'],
+      pop3: ['127.0.0.1:2110'],
+      pop3s: ['127.0.0.1:2995'],
+    });
     assert.equal(config.limits.max_recipients, 500);
     assert.equal(config.limits.max_errors, 10, 'unset keys in a table keep their defaults');
     assert.equal(config.limits.shutdown_grace, 2.5);
@@ -147,7 +153,7 @@ format = "pretty"
   test('an unknown key lists the allowed ones', () => {
     assertConfigError(
       writeConfig('[listen]\nsmtp = ["0.0.0.0:25"]\n'),
-      /\.toml: unknown key "listen\.smtp" \(allowed: mx, submission, submissions\)$/,
+      /\.toml: unknown key "listen\.smtp" \(allowed: mx, submission, submissions, pop3, pop3s\)$/,
     );
     assertConfigError(writeConfig('hostnme = "x"\n'), /: unknown key "hostnme" \(allowed: hostname, data_dir, /);
   });

@@ -47,6 +47,19 @@ const limits = z.strictObject({
   shutdown_grace: seconds.default(30),
 });
 
+/** [pop3]: limits of a POP3 session (src/pop3/). */
+const pop3 = z.strictObject({
+  /** Longest command line in octets, CRLF included; RFC 2449 4 says 255 for commands, but a SASL
+   * response (an OAuth token) needs more. */
+  max_command_line: z.number().int().min(255).default(8192),
+  /** Refused commands before the session ends. */
+  max_errors: z.number().int().min(1).default(10),
+  /** Commands in one session before it ends. */
+  max_commands: z.number().int().min(10).default(100_000),
+  /** Seconds without a command before the session ends (RFC 1939 3: at least 10 minutes). */
+  idle_timeout: z.number().min(600).default(600),
+});
+
 /** [submission]: what an authenticated account may do (src/policy/sender-identity.ts, rate-limits.ts). */
 const submission = z.strictObject({
   /** "strict": MAIL FROM and header From must be addresses the account owns; "any": no check. */
@@ -233,8 +246,12 @@ export const configSchema = z.strictObject({
       mx: z.array(listenAddress).default(['127.0.0.1:2525']),
       submission: z.array(listenAddress).default(['127.0.0.1:2587']),
       submissions: z.array(listenAddress).default(['127.0.0.1:2465']),
+      /** POP3 with STLS (RFC 1939, 2595); production 110. */
+      pop3: z.array(listenAddress).default(['127.0.0.1:2110']),
+      /** POP3 over implicit TLS (RFC 8314); production 995. */
+      pop3s: z.array(listenAddress).default(['127.0.0.1:2995']),
     })
-    .default({ mx: ['127.0.0.1:2525'], submission: ['127.0.0.1:2587'], submissions: ['127.0.0.1:2465'] }),
+    .prefault({}),
   tls: z
     .strictObject({
       /** PEM certificate chain; absent: a self-signed one is generated into data_dir. */
@@ -249,6 +266,7 @@ export const configSchema = z.strictObject({
     // prefault: an absent [tls] is parsed as {}, so certificates gets its default too.
     .prefault({}),
   limits: limits.default(limits.parse({})),
+  pop3: pop3.prefault({}),
   submission: submission.default(submission.parse({})),
   auth: z
     .strictObject({

@@ -7,25 +7,34 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import { parseListenAddress } from '../config/schema.js';
 import type { ListenerKind } from '../mail/envelope.js';
-import { LISTENER_KINDS } from './connection-settings.js';
 import { describeErrno, StartupError } from '../util/startup-error.js';
 
+/** What a listener serves: an SMTP role (ListenerKind), or POP3 with STLS or over implicit TLS. */
+export type ServiceKind = ListenerKind | 'pop3' | 'pop3s';
+
+/** In [listen] order; binding goes in this order, so the log lists them so. */
+export const SERVICE_KINDS: readonly ServiceKind[] = ['mx', 'submission', 'submissions', 'pop3', 'pop3s'];
+
+export function isPop3(kind: ServiceKind): kind is 'pop3' | 'pop3s' {
+  return kind === 'pop3' || kind === 'pop3s';
+}
+
 export interface BoundListener {
-  readonly kind: ListenerKind;
+  readonly kind: ServiceKind;
   readonly address: string;
   readonly port: number;
 }
 
-export type ConnectionHandler = (socket: net.Socket, kind: ListenerKind) => void;
+export type ConnectionHandler = (socket: net.Socket, kind: ServiceKind) => void;
 
 interface Bound {
-  readonly kind: ListenerKind;
+  readonly kind: ServiceKind;
   readonly server: net.Server;
 }
 
 export class Listeners {
   private handler: ConnectionHandler | undefined;
-  private readonly held: { socket: net.Socket; kind: ListenerKind }[] = [];
+  private readonly held: { socket: net.Socket; kind: ServiceKind }[] = [];
 
   private constructor(
     private readonly servers: readonly Bound[],
@@ -38,7 +47,7 @@ export class Listeners {
     const bound: BoundListener[] = [];
     const listeners = new Listeners(servers, bound);
     try {
-      for (const kind of LISTENER_KINDS) {
+      for (const kind of SERVICE_KINDS) {
         for (const text of listen[kind]) {
           const { host, port } = parseListenAddress(text);
           // pauseOnConnect: the kernel may accept, but we read nothing until the session wants it.
@@ -75,7 +84,7 @@ export class Listeners {
     for (const { socket } of this.held.splice(0)) socket.destroy();
   }
 
-  private onConnection(socket: net.Socket, kind: ListenerKind): void {
+  private onConnection(socket: net.Socket, kind: ServiceKind): void {
     if (this.handler) {
       this.handler(socket, kind);
       return;
@@ -102,7 +111,7 @@ export function formatHostPort(address: string, port: number): string {
   return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
 }
 
-export function listenError(err: unknown, kind: ListenerKind, address: string): StartupError {
+export function listenError(err: unknown, kind: ServiceKind, address: string): StartupError {
   const code = (err as NodeJS.ErrnoException | undefined)?.code;
   let hint: string;
   switch (code) {

@@ -9,16 +9,26 @@ import type { ListenerKind } from '../mail/envelope.js';
 import { formatReply, reply } from '../mail/reply.js';
 import { Connection } from './connection.js';
 import type { ConnectionSettings } from './connection-settings.js';
+import { isPop3, type ServiceKind } from './listeners.js';
+import { Pop3Connection, type Pop3ConnectionSettings } from './pop3-connection.js';
 
 export interface ReceptionSettings {
   readonly hostname: string;
   readonly limiter: ConnectionLimiter;
   readonly perListener: Record<ListenerKind, ConnectionSettings>;
+  readonly pop3: Record<'pop3' | 'pop3s', Pop3ConnectionSettings>;
   readonly logger: Logger;
 }
 
+/** What the reception needs of a connection, SMTP or POP3. */
+interface OpenConnection {
+  open(): void;
+  shutdown(): void;
+  destroy(outcome?: 'shutdown' | 'error'): void;
+}
+
 export class Reception {
-  private readonly open = new Set<Connection>();
+  private readonly open = new Set<OpenConnection>();
   private onEmpty: (() => void) | undefined;
   private closing = false;
 
@@ -33,7 +43,7 @@ export class Reception {
     this.settings = settings;
   }
 
-  readonly onConnection = (socket: net.Socket, kind: ListenerKind): void => {
+  readonly onConnection = (socket: net.Socket, kind: ServiceKind): void => {
     const ip = clientAddress(socket);
     const port = socket.remotePort;
     if (ip === undefined || port === undefined || this.closing) {
@@ -49,6 +59,10 @@ export class Reception {
       case 'per-ip':
       case 'total':
         refuse(socket, kind, hostname, verdict);
+        if (isPop3(kind)) {
+          logger.info({ client_ip: ip, client_port: port, listener: kind, outcome: 'refused', why: verdict }, 'pop3 connection');
+          return;
+        }
         logConnection(logger, {
           clientIp: ip,
           clientPort: port,
@@ -63,11 +77,14 @@ export class Reception {
         });
         return;
     }
-    const connection = new Connection(socket, ip, port, kind, this.settings.perListener[kind], (c) => {
+    const finished = (c: OpenConnection): void => {
       limiter.release(ip);
       this.open.delete(c);
       if (this.open.size === 0) this.onEmpty?.();
-    });
+    };
+    const connection: OpenConnection = isPop3(kind)
+      ? new Pop3Connection(socket, ip, port, kind, this.settings.pop3[kind], finished)
+      : new Connection(socket, ip, port, kind, this.settings.perListener[kind], finished);
     this.open.add(connection);
     try {
       connection.open();
@@ -98,16 +115,18 @@ export class Reception {
   }
 }
 
-function refuse(socket: net.Socket, kind: ListenerKind, hostname: string, why: 'per-ip' | 'total'): void {
+function refuse(socket: net.Socket, kind: ServiceKind, hostname: string, why: 'per-ip' | 'total'): void {
   socket.on('error', () => socket.destroy());
-  // On the implicit-TLS listener a plaintext reply would be garbage to the client, and a handshake
-  // is exactly the work the limit exists to avoid: just close.
-  if (kind === 'submissions') {
+  // On the implicit-TLS listeners a plaintext reply would be garbage to the client, and a
+  // handshake is exactly the work the limit exists to avoid: just close.
+  if (kind === 'submissions' || kind === 'pop3s') {
     socket.destroy();
     return;
   }
   const text = why === 'per-ip' ? 'Too many connections from your address' : 'Too many connections';
-  socket.end(formatReply(reply(421, '4.7.0', `${hostname} ${text}, try again later`)));
+  // RFC 2449 8.1.2: [SYS/TEMP] is a temporary problem on our side.
+  const line = kind === 'pop3' ? `-ERR [SYS/TEMP] ${text}, try again later\r\n` : formatReply(reply(421, '4.7.0', `${hostname} ${text}, try again later`));
+  socket.end(line);
   setTimeout(() => socket.destroy(), 2_000).unref();
 }
 

@@ -21,9 +21,9 @@ import { createDnsClient } from '../dns/resolver.js';
 import { MtaStsCache } from '../dns/mta-sts.js';
 import { createMessageSigner } from '../dkim/signer.js';
 import { Maildirs } from '../delivery/local/maildir.js';
+import { MaildirMaildrops } from '../mailbox/maildrop.js';
 import { MaildirCourier } from '../delivery/local/maildir-courier.js';
 import { RemoteDelivery } from '../delivery/remote/remote-delivery.js';
-import type { ListenerKind } from '../mail/envelope.js';
 import type { MessageSink } from '../smtp/session-host.js';
 import { openSqliteStore } from '../store/sqlite-store.js';
 import type { Store } from '../store/store.js';
@@ -31,13 +31,14 @@ import { NetworkList } from '../util/network-list.js';
 import { dropPrivileges, prepareDataDir, requireProgramReachable, serviceAccount } from '../util/privileges.js';
 import { listeningBanner } from './banner.js';
 import { connectionSettingsFor } from './connection-settings.js';
-import { Listeners } from './listeners.js';
+import { Listeners, type BoundListener } from './listeners.js';
+import { pop3SettingsFor } from './pop3-settings.js';
 import { Reception, type ReceptionSettings } from './reception.js';
 import { describeErrno, firstLine, StartupError } from '../util/startup-error.js';
 import { ServerCertificates } from '../tls/server-certificates.js';
 
 export interface RunningServer {
-  readonly listeners: readonly { kind: ListenerKind; address: string; port: number }[];
+  readonly listeners: readonly BoundListener[];
   /** Re-reads the config file (SIGHUP): a bad file is logged and the running config kept. */
   reload(): Promise<void>;
   /** Graceful stop (SIGTERM): see Reception.shutdown, then flush the queue and close the store. */
@@ -105,7 +106,8 @@ export async function startServer(
     });
     cleanup.push(() => queue.close());
 
-    const server = new Postern(config, deps, { store, queue, remote, listeners, certificates });
+    const maildrops = new MaildirMaildrops(join(config.data_dir, 'mail'));
+    const server = new Postern(config, deps, { store, queue, remote, listeners, certificates, maildrops });
     listeners.accept(server.reception.onConnection);
     logger.info({ listeners: listeners.bound }, 'listening');
     return server;
@@ -128,6 +130,8 @@ interface Parts {
   readonly listeners: Listeners;
   /** Reloaded in place (SIGHUP, or its files changed); connections ask it at each handshake. */
   readonly certificates: ServerCertificates;
+  /** One per server: it holds the POP3 locks, one session per mailbox. */
+  readonly maildrops: MaildirMaildrops;
 }
 
 class Postern implements RunningServer {
@@ -221,7 +225,8 @@ class Postern implements RunningServer {
     const recordAuthUser = config.submission.received_auth;
     const sink: MessageSink = { accept: (envelope, message) => queue.accept(envelope, message, { recordAuthUser }) };
     const authGuard = this.submission.authThrottle;
-    const mechanisms = createMechanismsFromConfig(config, storeCredentials(store));
+    const credentials = storeCredentials(store);
+    const mechanisms = createMechanismsFromConfig(config, credentials);
     return {
       hostname: config.hostname,
       limiter: this.limiter,
@@ -230,6 +235,14 @@ class Postern implements RunningServer {
         authGuard,
         mechanisms,
         sink,
+        certificates: this.parts.certificates,
+        logger,
+      }),
+      pop3: pop3SettingsFor(config, {
+        maildrops: this.parts.maildrops,
+        credentials,
+        authGuard,
+        mechanisms,
         certificates: this.parts.certificates,
         logger,
       }),

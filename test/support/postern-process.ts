@@ -27,6 +27,8 @@ export interface InstanceOptions {
   readonly mxPort?: number;
   /** Also listen for submission and submissions (on port 0). Default true. */
   readonly submission?: boolean;
+  /** Also listen for POP3 and POP3S (on port 0). Default false. */
+  readonly pop3?: boolean;
   /** Fixed submission port (a quiet log level hides the line that says which port 0 got). */
   readonly submissionPort?: number;
   /** Keys of [limits], e.g. { max_recipients: 5, greeting_delay_ms: 500 }. */
@@ -42,7 +44,7 @@ export interface InstanceOptions {
 }
 
 export interface Listener {
-  readonly kind: 'mx' | 'submission' | 'submissions';
+  readonly kind: 'mx' | 'submission' | 'submissions' | 'pop3' | 'pop3s';
   readonly address: string;
   readonly port: number;
 }
@@ -314,6 +316,8 @@ function renderConfig(dataDir: string, options: InstanceOptions): string {
       mx: loopback(options.mxPort ?? 0),
       submission: withSubmission ? loopback(options.submissionPort ?? 0) : [],
       submissions: withSubmission ? loopback(0) : [],
+      pop3: options.pop3 ? loopback(0) : [],
+      pop3s: options.pop3 ? loopback(0) : [],
     },
     limits: { shutdown_grace: 5, ...options.limits },
     smtp: { ...options.smtp },

@@ -1,0 +1,235 @@
+// POP3 end to end: the real server process, its pop3 (STLS) and pop3s listeners, mail delivered
+// by SMTP into the Maildir, and clients we did not write: Python's poplib and curl.
+
+import assert from 'node:assert/strict';
+import { connect as tlsConnect } from 'node:tls';
+import { after, before, describe, test } from 'node:test';
+import { requireTool, runTool } from './support/external-tool.js';
+import { PosternInstance, type PosternProcess, stopAndDispose } from './support/postern-process.js';
+import { SmtpClient } from './support/smtp-client.js';
+
+const ALICE = 'alice@example.test';
+const BOB = 'bob@example.test';
+const PASSWORD = 'correct horse battery staple';
+
+/**
+ * Runs a poplib dialogue given as Python statements with `p` bound to a POP3 connection (STLS
+ * done unless `stls` is false) and `log(x)` collecting results; prints the log as JSON.
+ */
+async function poplib(port: number, body: string, options: { stls?: boolean } = {}): Promise<unknown[]> {
+  requireTool('python3', 'python3');
+  const script = `
+import json, poplib, ssl, sys
+out = []
+def log(x):
+    out.append(x if not isinstance(x, bytes) else x.decode('latin1'))
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+p = poplib.POP3('127.0.0.1', ${port}, timeout=30)
+try:
+    log(p.getwelcome())
+    if ${options.stls === false ? 'False' : 'True'}:
+        p.stls(context=ctx)
+${body
+  .trim()
+  .split('\n')
+  .map((line) => `    ${line}`)
+  .join('\n')}
+except poplib.error_proto as e:
+    log('error: ' + e.args[0].decode('latin1'))
+print(json.dumps(out))
+`;
+  const run = await runTool('python3', ['-c', script]);
+  assert.equal(run.code, 0, `python3 failed: ${run.stderr}`);
+  return JSON.parse(run.stdout) as unknown[];
+}
+
+async function deliver(port: number, rcpt: string, subject: string, body = 'hello'): Promise<void> {
+  const client = await SmtpClient.open(port);
+  try {
+    // "..": SMTP's dot-stuffing (RFC 5321 4.5.2); the stored line starts with one dot, which POP3
+    // must stuff again on the way out (RFC 1939 3).
+    const reply = await client.sendMail('sender@remote.test', [rcpt], `Subject: ${subject}\r\n\r\n${body}\r\n..leading dot\r\n`);
+    assert.equal(reply.code, 250, reply.text);
+    await client.quit();
+  } finally {
+    client.destroy();
+  }
+}
+
+describe('POP3 with real clients', () => {
+  let instance: PosternInstance;
+  let server: PosternProcess;
+
+  before(async () => {
+    instance = new PosternInstance({ pop3: true, submission: false });
+    await instance.cliOk(['domain', 'add', 'example.test']);
+    await instance.addUser(ALICE, PASSWORD);
+    await instance.addUser(BOB, PASSWORD);
+    server = await instance.start();
+    for (const n of [1, 2, 3]) await deliver(server.port('mx'), ALICE, `pop-${n}`);
+    await instance.waitForMail(ALICE, 3);
+  });
+
+  after(() => stopAndDispose(server, instance));
+
+  test('poplib: STLS, USER/PASS, STAT, LIST, UIDL, RETR; sizes are the octets RETR sends', async () => {
+    const out = await poplib(
+      server.port('pop3'),
+      `
+p.user('${ALICE}')
+p.pass_('${PASSWORD}')
+count, total = p.stat()
+log([count, total])
+resp, listing, octets = p.list()
+log([l.decode() for l in listing])
+resp, uidls, octets = p.uidl()
+log([l.decode() for l in uidls])
+resp, lines, octets = p.retr(2)
+log([l.decode('latin1') for l in lines])
+log(octets)
+p.quit()
+`,
+    );
+    assert.match(String(out[0]), /^\+OK /);
+    const [count, total] = out[1] as [number, number];
+    assert.equal(count, 3);
+    const listing = (out[2] as string[]).map((l) => l.split(' ').map(Number));
+    assert.deepEqual(listing.map(([n]) => n), [1, 2, 3]);
+    assert.equal(listing.reduce((sum, [, size]) => sum + (size ?? 0), 0), total);
+    const uidls = (out[3] as string[]).map((l) => l.split(' ')[1]);
+    assert.equal(new Set(uidls).size, 3);
+    for (const u of uidls) assert.match(u ?? '', /^[\x21-\x7e]{1,70}$/);
+    const lines = out[4] as string[];
+    assert.ok(lines.includes('Subject: pop-2'), lines.join('\n'));
+    assert.ok(lines.includes('.leading dot'), 'dot-stuffing undone by the client');
+    // poplib counts each line plus its CRLF, except that a stuffed dot is counted as sent.
+    const sent = lines.reduce((sum, l) => sum + Buffer.byteLength(l, 'latin1') + 2, 0);
+    assert.ok(Math.abs(sent - (listing[1]?.[1] ?? 0)) <= 1, `LIST size ${listing[1]?.[1]} against ${sent} octets received`);
+  });
+
+  test('before STLS: no USER in CAPA, and USER is refused; APOP is not offered', async () => {
+    const out = await poplib(
+      server.port('pop3'),
+      `
+log([c for c in p.capa()])
+try:
+    p.user('${ALICE}')
+    log('user accepted')
+except poplib.error_proto as e:
+    log('user: ' + e.args[0].decode())
+try:
+    p.apop('${ALICE}', '${PASSWORD}')
+    log('apop accepted')
+except poplib.error_proto as e:
+    log('apop: ' + e.args[0].decode())
+`,
+      { stls: false },
+    );
+    const caps = out[1] as string[];
+    assert.ok(caps.includes('STLS'), `CAPA: ${caps.join(', ')}`);
+    assert.ok(!caps.includes('USER'), 'no USER before TLS');
+    assert.match(String(out[2]), /^user: -ERR /);
+    assert.match(String(out[3]), /^apop: -ERR /);
+  });
+
+  test('a wrong password and an unknown user get the same answer', async () => {
+    const wrong = await poplib(server.port('pop3'), `p.user('${ALICE}')\np.pass_('not the password')`);
+    const unknown = await poplib(server.port('pop3'), `p.user('nobody@example.test')\np.pass_('${PASSWORD}')`);
+    assert.match(String(wrong.at(-1)), /^error: -ERR/);
+    assert.equal(wrong.at(-1), unknown.at(-1));
+  });
+
+  test('leave on server: UIDLs are the same in the next session; DELE takes effect only at QUIT', async () => {
+    const first = await poplib(
+      server.port('pop3'),
+      `
+p.user('${ALICE}')
+p.pass_('${PASSWORD}')
+resp, uidls, octets = p.uidl()
+log([l.decode() for l in uidls])
+p.quit()
+`,
+    );
+    const second = await poplib(
+      server.port('pop3'),
+      `
+p.user('${ALICE}')
+p.pass_('${PASSWORD}')
+resp, uidls, octets = p.uidl()
+log([l.decode() for l in uidls])
+p.dele(1)
+p.rset()
+p.quit()
+`,
+    );
+    assert.deepEqual(second[1], first[1], 'same UIDLs across sessions');
+    assert.equal(instance.readMaildir(ALICE).length, 3, 'RSET undid the DELE');
+  });
+
+  test('a second session gets [IN-USE] while the first holds the mailbox; a dropped one deletes nothing', async () => {
+    await deliver(server.port('mx'), BOB, 'bob-1');
+    await instance.waitForMail(BOB, 1);
+    const holder = await rawPop3s(server.port('pop3s'));
+    assert.match(await holder.command(`USER ${BOB}`), /^\+OK/);
+    assert.match(await holder.command(`PASS ${PASSWORD}`), /^\+OK/);
+    assert.match(await holder.command('DELE 1'), /^\+OK/);
+    const out = await poplib(server.port('pop3'), `p.user('${BOB}')\np.pass_('${PASSWORD}')`);
+    assert.match(String(out.at(-1)), /^error: -ERR \[IN-USE\]/);
+    holder.drop(); // no QUIT: no UPDATE
+    for (let i = 0; i < 100; i++) {
+      const again = await poplib(server.port('pop3'), `p.user('${BOB}')\np.pass_('${PASSWORD}')\nlog(p.stat())\np.quit()`);
+      if (!String(again.at(-1)).includes('IN-USE')) {
+        assert.deepEqual((again.at(-1) as number[])[0], 1, 'the message is still there');
+        return;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    assert.fail('the dropped session never released the mailbox');
+  });
+
+  test('curl pop3s://: list and retrieve', async () => {
+    requireTool('curl', 'curl');
+    const base = `pop3s://127.0.0.1:${server.port('pop3s')}/`;
+    const auth = ['--insecure', '--silent', '--show-error', '--user', `${ALICE}:${PASSWORD}`];
+    const list = await runTool('curl', [...auth, base]);
+    assert.equal(list.code, 0, list.stderr);
+    assert.match(list.stdout, /^1 \d+\r?\n2 \d+\r?\n3 \d+\r?\n$/);
+    const one = await runTool('curl', [...auth, `${base}1`]);
+    assert.equal(one.code, 0, one.stderr);
+    assert.match(one.stdout, /Subject: pop-1/);
+  });
+});
+
+/** A POP3 client over implicit TLS that can leave without QUIT. */
+async function rawPop3s(port: number): Promise<{ command(line: string): Promise<string>; drop(): void }> {
+  const socket = tlsConnect({ port, host: '127.0.0.1', rejectUnauthorized: false });
+  let buffered = '';
+  let wake: (() => void) | undefined;
+  socket.setEncoding('latin1');
+  socket.on('data', (s: string) => {
+    buffered += s;
+    wake?.();
+  });
+  socket.on('error', () => undefined);
+  const line = async (): Promise<string> => {
+    for (;;) {
+      const nl = buffered.indexOf('\r\n');
+      if (nl >= 0) {
+        const l = buffered.slice(0, nl);
+        buffered = buffered.slice(nl + 2);
+        return l;
+      }
+      await new Promise<void>((resolve) => (wake = resolve));
+    }
+  };
+  await line(); // greeting
+  return {
+    async command(text: string): Promise<string> {
+      socket.write(`${text}\r\n`);
+      return line();
+    },
+    drop: () => socket.destroy(),
+  };
+}
