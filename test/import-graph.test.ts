@@ -26,6 +26,7 @@ export const LAYERS: Readonly<Record<string, number>> = {
   sasl: 5, // mechanisms as step machines
   directory: 5, // who is local and which mailboxes an address reaches
   smtp: 6, // the server-side protocol
+  pop3: 6, // the mailbox access protocol (RFC 1939), beside SMTP: neither imports the other
   log: 7,
   policy: 8, // decisions only
   intake: 8, // between the final dot and the 250: loop check, Received header, spool append
