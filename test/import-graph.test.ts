@@ -26,7 +26,7 @@ export const LAYERS: Readonly<Record<string, number>> = {
   sasl: 5, // mechanisms as step machines
   directory: 5, // who is local and which mailboxes an address reaches
   smtp: 6, // the server-side protocol
-  pop3: 6, // POP3, the same way: a session state machine with no I/O
+  pop3: 6, // the mailbox access protocol (RFC 1939), beside SMTP: neither imports the other
   log: 7,
   mailbox: 7, // Maildir paths, and a Maildir as a POP3 maildrop
   policy: 8, // decisions only

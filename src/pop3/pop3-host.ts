@@ -28,7 +28,10 @@ export interface Maildrop {
   readonly messages: readonly MaildropMessage[];
   /** The message (0-based index into `messages`) with CRLF line ends, not dot-stuffed. */
   read(index: number): Promise<Buffer>;
-  /** UPDATE state (RFC 1939 6): removes these messages (0-based indexes), then releases the lock. */
+  /**
+   * UPDATE state (RFC 1939 6): removes these messages (0-based indexes), then releases the lock.
+   * If it throws, the session calls release() and tells the client that not all were removed.
+   */
   commit(deleted: readonly number[]): Promise<void>;
   /** Releases the lock without deleting anything (the connection dropped, or no QUIT). */
   release(): void;
@@ -76,6 +79,7 @@ export interface Pop3SessionStats {
   readonly retrieved: number;
   readonly deleted: number;
   readonly commands: number;
+  /** -ERR responses to the client's mistakes (what limits.maxErrors counts): not SYS/TEMP, not IN-USE. */
   readonly errors: number;
 }
 
@@ -90,4 +94,6 @@ export interface Pop3Options {
   /** TLS already up (pop3s, implicit TLS). */
   readonly tls?: TlsInfo | undefined;
   readonly logger?: { error(obj: object, msg: string): void; info(obj: object, msg: string): void } | undefined;
+  /** Waits out the guard's delay before a failed login is answered; tests replace the timer. */
+  readonly sleep?: ((ms: number) => Promise<void>) | undefined;
 }

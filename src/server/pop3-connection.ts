@@ -176,7 +176,7 @@ export class Pop3Connection implements Pop3Io {
   private readonly onClose = (): void => {
     this.outcome ??= 'disconnected';
     // A dropped connection deletes nothing (RFC 1939 6: only QUIT enters UPDATE).
-    this.session?.shutdown();
+    this.session?.disconnected();
     this.finish();
   };
 
@@ -190,7 +190,7 @@ export class Pop3Connection implements Pop3Io {
     this.idleTimer = undefined;
     this.outcome ??= 'timeout';
     // RFC 1939 3: the autologout timer ends the session without entering UPDATE.
-    this.session?.shutdown();
+    this.session?.timeout();
   };
 
   private handshakeFailed(err: unknown): void {

@@ -1,0 +1,118 @@
+// Splits the POP3 command stream into lines. Only CRLF ends a line (RFC 1939 3): a bare LF or a
+// bare CR is never a line end, because a server and a proxy that disagree about where a line ends
+// let an attacker hide one command inside another. Such a line is reported as bad as a whole.
+// A line over the limit is reported once and then read to its CRLF and dropped, so the dialogue
+// stays in step and an endless line costs no memory.
+//
+// The same rules as src/smtp/line-reader.ts; protocols are siblings in the layers and do not
+// import each other, so POP3 has its own.
+
+const CR = 0x0d;
+const LF = 0x0a;
+const NUL = 0x00;
+
+export type BadLineReason = 'bare-newline' | 'nul' | 'too-long' | 'not-utf8';
+
+export type LineEvent =
+  | { readonly kind: 'line'; readonly text: string }
+  | { readonly kind: 'bad'; readonly reason: BadLineReason };
+
+export interface LineRead {
+  /** Where reading stopped in the chunk. */
+  readonly offset: number;
+  /** The line (or bad line) that ended, or undefined when the chunk ran out first. */
+  readonly event: LineEvent | undefined;
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+export class LineReader {
+  private pieces: Buffer[] = [];
+  private length = 0;
+  /** The last byte taken (possibly the end of the previous chunk) was CR. */
+  private afterCr = false;
+  private bareNewline = false;
+  /** "too long" was reported: drop bytes up to the next CRLF. */
+  private discarding = false;
+
+  /** @param maxLine longest line in octets, CRLF included */
+  constructor(private readonly maxLine: number) {}
+
+  /** Reads at most one line from `chunk`, starting at `offset`. */
+  read(chunk: Buffer, offset: number): LineRead {
+    let pos = offset;
+    while (pos < chunk.length) {
+      const lf = chunk.indexOf(LF, pos);
+      if (lf === -1) {
+        this.take(chunk, pos, chunk.length);
+        this.afterCr = chunk[chunk.length - 1] === CR;
+        return { offset: chunk.length, event: this.overlong() };
+      }
+      const crlf = lf > pos ? chunk[lf - 1] === CR : this.afterCr;
+      if (crlf) {
+        if (lf > pos) this.take(chunk, pos, lf - 1);
+        else this.dropTrailingCr();
+        this.afterCr = false;
+        const event = this.discarding ? undefined : (this.overlong() ?? this.finishLine());
+        this.reset();
+        if (event) return { offset: lf + 1, event };
+      } else {
+        // A bare LF makes the line bad, but does not end it.
+        this.take(chunk, pos, lf + 1);
+        this.bareNewline = true;
+        this.afterCr = false;
+        const event = this.overlong();
+        if (event) return { offset: lf + 1, event };
+      }
+      pos = lf + 1;
+    }
+    return { offset: pos, event: undefined };
+  }
+
+  /** Forgets any partial line (after STLS, RFC 2595 4). */
+  reset(): void {
+    this.pieces = [];
+    this.length = 0;
+    this.afterCr = false;
+    this.bareNewline = false;
+    this.discarding = false;
+  }
+
+  private take(chunk: Buffer, from: number, to: number): void {
+    if (this.discarding || to <= from) return;
+    this.pieces.push(chunk.subarray(from, to));
+    this.length += to - from;
+  }
+
+  /** The CR of a CRLF split across chunks came with the previous chunk. */
+  private dropTrailingCr(): void {
+    const last = this.pieces[this.pieces.length - 1];
+    if (this.discarding || !last) return;
+    if (last.length === 1) this.pieces.pop();
+    else this.pieces[this.pieces.length - 1] = last.subarray(0, last.length - 1);
+    this.length -= 1;
+  }
+
+  private overlong(): LineEvent | undefined {
+    if (this.discarding) return undefined;
+    // A trailing CR may be half of the CRLF, which the limit already counts.
+    const content = this.length - (this.afterCr ? 1 : 0);
+    if (content <= this.maxLine - 2) return undefined;
+    this.discarding = true;
+    this.pieces = [];
+    this.length = 0;
+    return { kind: 'bad', reason: 'too-long' };
+  }
+
+  private finishLine(): LineEvent {
+    const [only] = this.pieces;
+    const line = only !== undefined && this.pieces.length === 1 ? only : Buffer.concat(this.pieces);
+    if (this.bareNewline || line.includes(CR)) return { kind: 'bad', reason: 'bare-newline' };
+    if (line.includes(NUL)) return { kind: 'bad', reason: 'nul' };
+    try {
+      return { kind: 'line', text: utf8.decode(line) };
+    } catch {
+      return { kind: 'bad', reason: 'not-utf8' };
+    }
+  }
+}
