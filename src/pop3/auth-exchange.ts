@@ -4,7 +4,7 @@
 // them and says how long to wait before answering.
 
 import type { SaslContext, SaslExchange, SaslMechanism, SaslStep } from '../sasl/mechanism.js';
-import type { LineEvent } from './line-reader.js';
+import type { LineEvent } from '../util/line-reader.js';
 import type { Pop3Guard } from './pop3-host.js';
 import { err, type Pop3Response } from './response.js';
 

@@ -20,7 +20,7 @@ import type { SaslContext, SaslMechanism } from '../sasl/mechanism.js';
 import { AUTH_FAILED, AuthExchange, loginFailed, openAuth, SASL_MAX_LINE, type AuthExchangeOptions, type AuthTurn } from './auth-exchange.js';
 import { parseCommand, type Command } from './command.js';
 import { InputQueue } from './input-queue.js';
-import { LineReader, type BadLineReason, type LineEvent } from './line-reader.js';
+import { LineReader, type BadLineReason, type LineEvent } from '../util/line-reader.js';
 import type { Maildrop, MaildropMessage, Pop3Config, Pop3Io, Pop3Options, Pop3SessionStats } from './pop3-host.js';
 import { err, formatResponse, ok, topOfMessage, type Pop3Response } from './response.js';
 

@@ -4,7 +4,7 @@
 // The session (session.ts) owns the input mode; it hands each response line to AuthExchange.
 
 import type { SaslContext, SaslExchange, SaslMechanism, SaslStep } from '../sasl/mechanism.js';
-import type { LineEvent } from './line-reader.js';
+import type { LineEvent } from '../util/line-reader.js';
 import { reply, type Reply } from '../mail/reply.js';
 import type { AuthGuard } from './session-host.js';
 

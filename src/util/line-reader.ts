@@ -1,6 +1,7 @@
-// Splits the command stream into lines. Only CRLF ends a line (RFC 5321 2.3.8): a bare LF or a bare
-// CR is never a line end, because servers that disagree with each other about where a line ends are
-// what command injection and SMTP smuggling exploit. Such a line is reported as bad as a whole.
+// Splits a text protocol's command stream (SMTP, POP3) into lines. Only CRLF ends a line (RFC 5321
+// 2.3.8, RFC 1939 3): a bare LF or a bare CR is never a line end, because servers that disagree
+// with each other about where a line ends are what command injection and SMTP smuggling exploit.
+// Such a line is reported as bad as a whole.
 
 const CR = 0x0d;
 const LF = 0x0a;
