@@ -1,0 +1,176 @@
+// What every client connection does with its socket, whatever the protocol: TLS from the first
+// byte (submissions, pop3s) or after the protocol's go-ahead (STARTTLS, STLS), a close that lets
+// the client hang up first, and the bookkeeping of how the connection ended. connection.ts (SMTP)
+// and pop3-connection.ts extend it with their session, timers and log line.
+
+import type net from 'node:net';
+import type tls from 'node:tls';
+import type { Logger } from 'pino';
+import type { ConnectionOutcome } from '../log/mail-log.js';
+import type { TlsInfo } from '../mail/tls-info.js';
+import { tlsHandshake, tlsInfoOf, type HandshakeCertificates } from '../tls/tls-handshake.js';
+
+/** After we end() a connection, how long the client gets to close its side before we cut it. */
+const LINGER_MS = 5_000;
+
+export interface SocketSettings {
+  readonly certificates: HandshakeCertificates;
+  /** How long to wait for a TLS handshake to complete. */
+  readonly handshakeTimeoutMs: number;
+  readonly logger: Logger;
+}
+
+export abstract class ClientSocket {
+  protected socket: net.Socket;
+  protected tls: TlsInfo | undefined;
+  protected outcome: ConnectionOutcome | undefined;
+  /** True while a handshake is in progress: the plain socket is no longer ours to read. */
+  protected upgrading = false;
+  protected finished = false;
+  protected readonly startedAt = performance.now();
+  private lingerTimer: NodeJS.Timeout | undefined;
+
+  protected constructor(
+    socket: net.Socket,
+    readonly clientIp: string,
+    readonly clientPort: number,
+    private readonly socketSettings: SocketSettings,
+  ) {
+    this.socket = socket;
+    socket.setNoDelay(true);
+    socket.on('error', this.onError);
+  }
+
+  /** Bytes from the client, for the session. */
+  protected abstract received(chunk: Buffer): void;
+  /** The client hung up (or the socket was destroyed). */
+  protected abstract hungUp(): void;
+  /** Called once, however the connection ended: timers off, the log line, the reception told. */
+  protected abstract finish(): void;
+  /** The connection's own timers stop while a handshake runs and restart after it. */
+  protected abstract pauseTimers(): void;
+  protected abstract resumeTimers(): void;
+  /** Whether reading should start (or go on) once a socket is attached. */
+  protected readingWanted(): boolean {
+    return true;
+  }
+
+  /** Cuts the connection now (end of the shutdown grace period, or a fault of ours). */
+  destroy(outcome: ConnectionOutcome = 'shutdown'): void {
+    this.outcome ??= outcome;
+    this.socket.destroy();
+    this.finish();
+  }
+
+  /** Ends the connection after pending writes are flushed; the client gets LINGER_MS to close. */
+  close(): void {
+    this.outcome ??= 'closed';
+    this.pauseTimers();
+    const socket = this.socket;
+    if (socket.destroyed || this.lingerTimer !== undefined) return;
+    socket.end();
+    this.lingerTimer = setTimeout(() => socket.destroy(), LINGER_MS);
+  }
+
+  /**
+   * The upgrade after the protocol's go-ahead ("220 Ready to start TLS", "+OK Begin TLS") was
+   * written: the plain socket is read no more, so nothing pipelined behind the command reaches
+   * the session (RFC 3207 4.2, RFC 2595 4).
+   */
+  async startTls(): Promise<TlsInfo> {
+    const plain = this.socket;
+    this.upgrading = true;
+    this.pauseTimers();
+    plain.off('data', this.onData);
+    plain.off('close', this.onClose);
+    let secure: tls.TLSSocket;
+    try {
+      secure = await tlsHandshake(plain, this.socketSettings.certificates, this.socketSettings.handshakeTimeoutMs);
+    } catch (err) {
+      this.handshakeFailed(err);
+      throw err;
+    }
+    this.upgrading = false;
+    const info = this.adopt(secure);
+    if (this.finished) {
+      // Destroyed (shutdown grace ran out) while the handshake was in flight.
+      secure.destroy();
+      throw new Error('connection closed during the TLS handshake');
+    }
+    this.attach(secure);
+    this.resumeTimers();
+    return info;
+  }
+
+  /** TLS from the first byte (RFC 8314 3.3), then `begin` on the secure socket. */
+  protected async openImplicitTls(begin: (socket: net.Socket) => void): Promise<void> {
+    this.upgrading = true;
+    let secure: tls.TLSSocket;
+    try {
+      secure = await tlsHandshake(this.socket, this.socketSettings.certificates, this.socketSettings.handshakeTimeoutMs);
+    } catch (err) {
+      this.handshakeFailed(err);
+      return;
+    }
+    this.upgrading = false;
+    this.adopt(secure);
+    if (this.finished) {
+      secure.destroy();
+      return;
+    }
+    try {
+      begin(secure);
+    } catch (err) {
+      // A fault in our own code must cost one connection, not the server.
+      this.socketSettings.logger.error({ err, client_ip: this.clientIp }, 'cannot start a session');
+      this.destroy('error');
+    }
+  }
+
+  protected attach(socket: net.Socket): void {
+    socket.on('data', this.onData);
+    socket.on('close', this.onClose);
+    // Listeners accept with pauseOnConnect; a 'data' listener alone does not start the flow then.
+    if (this.readingWanted()) socket.resume();
+  }
+
+  protected clearLinger(): void {
+    clearTimeout(this.lingerTimer);
+  }
+
+  /** From now on the connection talks through `secure`. */
+  private adopt(secure: tls.TLSSocket): TlsInfo {
+    this.tls = tlsInfoOf(secure);
+    this.socket = secure;
+    secure.on('error', this.onError);
+    return this.tls;
+  }
+
+  private readonly onData = (chunk: Buffer): void => {
+    if (this.upgrading) return;
+    this.received(chunk);
+  };
+
+  private readonly onClose = (): void => {
+    this.outcome ??= 'disconnected';
+    this.hungUp();
+    this.finish();
+  };
+
+  private readonly onError = (err: NodeJS.ErrnoException): void => {
+    // Resets and broken pipes are what clients do; they are not our errors.
+    const reset = err.code === 'ECONNRESET' || err.code === 'EPIPE';
+    this.outcome ??= reset ? 'disconnected' : 'error';
+    this.socketSettings.logger.debug({ client_ip: this.clientIp, err: err.message, code: err.code }, 'socket error');
+  };
+
+  private handshakeFailed(err: unknown): void {
+    this.upgrading = false;
+    this.outcome ??= 'tls-failed';
+    this.socketSettings.logger.debug(
+      { client_ip: this.clientIp, err: err instanceof Error ? err.message : String(err) },
+      'TLS handshake failed',
+    );
+    this.finish();
+  }
+}
