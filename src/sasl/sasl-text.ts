@@ -4,6 +4,15 @@
 import { normalizeAddress } from '../mail/address.js';
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+/**
+ * Strict base64 (RFC 4648 4, padding required): Buffer.from would silently skip junk and accept a
+ * missing "=", so a response or a SCRAM proof could hide extra bytes or be read two ways.
+ */
+export function decodeBase64(text: string): Buffer | undefined {
+  return BASE64.test(text) ? Buffer.from(text, 'base64') : undefined;
+}
 
 export function decodeUtf8(bytes: Buffer): string | undefined {
   try {

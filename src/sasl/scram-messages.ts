@@ -2,6 +2,8 @@
 // (scram-client.ts). Messages are comma-separated "a=value" attributes; names inside them are
 // "saslname"s, where "," and "=" are written =2C and =3D.
 
+import { decodeBase64 } from './sasl-text.js';
+
 /** RFC 9266: the only channel binding type Postern offers (tls-unique is unsafe with TLS 1.3). */
 export const CHANNEL_BINDING_TYPE = 'tls-exporter';
 
@@ -38,7 +40,6 @@ export interface ServerFirst {
 
 /** printable = %x21-2B / %x2D-7E: any visible ASCII except ",". */
 const NONCE = /^[\x21-\x2b\x2d-\x7e]+$/;
-const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 const CB_NAME = /^[A-Za-z0-9.-]+$/;
 
 export function encodeSaslname(name: string): string {
@@ -53,11 +54,6 @@ export function decodeSaslname(text: string): string | undefined {
 
 export function isNonce(text: string): boolean {
   return NONCE.test(text);
-}
-
-/** Strict base64 (padding required), so a proof cannot hide extra bytes or be read two ways. */
-export function decodeBase64(text: string): Buffer | undefined {
-  return BASE64.test(text) ? Buffer.from(text, 'base64') : undefined;
 }
 
 /** Parsed client-first-message, or a reason it is malformed. */

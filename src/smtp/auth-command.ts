@@ -3,16 +3,11 @@
 // around them (base64, "334", "*", reply codes) and asks the AuthGuard about password guessing.
 // The session (session.ts) owns the input mode; it hands each response line to AuthExchange.
 
-import type { SaslContext, SaslExchange, SaslMechanism, SaslStep } from '../sasl/mechanism.js';
-import type { LineEvent } from '../util/line-reader.js';
 import { reply, type Reply } from '../mail/reply.js';
-import type { AuthGuard } from './session-host.js';
+import { SaslConversation, decodeInitialResponse, type ConversationEnd, type ConversationOptions, type ConversationTurn } from '../sasl/conversation.js';
+import type { SaslContext, SaslMechanism } from '../sasl/mechanism.js';
 
-/**
- * RFC 4954 4: a server must accept SASL response lines, and the AUTH command with its initial
- * response, of at least 12288 octets (bearer tokens are long); plus the CRLF.
- */
-export const SASL_MAX_LINE = 12288 + 2;
+export { SASL_MAX_LINE } from '../sasl/conversation.js';
 
 export const AUTH_SUCCESSFUL = reply(235, '2.7.0', 'Authentication successful');
 /** The same reply for an unknown user, a wrong password and a locked account (no enumeration). */
@@ -61,8 +56,7 @@ export function openAuth(argument: string, offered: readonly SaslMechanism[]): A
   if (!mechanism) return { kind: 'refused', reply: reply(504, '5.5.4', 'Unrecognized authentication type') };
   const initial = words[1];
   if (initial === undefined) return { kind: 'open', mechanism, initialResponse: undefined };
-  // RFC 4954 4: "=" is an initial response of zero length.
-  const initialResponse = initial === '=' ? Buffer.alloc(0) : decodeBase64(initial);
+  const initialResponse = decodeInitialResponse(initial);
   if (!initialResponse) return { kind: 'refused', reply: NOT_BASE64 };
   return { kind: 'open', mechanism, initialResponse };
 }
@@ -73,92 +67,32 @@ export type AuthTurn =
   | { readonly kind: 'authenticated'; readonly account: string; readonly reply: Reply }
   | { readonly kind: 'ended'; readonly reply: Reply };
 
-export interface AuthExchangeOptions {
-  readonly guard: AuthGuard;
-  readonly clientIp: string;
-  /** Waits before a failure reply; tests may replace it. */
-  readonly sleep?: (ms: number) => Promise<void>;
-}
+export type AuthExchangeOptions = ConversationOptions;
 
-/** One AUTH exchange: a new instance per AUTH command. */
-export class AuthExchange {
-  private readonly exchange: SaslExchange;
-  /** A failure the mechanism sent as a challenge (RFC 7628 3.2.2): it ends on the next response. */
-  private pendingFailure: SaslFailure | undefined;
+/** The SMTP replies of an exchange that ended without a login. */
+const ENDINGS: Record<ConversationEnd, Reply> = {
+  failed: AUTH_FAILED,
+  cancelled: AUTH_CANCELLED,
+  malformed: AUTH_MALFORMED,
+  'not-base64': NOT_BASE64,
+  'line-too-long': LINE_TOO_LONG,
+};
 
-  constructor(
-    readonly mechanism: SaslMechanism,
-    ctx: SaslContext,
-    private readonly opts: AuthExchangeOptions,
-  ) {
-    this.exchange = mechanism.begin(ctx);
-  }
-
-  async start(initialResponse: Buffer | undefined): Promise<AuthTurn> {
-    return this.conclude(await this.exchange.start(initialResponse));
-  }
-
-  /** A line the client sent in answer to a 334 challenge. */
-  async respond(line: LineEvent): Promise<AuthTurn> {
-    if (line.kind === 'bad') return ended(line.reason === 'too-long' ? LINE_TOO_LONG : AUTH_MALFORMED);
-    // RFC 4954 4: "*" cancels the exchange.
-    if (line.text === '*') return ended(AUTH_CANCELLED);
-    const response = decodeBase64(line.text);
-    if (!response) return ended(NOT_BASE64);
-    if (this.pendingFailure) return this.fail(this.pendingFailure);
-    return this.conclude(await this.exchange.step(response));
-  }
-
-  private async conclude(step: SaslStep): Promise<AuthTurn> {
-    switch (step.kind) {
-      case 'challenge':
-        return { kind: 'challenge', reply: challenge(step.data) };
-      case 'success':
-        // The right password for a locked account fails like a wrong one (auth-throttle.ts).
-        if (this.opts.guard.isAccountLocked(step.identity)) return this.failed(step.identity);
-        this.opts.guard.success(this.opts.clientIp, step.identity);
-        return { kind: 'authenticated', account: step.identity, reply: AUTH_SUCCESSFUL };
-      case 'failure':
-        if (step.challenge !== undefined) {
-          this.pendingFailure = step;
-          return { kind: 'challenge', reply: challenge(step.challenge) };
-        }
-        return this.fail(step);
-    }
-  }
-
-  private fail(failure: SaslFailure): Promise<AuthTurn> | AuthTurn {
-    // No credentials were tested: nothing to slow down, and the client has a bug to learn of.
-    if (failure.reason === 'malformed') return ended(AUTH_MALFORMED);
-    return this.failed(failure.account);
-  }
-
-  private async failed(account: string | undefined): Promise<AuthTurn> {
-    const delay = this.opts.guard.failure(this.opts.clientIp, account, this.mechanism.name);
-    // RFC 4954 9: slow down guessing. The session reads nothing meanwhile; input waits.
-    if (delay > 0) await (this.opts.sleep ?? sleep)(delay);
-    return ended(AUTH_FAILED);
+/** One AUTH exchange in SMTP's words (src/sasl/conversation.ts does the SASL part). */
+export class AuthExchange extends SaslConversation<AuthTurn> {
+  constructor(mechanism: SaslMechanism, ctx: SaslContext, opts: AuthExchangeOptions) {
+    super(mechanism, ctx, opts, smtpTurn);
   }
 }
 
-type SaslFailure = Extract<SaslStep, { kind: 'failure' }>;
-
-function ended(r: Reply): AuthTurn {
-  return { kind: 'ended', reply: r };
-}
-
-/** "334 <base64>"; an empty challenge is "334 " (RFC 4954 4). No enhanced code on 334. */
-function challenge(data: Buffer): Reply {
-  return reply(334, undefined, data.toString('base64'));
-}
-
-const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
-
-/** Strict base64 (RFC 4648 4): Buffer.from would silently skip junk and accept a missing "=". */
-export function decodeBase64(text: string): Buffer | undefined {
-  return BASE64.test(text) ? Buffer.from(text, 'base64') : undefined;
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+function smtpTurn(turn: ConversationTurn): AuthTurn {
+  switch (turn.kind) {
+    case 'challenge':
+      // "334 <base64>"; an empty challenge is "334 " (RFC 4954 4). No enhanced code on 334.
+      return { kind: 'challenge', reply: reply(334, undefined, turn.data.toString('base64')) };
+    case 'authenticated':
+      return { kind: 'authenticated', account: turn.account, reply: AUTH_SUCCESSFUL };
+    case 'ended':
+      return { kind: 'ended', reply: ENDINGS[turn.why] };
+  }
 }
