@@ -13,6 +13,9 @@ export interface Pop3Io {
   startTls(): Promise<TlsInfo>;
   /** Close the connection after pending writes are flushed. */
   close(): void;
+  /** Stop reading from the socket (too much input waits unprocessed) / start again. */
+  pause(): void;
+  resume(): void;
 }
 
 /** One message of a maildrop as the session lists it. */

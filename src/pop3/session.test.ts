@@ -466,6 +466,20 @@ describe('Pop3Session: pipelining (RFC 2449 6.6)', () => {
     assert.equal(parseResponses(outputs[0] ?? '').length, 16);
   });
 
+  test('a flood of pipelined input pauses reading instead of growing the buffer, and resumes', async () => {
+    const h = harness({ tls: TLS, limits: { maxCommands: 1_000_000 } });
+    h.session.start();
+    await feed(h, LOGIN);
+    // Over 1 MiB of NOOPs in one go: the session works through them a line at a time.
+    const flood = Buffer.from('NOOP\r\n'.repeat(200_000));
+    h.session.receive(flood);
+    assert.ok(h.io.pauses >= 1, 'reading paused');
+    await settle(h.session);
+    assert.equal(h.io.resumes, h.io.pauses, 'and resumed once the backlog was worked through');
+    assert.equal(h.io.closed, false);
+    assert.equal(parseResponses(h.io.output).length, 3 + 200_000);
+  });
+
   test('input sent before the greeting waits for it', async () => {
     const h = harness();
     h.session.receive(Buffer.from('CAPA\r\n'));

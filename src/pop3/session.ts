@@ -19,7 +19,7 @@ import type { TlsInfo } from '../mail/tls-info.js';
 import type { SaslContext, SaslMechanism } from '../sasl/mechanism.js';
 import { AUTH_FAILED, AuthExchange, loginFailed, openAuth, SASL_MAX_LINE, type AuthExchangeOptions, type AuthTurn } from './auth-exchange.js';
 import { parseCommand, type Command } from './command.js';
-import { InputQueue } from './input-queue.js';
+import { InputQueue } from '../util/input-queue.js';
 import { LineReader, type BadLineReason, type LineEvent } from '../util/line-reader.js';
 import type { Maildrop, MaildropMessage, Pop3Config, Pop3Io, Pop3Options, Pop3SessionStats } from './pop3-host.js';
 import { err, formatResponse, ok, topOfMessage, type Pop3Response } from './response.js';
@@ -81,7 +81,7 @@ export class Pop3Session {
   private readonly config: Pop3Config;
   private readonly io: Pop3Io;
   private readonly lines: LineReader;
-  private readonly input = new InputQueue();
+  private readonly input: InputQueue;
   private readonly authOptions: AuthExchangeOptions;
 
   private mode: InputMode = COMMAND;
@@ -99,6 +99,7 @@ export class Pop3Session {
     this.config = opts.config;
     this.io = opts.io;
     this.tlsInfo = opts.tls;
+    this.input = new InputQueue(opts.io);
     // Room for AUTH with a long initial response and for SASL response lines (RFC 5034 4); other
     // commands are held to the configured limit once read (dispatch), so they stay in step.
     this.lines = new LineReader(Math.max(opts.config.limits.maxCommandLine, SASL_MAX_LINE));
@@ -131,10 +132,7 @@ export class Pop3Session {
     if (this.closed || chunk.length === 0) return;
     // RFC 2595 4 / CVE-2011-0411: nothing sent before the TLS handshake may be acted on after it.
     if (this.mode.kind === 'tls-handshake') return;
-    if (!this.input.push(chunk)) {
-      this.closeWith(err('Too much input waiting, closing connection'));
-      return;
-    }
+    this.input.push(chunk);
     if (this.started) this.kick();
   }
 
@@ -182,6 +180,7 @@ export class Pop3Session {
         if (this.shuttingDown && !this.closed) this.closeForShutdown();
       }
       this.flush();
+      if (!this.closed) this.input.caughtUp();
     } catch (e) {
       // attempt() answers the handlers' errors; this is a fault in the session or in Pop3Io.
       this.opts.logger?.error({ err: e }, 'pop3 session failed');
@@ -608,7 +607,7 @@ export class Pop3Session {
   }
 
   private dropInput(): void {
-    this.input.clear();
+    this.input.clear({ resume: !this.closed });
     this.lines.reset();
   }
 

@@ -27,6 +27,8 @@ export abstract class ClientSocket {
   /** True while a handshake is in progress: the plain socket is no longer ours to read. */
   protected upgrading = false;
   protected finished = false;
+  /** The session asked for a break in reading (too much input waits unprocessed). */
+  protected paused = false;
   protected readonly startedAt = performance.now();
   private lingerTimer: NodeJS.Timeout | undefined;
 
@@ -50,9 +52,18 @@ export abstract class ClientSocket {
   /** The connection's own timers stop while a handshake runs and restart after it. */
   protected abstract pauseTimers(): void;
   protected abstract resumeTimers(): void;
-  /** Whether reading should start (or go on) once a socket is attached. */
-  protected readingWanted(): boolean {
-    return true;
+  /** Stops reading from the client; a paused session is busy with what the client already sent. */
+  pause(): void {
+    this.paused = true;
+    // The client is not idle meanwhile: its timers wait too.
+    this.pauseTimers();
+    if (!this.upgrading) this.socket.pause();
+  }
+
+  resume(): void {
+    this.paused = false;
+    if (!this.upgrading) this.socket.resume();
+    this.resumeTimers();
   }
 
   /** Cuts the connection now (end of the shutdown grace period, or a fault of ours). */
@@ -131,7 +142,7 @@ export abstract class ClientSocket {
     socket.on('data', this.onData);
     socket.on('close', this.onClose);
     // Listeners accept with pauseOnConnect; a 'data' listener alone does not start the flow then.
-    if (this.readingWanted()) socket.resume();
+    if (!this.paused) socket.resume();
   }
 
   protected clearLinger(): void {

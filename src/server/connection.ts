@@ -12,7 +12,6 @@ import type { ConnectionSettings } from './connection-settings.js';
 
 export class Connection extends ClientSocket implements SessionIo {
   private session: SmtpSession | undefined;
-  private paused = false;
   private idleTimer: NodeJS.Timeout | undefined;
   private idleMs = 0;
   private greetingTimer: NodeJS.Timeout | undefined;
@@ -41,25 +40,12 @@ export class Connection extends ClientSocket implements SessionIo {
     else this.destroy();
   }
 
-  // SessionIo: what the session does to its connection (startTls and close: ClientSocket).
+  // SessionIo: what the session does to its connection (startTls, close, pause and resume: ClientSocket).
 
   write(data: string): void {
     if (!this.socket.writable) return;
     this.socket.write(data);
     // The client's turn starts when our reply goes out; time it from here (RFC 5321 4.5.3.2).
-    this.armIdleTimer();
-  }
-
-  pause(): void {
-    this.paused = true;
-    // A paused session is busy with what the client already sent: the client is not idle.
-    this.clearIdleTimer();
-    if (!this.upgrading) this.socket.pause();
-  }
-
-  resume(): void {
-    this.paused = false;
-    if (!this.upgrading) this.socket.resume();
     this.armIdleTimer();
   }
 
@@ -82,10 +68,6 @@ export class Connection extends ClientSocket implements SessionIo {
 
   protected resumeTimers(): void {
     this.armIdleTimer();
-  }
-
-  protected override readingWanted(): boolean {
-    return !this.paused;
   }
 
   protected finish(): void {

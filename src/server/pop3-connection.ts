@@ -45,7 +45,7 @@ export class Pop3Connection extends ClientSocket implements Pop3Io {
     else this.destroy();
   }
 
-  // Pop3Io (startTls and close: ClientSocket).
+  // Pop3Io (startTls, close, pause and resume: ClientSocket).
 
   write(data: string | Buffer): void {
     if (!this.socket.writable) return;
@@ -128,7 +128,7 @@ export class Pop3Connection extends ClientSocket implements Pop3Io {
   };
 
   private armIdleTimer(): void {
-    if (!this.session || this.upgrading || this.finished) return;
+    if (!this.session || this.paused || this.upgrading || this.finished) return;
     if (this.idleTimer) this.idleTimer.refresh();
     else this.idleTimer = setTimeout(this.onIdle, this.settings.idleTimeoutMs);
   }

@@ -18,7 +18,7 @@ import { parseCommand, type Command } from './command-parser.js';
 import { DotReader } from './dot-reader.js';
 import { ehloReply, heloReply } from './ehlo.js';
 import type { Envelope, EnvelopeRecipient, MailParams, QueueId } from '../mail/envelope.js';
-import { InputQueue } from './input-queue.js';
+import { InputQueue } from '../util/input-queue.js';
 import { LineReader, type BadLineReason, type LineEvent } from '../util/line-reader.js';
 import { MessageBody } from './message-body.js';
 import { parseMailParams, parseRcptParams } from './params.js';

@@ -26,6 +26,14 @@ export class FakePop3Io implements Pop3Io {
   close(): void {
     this.closed = true;
   }
+  pauses = 0;
+  resumes = 0;
+  pause(): void {
+    this.pauses += 1;
+  }
+  resume(): void {
+    this.resumes += 1;
+  }
   /** Everything written, as latin1 (one character per octet). */
   get output(): string {
     return Buffer.concat(this.chunks).toString('latin1');

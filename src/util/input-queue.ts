@@ -1,9 +1,13 @@
-// Bytes from the client that the session has not acted on yet. Commands are handled one at a
-// time and may wait on policy or the disk; what a pipelining client sends meanwhile waits here.
-// Backpressure: past a high-water mark the socket is paused, so a client cannot make us buffer
-// without bound; it resumes once the session has worked through the backlog.
+// Bytes from the client that a session (SMTP, POP3) has not acted on yet. Commands are handled one
+// at a time and may wait on policy, a password hash or the disk; what a pipelining client sends
+// meanwhile waits here. Backpressure: past a high-water mark the socket is paused, so a client
+// cannot make us buffer without bound; it resumes once the session has worked through the backlog.
 
-import type { SessionIo } from './session-host.js';
+/** The two things the queue asks of the connection. */
+export interface Flow {
+  pause(): void;
+  resume(): void;
+}
 
 /** Stop reading from the socket while this much input waits unprocessed. */
 const HIGH_WATER = 1024 * 1024;
@@ -15,7 +19,7 @@ export class InputQueue {
   private paused = false;
 
   constructor(
-    private readonly io: Pick<SessionIo, 'pause' | 'resume'>,
+    private readonly io: Flow,
     private readonly highWater = HIGH_WATER,
   ) {}
 
@@ -51,7 +55,7 @@ export class InputQueue {
     if (this.paused && this.buffered < this.highWater) this.resume();
   }
 
-  /** Forgets all unread input (STARTTLS, RFC 3207 6; or the end of the session). */
+  /** Forgets all unread input (STARTTLS, RFC 3207 6; STLS, RFC 2595 4; or the end of the session). */
   clear(opts: { resume: boolean }): void {
     this.chunks = [];
     this.offset = 0;
