@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import type { SaslMechanism } from '../sasl/mechanism.js';
 import { createMechanisms } from '../sasl/registry.js';
+import { ScramClient } from '../../test/support/scram-client.js';
 import { MemoryCredentials } from '../../test/support/test-credentials.js';
 import {
   ALICE,
@@ -168,6 +169,34 @@ describe('Pop3Session: AUTH (RFC 5034) with the real mechanisms', () => {
   test('PLAIN with the credentials after an empty "+ " challenge; lower-case mechanism name', async () => {
     const { responses } = await converse(`auth plain\r\n${plain(ALICE, PASSWORD)}\r\nSTAT\r\n`, pop3s());
     assert.deepEqual(responses, ['+ ', LOGGED_IN, `+OK 3 ${TOTAL}`]);
+  });
+
+  test('SCRAM-SHA-256: the client checks the server\'s proof, then +OK (RFC 5034 4: the last data as a challenge)', async () => {
+    const h = harness(pop3s());
+    h.session.start();
+    const client = new ScramClient({ hash: 'sha256', username: ALICE, password: PASSWORD });
+    const challenge = (): string => {
+      const last = parseResponses(h.io.output).at(-1) ?? '';
+      assert.match(last, /^\+ /);
+      return Buffer.from(last.slice(2), 'base64').toString();
+    };
+    await feed(h, `AUTH ${client.mechanism} ${b64(client.clientFirst())}\r\n`);
+    const serverFirst = challenge();
+    await feed(h, `${b64(client.clientFinal(serverFirst))}\r\n`);
+    client.verifyServerFinal(challenge());
+    await feed(h, '\r\nSTAT\r\n');
+    assert.deepEqual(parseResponses(h.io.output).slice(-2), [LOGGED_IN, `+OK 3 ${TOTAL}`]);
+  });
+
+  test('SCRAM-SHA-256 with the wrong password: the same [AUTH] answer as any other', async () => {
+    const h = harness(pop3s());
+    h.session.start();
+    const client = new ScramClient({ hash: 'sha256', username: ALICE, password: 'guess' });
+    await feed(h, `AUTH ${client.mechanism} ${b64(client.clientFirst())}\r\n`);
+    const first = parseResponses(h.io.output).at(-1) ?? '';
+    await feed(h, `${b64(client.clientFinal(Buffer.from(first.slice(2), 'base64').toString()))}\r\n`);
+    assert.equal(parseResponses(h.io.output).at(-1), AUTH_FAILED);
+    assert.deepEqual(h.guard.failures.map((f) => f.mechanism), ['SCRAM-SHA-256']);
   });
 
   test('LOGIN: user name and password challenges', async () => {
