@@ -4,7 +4,7 @@
 
 import {
   SaslConversation,
-  decodeInitialResponse,
+  openExchange,
   type ConversationEnd,
   type ConversationOptions,
   type ConversationTurn,
@@ -33,12 +33,15 @@ export type AuthOpening =
 
 /** Finds the mechanism among those offered now and decodes the initial response, if any. */
 export function openAuth(name: string, initial: string | undefined, offered: readonly SaslMechanism[]): AuthOpening {
-  const mechanism = offered.find((m) => m.name === name);
-  if (!mechanism) return { kind: 'refused', response: err('Unrecognized authentication mechanism') };
-  if (initial === undefined) return { kind: 'open', mechanism, initialResponse: undefined };
-  const initialResponse = decodeInitialResponse(initial);
-  if (!initialResponse) return { kind: 'refused', response: NOT_BASE64 };
-  return { kind: 'open', mechanism, initialResponse };
+  const opening = openExchange(name, initial, offered);
+  switch (opening.kind) {
+    case 'open':
+      return opening;
+    case 'unknown-mechanism':
+      return { kind: 'refused', response: err('Unrecognized authentication mechanism') };
+    case 'not-base64':
+      return { kind: 'refused', response: NOT_BASE64 };
+  }
 }
 
 /** What the session does next. */

@@ -112,9 +112,22 @@ export async function loginFailed(opts: ConversationOptions, account: string | u
   if (delay > 0) await (opts.sleep ?? sleep)(delay);
 }
 
-/** The initial response of an AUTH command: "=" is one of zero length (RFC 4954 4, RFC 5034 4). */
-export function decodeInitialResponse(text: string): Buffer | undefined {
-  return text === '=' ? Buffer.alloc(0) : decodeBase64(text);
+/** How an AUTH command opens: the mechanism it names, among those offered, and its initial response. */
+export type Opening =
+  | { readonly kind: 'open'; readonly mechanism: SaslMechanism; readonly initialResponse: Buffer | undefined }
+  | { readonly kind: 'unknown-mechanism' }
+  | { readonly kind: 'not-base64' };
+
+/** `name` as the client wrote it; "=" is an initial response of zero length (RFC 4954 4, RFC 5034 4). */
+export function openExchange(name: string, initial: string | undefined, offered: readonly SaslMechanism[]): Opening {
+  // SASL mechanism names are upper case (RFC 4422 3.1); clients that send "plain" mean PLAIN.
+  const upper = name.toUpperCase();
+  const mechanism = offered.find((m) => m.name === upper);
+  if (!mechanism) return { kind: 'unknown-mechanism' };
+  if (initial === undefined) return { kind: 'open', mechanism, initialResponse: undefined };
+  const initialResponse = initial === '=' ? Buffer.alloc(0) : decodeBase64(initial);
+  if (!initialResponse) return { kind: 'not-base64' };
+  return { kind: 'open', mechanism, initialResponse };
 }
 
 type SaslFailure = Extract<SaslStep, { kind: 'failure' }>;

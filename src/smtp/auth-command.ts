@@ -4,7 +4,7 @@
 // The session (session.ts) owns the input mode; it hands each response line to AuthExchange.
 
 import { reply, type Reply } from '../mail/reply.js';
-import { SaslConversation, decodeInitialResponse, type ConversationEnd, type ConversationOptions, type ConversationTurn } from '../sasl/conversation.js';
+import { SaslConversation, openExchange, type ConversationEnd, type ConversationOptions, type ConversationTurn } from '../sasl/conversation.js';
 import type { SaslContext, SaslMechanism } from '../sasl/mechanism.js';
 
 export { SASL_MAX_LINE } from '../sasl/conversation.js';
@@ -50,15 +50,15 @@ export function openAuth(argument: string, offered: readonly SaslMechanism[]): A
   if (words.length > 2 || words.some((w) => w === '')) {
     return { kind: 'refused', reply: reply(501, '5.5.4', 'Syntax: AUTH <mechanism> [initial-response]') };
   }
-  // SASL mechanism names are upper case (RFC 4422 3.1); clients that send "plain" mean PLAIN.
-  const name = (words[0] ?? '').toUpperCase();
-  const mechanism = offered.find((m) => m.name === name);
-  if (!mechanism) return { kind: 'refused', reply: reply(504, '5.5.4', 'Unrecognized authentication type') };
-  const initial = words[1];
-  if (initial === undefined) return { kind: 'open', mechanism, initialResponse: undefined };
-  const initialResponse = decodeInitialResponse(initial);
-  if (!initialResponse) return { kind: 'refused', reply: NOT_BASE64 };
-  return { kind: 'open', mechanism, initialResponse };
+  const opening = openExchange(words[0] ?? '', words[1], offered);
+  switch (opening.kind) {
+    case 'open':
+      return opening;
+    case 'unknown-mechanism':
+      return { kind: 'refused', reply: reply(504, '5.5.4', 'Unrecognized authentication type') };
+    case 'not-base64':
+      return { kind: 'refused', reply: NOT_BASE64 };
+  }
 }
 
 /** What the session does next: send a challenge and wait, or send the final reply. */

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import type { TlsInfo } from '../../src/mail/tls-info.js';
 import type { Maildrop, MaildropMessage, MaildropOpener, Pop3Config, Pop3Guard, Pop3Io } from '../../src/pop3/pop3-host.js';
 import { Pop3Session } from '../../src/pop3/session.js';
+import { feedInPieces } from './session-feed.js';
 
 export const TLS: TlsInfo = { version: 'TLSv1.3', cipher: 'TLS_AES_256_GCM_SHA384' };
 
@@ -218,22 +219,10 @@ export function harness(options: HarnessOptions = {}): Pop3Harness {
   return { session, io, maildrops, guard, sleeps, passwordChecks, errors };
 }
 
-/** Waits until the session has acted on everything it was given. */
-export async function settle(session: Pop3Session): Promise<void> {
-  // Real SASL mechanisms hash on the thread pool: after a while, wait in timer steps.
-  for (let i = 0; i < 3000; i++) {
-    await new Promise((resolve) => (i < 1000 ? setImmediate(resolve) : setTimeout(resolve, 5)));
-    if (!session.busy) return;
-  }
-  assert.fail('the session never went back to waiting for input');
-}
+export { settle } from './session-feed.js';
 
 export async function feed(h: Pop3Harness, input: string | Buffer, fragment = Infinity): Promise<void> {
-  const bytes = typeof input === 'string' ? Buffer.from(input, 'latin1') : input;
-  for (let i = 0; i < bytes.length; i += fragment) {
-    h.session.receive(bytes.subarray(i, Math.min(bytes.length, i + fragment)));
-  }
-  await settle(h.session);
+  await feedInPieces(h.session, typeof input === 'string' ? Buffer.from(input, 'latin1') : input, fragment);
 }
 
 export const GREETING = '+OK pop.example POP3 server ready\r\n';

@@ -16,6 +16,7 @@ import type {
 } from '../../src/smtp/session-host.js';
 import type { TlsInfo } from '../../src/mail/tls-info.js';
 import { SmtpSession } from '../../src/smtp/session.js';
+import { feedInPieces } from './session-feed.js';
 
 // ---- test doubles of the seams --------------------------------------------------------------
 
@@ -171,23 +172,10 @@ export function harness(
   return { session, io, policy, sink, guard, events };
 }
 
-/** Waits until the session has acted on everything it was given. */
-export async function settle(session: SmtpSession): Promise<void> {
-  // The fakes answer at once; real SASL mechanisms hash passwords on the thread pool, so after a
-  // while the wait goes on in timer steps (up to ~10 s; no timing is asserted).
-  for (let i = 0; i < 3000; i++) {
-    await new Promise((resolve) => (i < 1000 ? setImmediate(resolve) : setTimeout(resolve, 5)));
-    if (!session.busy) return;
-  }
-  assert.fail('the session never went back to waiting for input');
-}
+export { settle } from './session-feed.js';
 
 export async function feed(h: Harness, input: string | Buffer, fragment = Infinity): Promise<void> {
-  const bytes = typeof input === 'string' ? Buffer.from(input, 'utf8') : input;
-  for (let i = 0; i < bytes.length; i += fragment) {
-    h.session.receive(bytes.subarray(i, Math.min(bytes.length, i + fragment)));
-  }
-  await settle(h.session);
+  await feedInPieces(h.session, typeof input === 'string' ? Buffer.from(input, 'utf8') : input, fragment);
 }
 
 /** Starts a session, sends `input`, returns everything written after the greeting. */
