@@ -30,6 +30,7 @@ export const LAYERS: Readonly<Record<string, number>> = {
   log: 7,
   mailbox: 7, // Maildir paths, and a Maildir as a POP3 maildrop
   policy: 8, // decisions only
+  publish: 8, // what clients and DNS are told: offered services, our MTA-STS policy
   intake: 8, // between the final dot and the 250: loop check, Received header, spool append
   queue: 9, // scheduling, retries, operator actions, driving couriers through one interface
   delivery: 10, // couriers: local/ (Maildir) and remote/ (MX, smart host, our SMTP client)

@@ -114,6 +114,8 @@ format = "pretty"
       submissions: ['[::1]:465'],
       pop3: ['127.0.0.1:2110'],
       pop3s: ['127.0.0.1:2995'],
+      http: ['127.0.0.1:2080'],
+      https: ['127.0.0.1:2443'],
     });
     assert.equal(config.limits.max_recipients, 500);
     assert.equal(config.limits.max_errors, 10, 'unset keys in a table keep their defaults');
@@ -153,7 +155,7 @@ format = "pretty"
   test('an unknown key lists the allowed ones', () => {
     assertConfigError(
       writeConfig('[listen]\nsmtp = ["0.0.0.0:25"]\n'),
-      /\.toml: unknown key "listen\.smtp" \(allowed: mx, submission, submissions, pop3, pop3s\)$/,
+      /\.toml: unknown key "listen\.smtp" \(allowed: mx, submission, submissions, pop3, pop3s, http, https\)$/,
     );
     assertConfigError(writeConfig('hostnme = "x"\n'), /: unknown key "hostnme" \(allowed: hostname, data_dir, /);
   });

@@ -225,6 +225,44 @@ const dkim = z.strictObject({
   sign: z.boolean().default(true),
 });
 
+/** [delivery]: how mail for local mailboxes is stored (src/delivery/local/). */
+const delivery = z.strictObject({
+  /** "" = straight into the Maildirs; "unix:/path" or "host:port" = hand it to this LMTP server (RFC 2033). */
+  lmtp: z
+    .union([z.literal(''), z.string().regex(/^(unix:\/.+|(\[[0-9a-fA-F:.]+\]|[^\s:\[\]]+):\d{1,5})$/, 'expected "unix:/path/to/socket" or "host:port"')])
+    .default(''),
+});
+
+/** [dovecot]: IMAP served by Dovecot over Postern's Maildirs and accounts (`postern dovecot config`). */
+const dovecot = z.strictObject({
+  /** Dovecot's IMAP with STARTTLS (RFC 9051); [] = not offered. Production ["0.0.0.0:143"]. */
+  imap: z.array(listenAddress).default([]),
+  /** Dovecot's IMAP over implicit TLS (RFC 8314); [] = not offered. Production ["0.0.0.0:993"]. */
+  imaps: z.array(listenAddress).default([]),
+});
+
+/** [clients]: what mail programs and published DNS records are told (src/publish/). */
+const clients = z.strictObject({
+  /** The server name mail programs connect to; "" = hostname. A [tls] certificate must cover it. */
+  host: z.string().default(''),
+});
+
+/** [mta_sts]: the RFC 8461 policy Postern serves for its own domains at https://mta-sts.<domain>/. */
+const mtaSts = z.strictObject({
+  /** "enforce", "testing" (report only) or "none" (withdraw a published policy). */
+  mode: z.enum(['enforce', 'testing', 'none']).default('testing'),
+  /** How long senders may cache the policy (RFC 8461 3.2: up to 31557600 s). */
+  max_age: durationText.default('7d'),
+  /** MX host names senders may deliver to ("*.example.com" patterns allowed); [] = hostname. */
+  mx: z.array(z.string().min(1)).default([]),
+});
+
+/** [tls_rpt]: where senders report TLS failures (RFC 8460); printed by `postern dns`. */
+const tlsRpt = z.strictObject({
+  /** "mailto:" or "https:" URIs; [] = mailto:postmaster@<domain>. */
+  rua: z.array(z.string().regex(/^(mailto:|https:)/, 'expected a "mailto:" or "https:" URI')).default([]),
+});
+
 export const configSchema = z.strictObject({
   /** Our name in the greeting, EHLO reply and Received headers. */
   hostname: z.string().min(1).default(osHostname() || 'localhost'),
@@ -250,6 +288,10 @@ export const configSchema = z.strictObject({
       pop3: z.array(listenAddress).default(['127.0.0.1:2110']),
       /** POP3 over implicit TLS (RFC 8314); production 995. */
       pop3s: z.array(listenAddress).default(['127.0.0.1:2995']),
+      /** HTTP: client autoconfiguration and the MTA-STS policy (src/web/); production 80. */
+      http: z.array(listenAddress).default(['127.0.0.1:2080']),
+      /** HTTPS, with the [tls] certificates and SNI; production 443. */
+      https: z.array(listenAddress).default(['127.0.0.1:2443']),
     })
     .prefault({}),
   tls: z
@@ -294,6 +336,11 @@ export const configSchema = z.strictObject({
   dkim: dkim.prefault({}),
   // prefault: an absent [queue] is parsed as {}.
   queue: queue.prefault({}),
+  delivery: delivery.prefault({}),
+  dovecot: dovecot.prefault({}),
+  clients: clients.prefault({}),
+  mta_sts: mtaSts.prefault({}),
+  tls_rpt: tlsRpt.prefault({}),
   smtp: z
     .strictObject({
       /** Bare LF or CR in message data: "reject" (550 5.6.0) or "normalize" to CRLF. */
