@@ -1,6 +1,7 @@
 // postern user add|list|remove|passwd: accounts that may submit mail (and have a mailbox).
 
 import type { Command } from 'commander';
+import { saslprep } from '../auth/saslprep.js';
 import { UnpreparablePasswordError } from '../auth/scram-secrets.js';
 import { computeUserSecrets, usableMechanisms, type UserSecrets } from '../auth/user-secrets.js';
 import type { Config } from '../config/schema.js';
@@ -97,6 +98,7 @@ function parseAddress(address: string): string {
 
 /** Everything stored for a password; the CRAM-MD5 secret only while [auth] cram_md5 is on. */
 async function secretsFor(password: string, config: Config): Promise<UserSecrets> {
+  requireSamePasswordForImap(password, config);
   try {
     return await computeUserSecrets(password, {
       cramMd5: config.auth.cram_md5,
@@ -106,6 +108,23 @@ async function secretsFor(password: string, config: Config): Promise<UserSecrets
     if (err instanceof UnpreparablePasswordError) throw new CliError(`${err.message}; choose another password`);
     throw err;
   }
+}
+
+/**
+ * Dovecot checks IMAP passwords against the SCRAM-SHA-256 keys by hashing the password as typed,
+ * without the SASLprep (RFC 4013) that derived the keys (RFC 5802 2.2). For most passwords the
+ * two are the same; one that SASLprep changes (a non-ASCII space, a ligature, a full-width letter,
+ * a decomposed accent) would work for SMTP and POP3 and never for IMAP, so it is refused while
+ * Dovecot serves IMAP for Postern ([dovecot] imap or imaps).
+ */
+function requireSamePasswordForImap(password: string, config: Config): void {
+  if (config.dovecot.imap.length === 0 && config.dovecot.imaps.length === 0) return;
+  const prepared = saslprep(password);
+  if (prepared === undefined || prepared === password) return; // unpreparable: computeUserSecrets says so
+  throw new CliError(
+    'this password changes under SASLprep (RFC 4013: non-ASCII spaces, ligatures, full-width letters, decomposed accents), ' +
+      'and Dovecot checks IMAP passwords as typed, so it would not work over IMAP; choose another password',
+  );
 }
 
 async function obtainPassword(opts: PasswordOptions): Promise<{ password: string; generated: boolean }> {
