@@ -5,46 +5,13 @@ import assert from 'node:assert/strict';
 import { connect as tlsConnect } from 'node:tls';
 import { after, before, describe, test } from 'node:test';
 import { requireTool, runTool } from './support/external-tool.js';
+import { poplib } from './support/poplib.js';
 import { PosternInstance, type PosternProcess, stopAndDispose } from './support/postern-process.js';
 import { SmtpClient } from './support/smtp-client.js';
 
 const ALICE = 'alice@example.test';
 const BOB = 'bob@example.test';
 const PASSWORD = 'correct horse battery staple';
-
-/**
- * Runs a poplib dialogue given as Python statements with `p` bound to a POP3 connection (STLS
- * done unless `stls` is false) and `log(x)` collecting results; prints the log as JSON.
- */
-async function poplib(port: number, body: string, options: { stls?: boolean } = {}): Promise<unknown[]> {
-  requireTool('python3', 'python3');
-  const script = `
-import json, poplib, ssl, sys
-out = []
-def log(x):
-    out.append(x if not isinstance(x, bytes) else x.decode('latin1'))
-ctx = ssl.create_default_context()
-ctx.check_hostname = False
-ctx.verify_mode = ssl.CERT_NONE
-p = poplib.POP3('127.0.0.1', ${port}, timeout=30)
-try:
-    log(p.getwelcome())
-    if ${options.stls === false ? 'False' : 'True'}:
-        p.stls(context=ctx)
-${body
-  .trim()
-  .split('\n')
-  .map((line) => `    ${line}`)
-  .join('\n')}
-except poplib.error_proto as e:
-    reason = e.args[0]
-    log('error: ' + (reason.decode('latin1') if isinstance(reason, bytes) else reason))
-print(json.dumps(out))
-`;
-  const run = await runTool('python3', ['-c', script]);
-  assert.equal(run.code, 0, `python3 failed: ${run.stderr}`);
-  return JSON.parse(run.stdout) as unknown[];
-}
 
 async function deliver(port: number, rcpt: string, subject: string, body = 'hello'): Promise<void> {
   const client = await SmtpClient.open(port);
