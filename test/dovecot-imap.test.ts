@@ -4,7 +4,7 @@
 
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { after, before, describe, test } from 'node:test';
@@ -13,7 +13,7 @@ import { dovecotListeners, TestDovecot } from './support/dovecot.js';
 import { runTool } from './support/external-tool.js';
 import { imaplib } from './support/imaplib.js';
 import { poplib } from './support/poplib.js';
-import { PosternInstance, type PosternProcess, stopAndDispose } from './support/postern-process.js';
+import { delay, PosternInstance, type PosternProcess, stopAndDispose } from './support/postern-process.js';
 import { ScramClient } from './support/scram-client.js';
 import { SmtpClient } from './support/smtp-client.js';
 
@@ -92,6 +92,28 @@ m.logout()
     assert.match(String((out[2] as string[])[0]), /^\d+$/);
     assert.match(String(out[3]), new RegExp(`Subject: ${subject}\r\n\r\nhello from ${subject}`));
     assert.match(String(out[3]), /^Return-Path: <sender@remote\.test>\r\nDelivered-To: alice@example\.test\r\n/);
+  });
+
+  test("a local part that needs quoting in SQL and encoding on disk: Dovecot finds the Maildir Postern delivered to", async () => {
+    const user = "o'brien@example.test";
+    await instance.addUser(user, 'irish coffee');
+    const subject = `quote-${randomUUID()}`;
+    await deliverByMx(server.port('mx'), user, subject);
+    // Postern's Maildir for it is example.test/o%27brien (src/mail/mailbox-directory.ts).
+    const maildirNew = join(instance.dataDir, 'mail', 'example.test', 'o%27brien', 'new');
+    for (const deadline = Date.now() + 20_000; !existsSync(maildirNew) || readdirSync(maildirNew).length === 0; await delay(50)) {
+      assert.ok(Date.now() < deadline, `no delivery into ${maildirNew}`);
+    }
+    const out = await imaplib(
+      dovecot!.port('imaps'),
+      `
+log(m.login(${JSON.stringify(user)}, 'irish coffee'))
+m.select('INBOX', readonly=True)
+log(m.search(None, 'SUBJECT', '"${subject}"')[1])
+`,
+    );
+    assert.deepEqual(out[0], ['OK', ['Logged in']]);
+    assert.deepEqual(out[1], ['1']);
   });
 
   test('a wrong password and an unknown user get the same answer', async () => {
