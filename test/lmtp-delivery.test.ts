@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { TestDnsServer } from './support/dns-server.js';
+import { requireTool, runTool } from './support/external-tool.js';
 import type { PosternInstance, PosternProcess } from './support/postern-process.js';
 import { stopAndDispose } from './support/postern-process.js';
 import { LOCAL_DOMAIN, marker, relayInstance, submit } from './support/relay-world.js';
@@ -17,7 +18,7 @@ import { SmtpSink, type SinkMessage, type SinkOptions } from './support/smtp-sin
 
 const at = (local: string): string => `${local}@${LOCAL_DOMAIN}`;
 const ALICE = at('alice');
-const USERS = ['alice', 'ok', 'busy', 'gone', 'first', 'second', 'late', 'mid', 'plain', 'slow', 'again'].map(at);
+const USERS = ['alice', 'ok', 'busy', 'gone', 'first', 'second', 'late', 'mid', 'plain', 'slow', 'utf', 'again'].map(at);
 
 /** The LMTP server's script, changed while the tests run (the sink reads it at each step). */
 const script: { -readonly [K in keyof SinkOptions]: SinkOptions[K] } = { lmtp: true, name: 'lmtp.postern.test', dataReplies: {} };
@@ -143,6 +144,21 @@ describe('local delivery over LMTP, through the queue, to a scripted LMTP server
     script.pipelining = true;
   });
 
+  test('a message that needs SMTPUTF8 fails with 5.6.7 when the LMTP server lacks it, and goes no further', async () => {
+    requireTool('python3', 'python3');
+    const m = marker('lmtp-utf8');
+    script.smtputf8 = false;
+    lmtp.dropConnections(); // a new session, whose LHLO lacks SMTPUTF8
+    const sent = await runTool('python3', ['-c', SEND_SMTPUTF8, String(server.port('mx')), at('utf'), m]);
+    assert.equal(sent.code, 0, sent.stderr);
+    const failed = await attempt(at('utf'), 'failed');
+    assert.match(String(failed.reason), /needs SMTPUTF8/);
+    // (Its bounce may: the sender's domain does not exist, so the postmaster gets it, over LMTP.)
+    assert.equal(carrying(m).filter((msg) => msg.recipients.includes(at('utf'))).length, 0, 'the message was never offered to the LMTP server');
+    script.smtputf8 = true;
+    lmtp.dropConnections();
+  });
+
   test('one LMTP session carries message after message', async () => {
     const before = lmtp.connections;
     const markers = [marker('reuse-1'), marker('reuse-2'), marker('reuse-3')];
@@ -155,6 +171,15 @@ describe('local delivery over LMTP, through the queue, to a scripted LMTP server
     assert.ok(lmtp.connections - before <= 1, `${lmtp.connections - before} new connections for three messages`);
   });
 });
+
+/** Python's smtplib on the MX port: an internationalized sender, MAIL FROM ... SMTPUTF8 (RFC 6531). */
+const SEND_SMTPUTF8 = `
+import smtplib, sys
+port, rcpt, marker = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+message = f"From: jos\\u00e9@elsewhere.test\\r\\nTo: {rcpt}\\r\\nSubject: {marker}\\r\\n\\r\\nOl\\u00e1.\\r\\n"
+with smtplib.SMTP("127.0.0.1", port) as s:
+    s.sendmail("jos\\u00e9@elsewhere.test", [rcpt], message.encode("utf-8"), mail_options=["SMTPUTF8"])
+`;
 
 async function waitFor<T>(probe: () => T | undefined, timeoutMs = 20_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;

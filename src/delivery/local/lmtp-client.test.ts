@@ -106,6 +106,19 @@ describe('LmtpClientConnection', () => {
     }
   });
 
+  test('over TCP as over a Unix socket', async () => {
+    const sink = await SmtpSink.start({ lmtp: true, dataReplies: { 'busy@local.test': '452 4.2.2 Mailbox full' } });
+    try {
+      const endpoint = parseLmtpEndpoint(`127.0.0.1:${sink.port}`);
+      const session = await LmtpClientConnection.open({ endpoint, lhloName: 'mx.local.test', timeouts: TIMEOUTS, logger });
+      assert.equal(session.peer, `127.0.0.1:${sink.port}`);
+      assert.deepEqual(summary(await session.send(tx(['busy@local.test', 'ok@local.test']))), ['data 452', 'data 250']);
+      await session.quit();
+    } finally {
+      await sink.close();
+    }
+  });
+
   test('MAIL FROM gets SIZE, BODY=8BITMIME and SMTPUTF8 as LHLO offers them', async () => {
     await withSink({ size: 10_000_000 }, async (sink, path) => {
       const session = await open(path);
