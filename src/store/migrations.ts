@@ -1,11 +1,15 @@
 // The SQLite schema, as an append-only list of migrations. PRAGMA user_version records how many
 // have run; a later issue adds a table by appending a migration, never by editing an old one,
-// because databases in the field have already run the old ones.
+// because databases in the field have already run the old ones. A migration is SQL, or code when
+// it must compute values SQL cannot (migration 5's Maildir names).
 
 import type { Database } from 'better-sqlite3';
+import { mailboxDirectory } from '../mail/mailbox-directory.js';
 import { StoreError } from './store.js';
 
-export const MIGRATIONS: readonly string[] = [
+export type Migration = string | ((db: Database) => void);
+
+export const MIGRATIONS: readonly Migration[] = [
   // 1: domains, users, aliases, queue bookkeeping. Times are milliseconds since the epoch.
   // users.domain and aliases.domain let "list users of a domain" and "may this domain be removed"
   // use an index instead of string matching on the address.
@@ -104,6 +108,32 @@ export const MIGRATIONS: readonly string[] = [
     requested_at  INTEGER NOT NULL
   );
   `,
+  // 5: what Dovecot reads (its sql passdb and userdb, see `postern dovecot sql`), as views, so
+  // the mapping from our columns to Dovecot's fields is ours and Dovecot's queries stay trivial.
+  // users.maildir is the Maildir's name under the mail root ("example.test/alice"); SQL cannot
+  // percent-encode a local part, so it is computed here and by the store for each new user.
+  // dovecot_passwords turns the RFC 5803 SCRAM-SHA-256 secret into Dovecot's own form of the
+  // same four values, "{SCRAM-SHA-256}<iterations>,<salt>,<StoredKey>,<ServerKey>" (base64 never
+  // contains "$", ":" or ","): Dovecot checks a plaintext password against it, and SCRAM-SHA-256
+  // logins, with nothing reversible stored. Accounts without that secret (passwords set before
+  // migration 3) are absent, so they cannot log in there until their next `postern user passwd`.
+  // dovecot_mailboxes lists every account, with or without it: mail is still delivered to them.
+  (db) => {
+    db.exec(`
+      ALTER TABLE users ADD COLUMN maildir TEXT;
+      CREATE VIEW dovecot_passwords AS
+        SELECT address AS user,
+               '{SCRAM-SHA-256}' || replace(replace(substr(scram_sha256, 15), '$', ','), ':', ',') AS password
+        FROM users
+        WHERE scram_sha256 GLOB 'SCRAM-SHA-256$[0-9]*:*$*:*';
+      CREATE VIEW dovecot_mailboxes AS
+        SELECT address AS user, maildir FROM users WHERE maildir IS NOT NULL;
+    `);
+    const setMaildir = db.prepare('UPDATE users SET maildir = ? WHERE address = ?');
+    for (const { address } of db.prepare('SELECT address FROM users').all() as { address: string }[]) {
+      setMaildir.run(mailboxDirectory(address), address);
+    }
+  },
 ];
 
 /** Brings the database up to the latest schema; safe when the CLI and the server start together. */
@@ -117,7 +147,10 @@ export function migrate(db: Database, path: string): void {
         `the store "${path}" has schema version ${version}, newer than this postern understands (${MIGRATIONS.length}); upgrade postern`,
       );
     }
-    for (const sql of MIGRATIONS.slice(version)) db.exec(sql);
+    for (const migration of MIGRATIONS.slice(version)) {
+      if (typeof migration === 'string') db.exec(migration);
+      else migration(db);
+    }
     if (version !== MIGRATIONS.length) db.pragma(`user_version = ${MIGRATIONS.length}`);
   }).immediate();
 }

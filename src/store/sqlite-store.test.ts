@@ -258,6 +258,63 @@ describe('SQLite store', () => {
     }
   });
 
+  test("Dovecot's views: SCRAM-SHA-256 secrets in Dovecot's form, Maildir names for every account, changes seen at once", async () => {
+    const { store, path } = freshStore();
+    // Another process, as Dovecot's auth worker is: a second connection on the same file.
+    const dovecot = new Database(path, { readonly: true });
+    try {
+      await store.addDomain('example.test');
+      const secret = deriveScramSecret('pencil', 'sha256', 5000);
+      await store.addUser('alice@example.test', { passwordHash: 'h', scramSha256: secret });
+      await store.addUser("O'Brien@Example.test", { passwordHash: 'h', scramSha256: deriveScramSecret('x', 'sha256') });
+      await store.addUser('old@example.test', hashOnly('h'));
+      const passwords = dovecot.prepare('SELECT user, password FROM dovecot_passwords WHERE user = ?');
+      const b64 = (b: Buffer) => b.toString('base64');
+      assert.deepEqual(passwords.get('alice@example.test'), {
+        user: 'alice@example.test',
+        password: `{SCRAM-SHA-256}5000,${b64(secret.salt)},${b64(secret.storedKey)},${b64(secret.serverKey)}`,
+      });
+      assert.equal(passwords.get('old@example.test'), undefined, 'no SCRAM-SHA-256 secret: no Dovecot login');
+      const mailboxes = dovecot.prepare('SELECT user, maildir FROM dovecot_mailboxes ORDER BY user').all();
+      assert.deepEqual(mailboxes, [
+        { user: 'alice@example.test', maildir: 'example.test/alice' },
+        { user: "o'brien@example.test", maildir: 'example.test/o%27brien' },
+        { user: 'old@example.test', maildir: 'example.test/old' },
+      ]);
+      const fresh = deriveScramSecret('new', 'sha256');
+      await store.setUserSecrets('alice@example.test', { passwordHash: 'h2', scramSha256: fresh });
+      const changed = passwords.get('alice@example.test') as { password: string } | undefined;
+      assert.ok(changed?.password.startsWith(`{SCRAM-SHA-256}4096,${b64(fresh.salt)},`), 'the new secret, at once');
+      await store.setUserSecrets('alice@example.test', hashOnly('h3'));
+      assert.equal(passwords.get('alice@example.test'), undefined, 'a password without SCRAM secrets ends Dovecot logins');
+      await store.removeUser('alice@example.test');
+      assert.equal(dovecot.prepare("SELECT 1 FROM dovecot_mailboxes WHERE user = 'alice@example.test'").get(), undefined);
+    } finally {
+      dovecot.close();
+      await store.close();
+    }
+  });
+
+  test('migration 5 names the Maildirs of accounts that existed before it', async () => {
+    const path = join(dir, `db${++counter}`, 'postern.db');
+    await openSqliteStore(path).close();
+    // Back to schema 4: the users table as it was, with one account in it.
+    const db = new Database(path);
+    db.exec('DROP VIEW dovecot_passwords; DROP VIEW dovecot_mailboxes; ALTER TABLE users DROP COLUMN maildir;');
+    db.exec("INSERT INTO domains VALUES ('example.test', 1)");
+    db.exec("INSERT INTO users (address, domain, password_hash, created_at) VALUES ('.dot@example.test', 'example.test', 'h', 1)");
+    db.pragma('user_version = 4');
+    db.close();
+    const store = openSqliteStore(path);
+    await store.close();
+    const after = new Database(path, { readonly: true });
+    try {
+      assert.deepEqual(after.prepare('SELECT user, maildir FROM dovecot_mailboxes').all(), [{ user: '.dot@example.test', maildir: 'example.test/%2Edot' }]);
+    } finally {
+      after.close();
+    }
+  });
+
   test('an unopenable path is a StoreError naming the file', () => {
     assert.throws(
       () => openSqliteStore(join('/dev/null', 'x', 'postern.db')),

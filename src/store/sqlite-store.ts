@@ -8,6 +8,7 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Database as Db, Statement } from 'better-sqlite3';
 import { normalizeAddress, normalizeDomain, splitAddress } from '../mail/address.js';
+import { mailboxDirectory } from '../mail/mailbox-directory.js';
 import { normalizeAliasSource } from './alias-source.js';
 import { migrate } from './migrations.js';
 import { SqliteSubmissionTables } from './sqlite-submission.js';
@@ -65,7 +66,7 @@ class SqliteStore implements Store {
     domainExists: Statement<[string], { one: number }>;
     countUsersOfDomain: Statement<[string], { n: number }>;
     countAliasesOfDomain: Statement<[string], { n: number }>;
-    insertUser: Statement<[UserRow & { domain: string }]>;
+    insertUser: Statement<[UserRow & { domain: string; maildir: string }]>;
     deleteUser: Statement<[string]>;
     updateSecrets: Statement<[UserSecretColumns & { address: string }]>;
     selectUser: Statement<[string], UserRow>;
@@ -90,8 +91,8 @@ class SqliteStore implements Store {
       countUsersOfDomain: db.prepare('SELECT count(*) AS n FROM users WHERE domain = ?'),
       countAliasesOfDomain: db.prepare('SELECT count(*) AS n FROM aliases WHERE domain = ?'),
       insertUser: db.prepare(
-        'INSERT INTO users (address, domain, password_hash, scram_sha1, scram_sha256, cram_md5, created_at) ' +
-          'VALUES (@address, @domain, @password_hash, @scram_sha1, @scram_sha256, @cram_md5, @created_at) ' +
+        'INSERT INTO users (address, domain, maildir, password_hash, scram_sha1, scram_sha256, cram_md5, created_at) ' +
+          'VALUES (@address, @domain, @maildir, @password_hash, @scram_sha1, @scram_sha256, @cram_md5, @created_at) ' +
           'ON CONFLICT DO NOTHING',
       ),
       deleteUser: db.prepare('DELETE FROM users WHERE address = ?'),
@@ -150,7 +151,8 @@ class SqliteStore implements Store {
   async addUser(address: string, secrets: UserSecrets): Promise<void> {
     const user = requireAddress(address);
     const domain = domainOf(user);
-    const row = { address: user, domain, ...toSecretColumns(secrets), created_at: Date.now() };
+    // The Maildir's name, for Dovecot's userdb (migration 5).
+    const row = { address: user, domain, maildir: mailboxDirectory(user), ...toSecretColumns(secrets), created_at: Date.now() };
     this.db
       .transaction(() => {
         this.requireLocalDomain(domain);

@@ -28,8 +28,9 @@ export interface FileOwner {
 const TEN_YEARS_MS = 10 * 365.25 * 24 * 3600 * 1000;
 
 // TLS 1.2 suites limited to forward-secret AEAD ones (Mozilla "intermediate"); TLS 1.3 suites are
-// Node's defaults, all of which are modern. Below TLS 1.2 is refused (RFC 8996).
-const TLS12_CIPHERS = [
+// Node's defaults, all of which are modern. Below TLS 1.2 is refused (RFC 8996). Dovecot gets the
+// same list from `postern dovecot config`.
+export const TLS12_CIPHERS = [
   'ECDHE-ECDSA-AES128-GCM-SHA256',
   'ECDHE-RSA-AES128-GCM-SHA256',
   'ECDHE-ECDSA-AES256-GCM-SHA384',

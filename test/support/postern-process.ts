@@ -38,7 +38,8 @@ export interface InstanceOptions {
   readonly relay?: Readonly<Record<string, unknown>>;
   readonly queue?: Readonly<Record<string, unknown>>;
   readonly dkim?: Readonly<Record<string, unknown>>;
-  /** Keys of [delivery], e.g. { lmtp: "unix:/path/to/socket" }. */
+  /** Keys of [dovecot] and [delivery], e.g. { imaps: ["127.0.0.1:10993"] } and { lmtp: "unix:/tmp/x/lmtp" }. */
+  readonly dovecot?: Readonly<Record<string, unknown>>;
   readonly delivery?: Readonly<Record<string, unknown>>;
   /** Extra environment for the server process, e.g. NODE_EXTRA_CA_CERTS for a test CA. */
   readonly env?: Readonly<Record<string, string>>;
@@ -327,6 +328,7 @@ function renderConfig(dataDir: string, options: InstanceOptions): string {
     ...(options.relay ? { relay: { dns_cache_seconds: 0, ...options.relay } } : {}),
     ...(options.queue ? { queue: { ...options.queue } } : {}),
     ...(options.dkim ? { dkim: { ...options.dkim } } : {}),
+    ...(options.dovecot ? { dovecot: { ...options.dovecot } } : {}),
     ...(options.delivery ? { delivery: { ...options.delivery } } : {}),
     log: { level: options.logLevel ?? 'info', format: 'json' },
   });
