@@ -174,7 +174,8 @@ function srvRecords(config: Config, domain: string, client: string, add: (r: Pub
       const comment = `No ${describe(service)} here: "." tells mail programs not to try it (RFC 6186 section 4).`;
       add(rr(name, { type: 'SRV', priority: 0, weight: 0, port: 0, target: '.' }, comment));
     } else {
-      const comment = `${describe(service)}, for mail programs that look the server up (RFC 6186).`;
+      const what = describe(service);
+      const comment = `${what.charAt(0).toUpperCase()}${what.slice(1)}, for mail programs that look the server up (RFC 6186).`;
       add(rr(name, { type: 'SRV', priority, weight: 1, port: found.port, target: client }, comment));
     }
   }
