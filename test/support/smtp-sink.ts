@@ -62,6 +62,8 @@ export interface SinkMessage {
   /** The name the client gave in EHLO/HELO, and which of the two it used. */
   readonly helo: string;
   readonly heloVerb: 'EHLO' | 'HELO';
+  /** The client's IP address, as SPF checks it (RFC 7208 section 4.1). */
+  readonly clientAddress: string;
 }
 
 export class SmtpSink {
@@ -206,6 +208,7 @@ class SinkSession {
       pipelined: tx.pipelined,
       helo: this.helo?.name ?? '',
       heloVerb: this.helo?.verb ?? 'HELO',
+      clientAddress: this.socket.remoteAddress ?? '',
     });
     this.tx = undefined;
     this.send(this.opts.dataReply ?? '250 2.0.0 Ok: queued');
