@@ -75,6 +75,8 @@ export interface SinkMessage {
   /** The name the client gave in EHLO/HELO, and which of the two it used. */
   readonly helo: string;
   readonly heloVerb: 'EHLO' | 'HELO' | 'LHLO';
+  /** The client's IP address, as SPF checks it (RFC 7208 section 4.1); "" over a Unix socket. */
+  readonly clientAddress: string;
 }
 
 export class SmtpSink {
@@ -237,6 +239,7 @@ class SinkSession {
       pipelined: tx.pipelined,
       helo: this.helo?.name ?? '',
       heloVerb: this.helo?.verb ?? 'HELO',
+      clientAddress: this.socket.remoteAddress ?? '',
     });
     this.tx = undefined;
     for (const r of replies.slice(0, sent)) this.send(r);
