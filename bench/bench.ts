@@ -6,16 +6,21 @@
 // (`npm run bench` compiles first). Run it as root on a fresh clone after `.ci/run`'s apt step.
 // BENCH_SCALE=0.1 runs a tenth of the messages, for a quick look. BENCH_ONLY=auth runs only the
 // AUTH row (Postern alone, over implicit TLS), which needs neither root nor Postfix;
-// BENCH_ONLY=relay only the end-to-end relay row (submission -> relay -> sink, bench/relay-row.ts).
+// BENCH_ONLY=relay only the end-to-end relay row (submission -> relay -> sink, bench/relay-row.ts);
+// BENCH_ONLY=pop3 only the POP3 rows against Dovecot (bench/pop3-row.ts; root and Dovecot's
+// dovecot-pop3d, dovecot-imapd, dovecot-lmtpd and dovecot-sqlite packages).
 //
 // It prints numbers and whether the targets are met; it does not fail on them. It exits
 // non-zero only if something broke (a server did not start, smtp-source failed, mail was lost).
 
+import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { parse, stringify } from 'smol-toml';
+import { TestDovecot } from '../test/support/dovecot.js';
 import { PosternInstance, type PosternProcess } from '../test/support/postern-process.js';
 import { freePort, TestPostfix } from '../test/support/postfix.js';
 import { runAuthSessions, waitUntilAccepting } from './auth-sessions.js';
+import { measurePop3Rows, printPop3Rows, type Pop3RowsStarted } from './pop3-row.js';
 import { measureRelayRow, printRelayRow, type RelayRowStarted } from './relay-row.js';
 import { runSmtpSource, smtpSourceAvailable } from './smtp-source.js';
 
@@ -85,6 +90,7 @@ interface Started {
   authPostern?: PosternInstance;
   authServer?: PosternProcess;
   relay?: RelayRowStarted;
+  pop3?: Pop3RowsStarted;
 }
 
 async function main(): Promise<number> {
@@ -92,12 +98,20 @@ async function main(): Promise<number> {
   const authOnly = process.env.BENCH_ONLY === 'auth';
   // BENCH_ONLY=relay: just the end-to-end relay row (needs root and Postfix).
   const relayOnly = process.env.BENCH_ONLY === 'relay';
+  // BENCH_ONLY=pop3: just the POP3 rows against Dovecot (needs root and Dovecot).
+  const pop3Only = process.env.BENCH_ONLY === 'pop3';
+  const only = authOnly || relayOnly || pop3Only;
   if (!authOnly && process.getuid?.() !== 0) {
     console.error('bench: run as root (a private Postfix instance needs it), e.g. sudo npm run bench');
     return 1;
   }
   if (!authOnly && !smtpSourceAvailable()) {
     console.error('bench: smtp-source not found; install the postfix package (see .ci/run)');
+    return 1;
+  }
+  const noDovecot = TestDovecot.available({ pop3s: true });
+  if ((pop3Only || !only) && noDovecot !== undefined) {
+    console.error(`bench: the POP3 rows need Dovecot: ${noDovecot}`);
     return 1;
   }
 
@@ -118,6 +132,9 @@ async function main(): Promise<number> {
       await started.relay?.postern?.dispose();
       await started.relay?.postfixRelay?.stop();
       await started.relay?.sink?.stop();
+      await started.pop3?.dovecot?.stop();
+      await started.pop3?.server?.stop().catch(() => started.pop3?.server?.kill());
+      await started.pop3?.postern?.dispose();
     })());
   const onSignal = (): void => {
     void cleanup().finally(() => process.exit(130));
@@ -126,12 +143,17 @@ async function main(): Promise<number> {
   process.once('SIGTERM', onSignal);
 
   try {
-    if (!authOnly && !relayOnly) await compareWithPostfix(started);
-    if (!relayOnly) await measureAuthRows(started);
-    if (!authOnly) {
+    if (!only) await compareWithPostfix(started);
+    if (!only || authOnly) await measureAuthRows(started);
+    if (!only || relayOnly) {
       log('end-to-end relay row: a Postfix sink, a Postfix relay and Postern');
       started.relay = {};
       printRelayRow(await measureRelayRow(scale, started.relay));
+    }
+    if (!only || pop3Only) {
+      started.pop3 = {};
+      const rows = await measurePop3Rows(scale, started.pop3);
+      printPop3Rows(rows, execFileSync('/usr/sbin/dovecot', ['--version'], { encoding: 'utf8' }).trim().split(' ')[0] ?? '?');
     }
     return 0;
   } finally {

@@ -2,12 +2,15 @@
 // by SMTP into the Maildir, and clients we did not write: Python's poplib and curl.
 
 import assert from 'node:assert/strict';
+import { appendFileSync, chmodSync } from 'node:fs';
 import { connect as tlsConnect } from 'node:tls';
 import { after, before, describe, test } from 'node:test';
+import { stringify } from 'smol-toml';
 import { requireTool, runTool } from './support/external-tool.js';
 import { poplib } from './support/poplib.js';
 import { PosternInstance, type PosternProcess, stopAndDispose } from './support/postern-process.js';
 import { SmtpClient } from './support/smtp-client.js';
+import { TEST_AUDIENCE, TEST_ISSUER, TestTokenIssuer } from './support/test-token-issuer.js';
 
 const ALICE = 'alice@example.test';
 const BOB = 'bob@example.test';
@@ -203,3 +206,75 @@ async function rawPop3s(port: number): Promise<{ command(line: string): Promise<
     drop: () => socket.destroy(),
   };
 }
+
+describe('POP3 AUTH with bearer tokens (RFC 7628 OAUTHBEARER, XOAUTH2)', () => {
+  let issuer: TestTokenIssuer;
+  let instance: PosternInstance;
+  let server: PosternProcess;
+
+  before(async () => {
+    issuer = new TestTokenIssuer();
+    // The server reads the JWKS as "nobody" when the tests run as root.
+    chmodSync(issuer.dir, 0o755);
+    chmodSync(issuer.jwksFile, 0o644);
+    instance = new PosternInstance({ pop3: true, submission: false });
+    appendFileSync(
+      instance.configPath,
+      `\n${stringify({
+        auth: {
+          oauth: { jwks_file: issuer.jwksFile, issuer: TEST_ISSUER, audience: TEST_AUDIENCE },
+          throttle: { delay_ms: 50, max_delay_ms: 200 },
+        },
+      })}\n`,
+    );
+    await instance.cliOk(['domain', 'add', 'example.test']);
+    await instance.addUser(ALICE, PASSWORD);
+    server = await instance.start();
+    await deliver(server.port('mx'), ALICE, 'token-mail');
+    await instance.waitForMail(ALICE, 1);
+  });
+
+  after(async () => {
+    await stopAndDispose(server, instance);
+    issuer.close();
+  });
+
+  test('curl pop3s:// --oauth2-bearer logs in with OAUTHBEARER and lists the mail', async () => {
+    requireTool('curl', 'curl');
+    const token = issuer.sign(issuer.claimsFor(ALICE), { alg: 'ES256' });
+    const run = await runTool('curl', [
+      '--insecure', '--silent', '--show-error', '--verbose',
+      '--user', `${ALICE}:`, '--oauth2-bearer', token,
+      `pop3s://127.0.0.1:${server.port('pop3s')}/`,
+    ]);
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(run.stderr, /^> AUTH OAUTHBEARER\b/m, 'curl used OAUTHBEARER');
+    assert.match(run.stdout, /^1 \d+\r?\n$/);
+  });
+
+  test('XOAUTH2 with a signed JWT; a token for another account and an expired one are refused', async () => {
+    const xoauth2 = (user: string, token: string) => Buffer.from(`user=${user}\x01auth=Bearer ${token}\x01\x01`).toString('base64');
+    const good = await rawPop3s(server.port('pop3s'));
+    try {
+      assert.match(await good.command(`AUTH XOAUTH2 ${xoauth2(ALICE, issuer.sign(issuer.claimsFor(ALICE)))}`), /^\+OK/);
+      assert.match(await good.command('STAT'), /^\+OK 1 \d+$/);
+    } finally {
+      good.drop();
+    }
+    const refused = [
+      issuer.sign(issuer.claimsFor('mallory@example.test')),
+      issuer.sign(issuer.claimsFor(ALICE, { exp: Math.floor(Date.now() / 1000) - 60 })),
+    ];
+    for (const token of refused) {
+      const bad = await rawPop3s(server.port('pop3s'));
+      try {
+        const answer = await bad.command(`AUTH XOAUTH2 ${xoauth2(ALICE, token)}`);
+        // XOAUTH2 answers a failure with a JSON error challenge; the client's empty line ends it.
+        const final = answer.startsWith('+ ') ? await bad.command('') : answer;
+        assert.match(final, /^-ERR \[AUTH\]/);
+      } finally {
+        bad.drop();
+      }
+    }
+  });
+});

@@ -2,15 +2,23 @@
 // Both print the DNS TXT record to publish, as a zone-file line after a ";" comment, so the
 // output can be pasted into a zone as it is.
 
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { Option } from 'commander';
 import type { Config } from '../config/schema.js';
-import { dkimKeyPath, dkimKeysDir, generateDkimPrivateKey, parseDkimKey, type DkimAlgorithm, type DkimKey } from '../dkim/dkim-key.js';
+import {
+  dkimKeyPath,
+  dkimKeysDir,
+  generateDkimPrivateKey,
+  parseDkimKey,
+  readDkimKey,
+  type DkimAlgorithm,
+  type DkimKey,
+} from '../dkim/dkim-key.js';
 import { dkimRecord, formatDkimRecord } from '../dkim/dkim-record.js';
-import { normalizeDomain } from '../mail/address.js';
 import { withStore } from './admin-store.js';
 import { CliError } from './cli-error.js';
+import { domainArgument, localDomainArgument } from './local-domain.js';
 import { printLine } from './output.js';
 import { CONFIG_OPTION } from './options.js';
 
@@ -38,13 +46,7 @@ export function addDkimCommands(program: Command): void {
     .option('--force', 'replace an existing key (mail signed with the old one stops verifying)')
     .option(...CONFIG_OPTION)
     .action(async (name: string, opts: GenerateOptions) => {
-      const key = await withStore(opts.config, async (store, config) => {
-        const domain = localDomainName(name);
-        if (!(await store.isLocalDomain(domain))) {
-          throw new CliError(`"${domain}" is not a local domain; add it first (postern domain add ${domain})`);
-        }
-        return writeKey(config, domain, opts);
-      });
+      const key = await withStore(opts.config, async (store, config) => writeKey(config, await localDomainArgument(store, name), opts));
       printRecord(key, 'generated');
     });
 
@@ -56,7 +58,7 @@ export function addDkimCommands(program: Command): void {
     .option(...CONFIG_OPTION)
     .action(async (name: string, opts: { config?: string; selector?: string }) => {
       // withStore: read as the service account that owns the 0600 key file.
-      const key = await withStore(opts.config, async (_store, config) => readKey(config, localDomainName(name), opts.selector));
+      const key = await withStore(opts.config, async (_store, config) => readKey(config, domainArgument(name), opts.selector));
       printRecord(key, 'found');
     });
 }
@@ -84,23 +86,11 @@ function writeKey(config: Config, domain: string, opts: GenerateOptions): DkimKe
 
 function readKey(config: Config, domain: string, selectorOption: string | undefined): DkimKey {
   const selector = selectorOption ?? config.dkim.selector;
-  const path = dkimKeyPath(dkimKeysDir(config), domain, selector);
-  let pem: Buffer;
-  try {
-    pem = readFileSync(path);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
-      throw new CliError(`${domain} has no DKIM key with selector "${selector}" (create one: postern dkim generate ${domain})`);
-    }
-    throw err;
+  const key = readDkimKey(config, domain, selector);
+  if (key === undefined) {
+    throw new CliError(`${domain} has no DKIM key with selector "${selector}" (create one: postern dkim generate ${domain})`);
   }
-  return parseDkimKey(pem, domain, selector);
-}
-
-function localDomainName(name: string): string {
-  const domain = normalizeDomain(name);
-  if (domain === undefined) throw new CliError(`"${name}" is not a valid domain name`);
-  return domain;
+  return key;
 }
 
 function printRecord(key: DkimKey, verb: 'generated' | 'found'): void {

@@ -8,6 +8,7 @@ import { loadConfig } from '../config/load.js';
 import { serviceAccount } from '../util/privileges.js';
 import { addAliasCommands } from './alias-commands.js';
 import { addDkimCommands } from './dkim-commands.js';
+import { addDnsCommands } from './dns-commands.js';
 import { addDovecotCommands } from './dovecot-commands.js';
 import { addDomainCommands } from './domain-commands.js';
 import { addQueueCommands } from './queue-commands.js';
@@ -70,6 +71,7 @@ function buildProgram(outcome: { exitCode: number }): Command {
   addAliasCommands(program);
   addQueueCommands(program);
   addDkimCommands(program);
+  addDnsCommands(program);
   addDovecotCommands(program);
   return program;
 }

@@ -3,6 +3,7 @@
 // operator can switch a domain from RSA to Ed25519 by generating a key under a new selector.
 
 import { createPrivateKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import type { Config } from '../config/schema.js';
 import { normalizeDomain } from '../mail/address.js';
@@ -53,4 +54,19 @@ export function parseDkimKey(pem: string | Buffer, domain: string, selector: str
     throw new Error(`the DKIM key of ${domain} is ${type ?? 'of an unknown type'}; DKIM uses rsa or ed25519 keys`);
   }
   return { domain, selector, algorithm: type, privateKey };
+}
+
+/**
+ * The key that signs the domain's mail under `selector` (default: [dkim] selector), read from
+ * the same file the signer reads; undefined when there is none.
+ */
+export function readDkimKey(config: Config, domain: string, selector = config.dkim.selector): DkimKey | undefined {
+  let pem: Buffer;
+  try {
+    pem = readFileSync(dkimKeyPath(dkimKeysDir(config), domain, selector));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+  return parseDkimKey(pem, domain, selector);
 }

@@ -2,10 +2,8 @@
 // pastes it into a zone file.
 
 import { createPublicKey } from 'node:crypto';
+import { splitTxtStrings } from '../dns/txt-strings.js';
 import type { DkimKey } from './dkim-key.js';
-
-/** One TXT character-string holds at most 255 octets (RFC 1035 section 3.3). */
-const MAX_TXT_STRING = 255;
 
 export interface DkimRecord {
   /** "<selector>._domainkey.<domain>" without the final dot. */
@@ -16,9 +14,7 @@ export interface DkimRecord {
 
 export function dkimRecord(key: DkimKey): DkimRecord {
   const text = `v=DKIM1; k=${key.algorithm}; p=${publicKeyData(key)}`;
-  const strings: string[] = [];
-  for (let i = 0; i < text.length; i += MAX_TXT_STRING) strings.push(text.slice(i, i + MAX_TXT_STRING));
-  return { name: `${key.selector}._domainkey.${key.domain}`, strings };
+  return { name: `${key.selector}._domainkey.${key.domain}`, strings: splitTxtStrings(text) };
 }
 
 /** The zone-file line: `postern._domainkey.example.test. IN TXT "v=DKIM1; k=ed25519; p=..."`. */

@@ -12,6 +12,15 @@
 //   queue_id is null when the message was refused; outcome is the final reply,
 //   "<code> <enhanced> <text>", e.g. "250 2.0.0 OK: queued as 0H3x...". auth_user is the account
 //   the client authenticated as (null without AUTH): who is accountable for a submitted message.
+//
+// One line per recipient and delivery attempt, the same for every courier:
+//   { msg: "local delivery attempt" | "remote delivery attempt", queue_id, recipient, status,
+//     reply, reason, remote_host, attempts, mailboxes }
+//   status is where the recipient stands after the attempt (delivered, deferred, failed); reply
+//   is the last reply, "<code> <enhanced> <text>" or null when nobody answered; remote_host is who
+//   gave it: the next hop, the LMTP server ("unix:/run/dovecot/lmtp", "127.0.0.1:24"), or our
+//   hostname for a Maildir. mailboxes lists the local mailboxes that got their copy in this
+//   attempt ([] for a remote recipient).
 
 import type { Logger } from 'pino';
 import type { ListenerKind } from '../mail/envelope.js';
@@ -61,6 +70,34 @@ export function logConnection(logger: Logger, c: ConnectionRecord): void {
       outcome: c.outcome,
     },
     'connection',
+  );
+}
+
+export interface DeliveryAttemptRecord {
+  readonly queueId: string;
+  readonly local: boolean;
+  readonly recipient: string;
+  readonly status: string;
+  readonly reply: string | null;
+  readonly reason: string | null;
+  readonly remoteHost: string | null;
+  readonly attempts: number;
+  readonly mailboxes: readonly string[];
+}
+
+export function logDeliveryAttempt(logger: Logger, d: DeliveryAttemptRecord): void {
+  logger.info(
+    {
+      queue_id: d.queueId,
+      recipient: d.recipient,
+      status: d.status,
+      reply: d.reply,
+      reason: d.reason,
+      remote_host: d.remoteHost,
+      attempts: d.attempts,
+      mailboxes: d.mailboxes,
+    },
+    d.local ? 'local delivery attempt' : 'remote delivery attempt',
   );
 }
 

@@ -19,20 +19,31 @@ export interface OfferedService {
   readonly srv: string;
 }
 
-/** The services a client may use, RFC 8314 section 5.1's preference first: implicit TLS before STARTTLS. */
+/** One RFC 6186/8314 service, and the listener that offers it (none: not offered). */
+export interface ClientService {
+  readonly protocol: ClientProtocol;
+  readonly security: ClientSecurity;
+  /** Its SRV owner label (RFC 6186 section 3, RFC 8314 section 5.1). */
+  readonly srv: string;
+  readonly listen: (config: Config) => readonly string[];
+}
+
+/** Every service a mail program may look for, RFC 8314 section 5.1's preference first: implicit TLS before STARTTLS. */
+export const CLIENT_SERVICES: readonly ClientService[] = [
+  { protocol: 'imap', security: 'tls', srv: '_imaps._tcp', listen: (c) => c.dovecot.imaps },
+  { protocol: 'imap', security: 'starttls', srv: '_imap._tcp', listen: (c) => c.dovecot.imap },
+  { protocol: 'pop3', security: 'tls', srv: '_pop3s._tcp', listen: (c) => c.listen.pop3s },
+  { protocol: 'pop3', security: 'starttls', srv: '_pop3._tcp', listen: (c) => c.listen.pop3 },
+  { protocol: 'smtp', security: 'tls', srv: '_submissions._tcp', listen: (c) => c.listen.submissions },
+  { protocol: 'smtp', security: 'starttls', srv: '_submission._tcp', listen: (c) => c.listen.submission },
+];
+
+/** The services a client may use, in the order of CLIENT_SERVICES. */
 export function offeredServices(config: Config): OfferedService[] {
   const host = clientHost(config);
-  const candidates: ReadonlyArray<readonly [ClientProtocol, ClientSecurity, readonly string[], string]> = [
-    ['imap', 'tls', config.dovecot.imaps, '_imaps._tcp'],
-    ['imap', 'starttls', config.dovecot.imap, '_imap._tcp'],
-    ['pop3', 'tls', config.listen.pop3s, '_pop3s._tcp'],
-    ['pop3', 'starttls', config.listen.pop3, '_pop3._tcp'],
-    ['smtp', 'tls', config.listen.submissions, '_submissions._tcp'],
-    ['smtp', 'starttls', config.listen.submission, '_submission._tcp'],
-  ];
   const offered: OfferedService[] = [];
-  for (const [protocol, security, listen, srv] of candidates) {
-    const first = listen[0];
+  for (const { protocol, security, srv, listen } of CLIENT_SERVICES) {
+    const first = listen(config)[0];
     // The first address's port: a server listening on several addresses uses one port for all.
     if (first !== undefined) offered.push({ protocol, security, host, port: parseListenAddress(first).port, srv });
   }

@@ -1,6 +1,6 @@
-// The one contract between the queue and whatever carries a message to its recipients: the
-// Maildir courier for local mailboxes (src/delivery/local/), the SMTP courier for other domains
-// (src/delivery/remote/), and whatever comes next (LMTP). The queue groups due recipients into
+// The one contract between the queue and whatever carries a message to its recipients: for local
+// mailboxes the Maildir courier or, with [delivery] lmtp, the LMTP courier (src/delivery/local/),
+// and the SMTP courier for other domains (src/delivery/remote/). The queue groups due recipients into
 // jobs, hands each job to its courier, and gets one typed outcome per recipient back: retries,
 // bounces and notices are then the queue's decisions alone.
 
@@ -62,4 +62,6 @@ export type DeliveryOutcome =
 export interface Courier {
   /** One outcome per recipient of the job, in order. Never throws. */
   deliver(job: CourierJob): Promise<DeliveryOutcome[]>;
+  /** Ends the sessions it keeps open, once the queue has closed; never throws. */
+  close?(): Promise<void>;
 }

@@ -4,8 +4,8 @@
 // delivery, and a delivery never touches a session.
 //
 // Each recipient has its own state (recipient-state.ts). Due recipients go out in jobs through
-// one Courier interface (courier.ts): the local ones in one job to the Maildir courier, the
-// remote ones (and the remote targets of local aliases, delivery-recipients.ts) in one job per
+// one Courier interface (courier.ts): the local ones in one job to the local courier (Maildir, or
+// LMTP), the remote ones (and the remote targets of local aliases, delivery-recipients.ts) in one job per
 // domain to the SMTP courier. Each typed outcome moves its recipient on: temporary failures come
 // back on their own backoff schedule (retry-policy.ts), permanent ones become DSNs (src/bounce/,
 // reached through notice-sender.ts). The spool records which recipients are finished, so after
@@ -17,6 +17,7 @@ import type { Envelope, QueueId } from '../mail/envelope.js';
 import type { MessageSink } from '../smtp/session-host.js';
 import { reply, SmtpError } from '../mail/reply.js';
 import { Intake, type SpooledMessage } from '../intake/intake.js';
+import { logDeliveryAttempt } from '../log/mail-log.js';
 import type { QueueEntry, QueueRequest, QueueStore } from '../store/store.js';
 import { splitAddress } from '../mail/address.js';
 import { DeliveryScheduler } from './delivery-scheduler.js';
@@ -59,7 +60,7 @@ export interface QueueManagerOptions {
   readonly hostname: string;
   readonly store: QueueStore;
   readonly logger: Logger;
-  /** Delivery to local mailboxes (MaildirCourier). */
+  /** Delivery to local mailboxes (MaildirCourier, or LmtpCourier with [delivery] lmtp). */
   readonly local: Courier;
   /** Delivery to other domains (RemoteDelivery); without it remote recipients wait as deferred. */
   readonly remote?: Courier | undefined;
@@ -490,14 +491,20 @@ export class QueueManager implements MessageSink {
     const copies: string[] = [];
     group.forEach((s, i) => {
       const outcome = outcomes[i] ?? INTERNAL_DEFERRAL;
-      if (outcome.kind !== 'failed') copies.push(...(outcome.mailboxes ?? []));
+      const written = outcome.kind === 'failed' ? [] : (outcome.mailboxes ?? []);
+      copies.push(...written);
       applyOutcome(s, outcome, ctx);
-      if (job.remote) {
-        this.opts.logger.info(
-          { queue_id: msg.queueId, recipient: s.recipient.address, status: s.status, reply: s.lastReply, remote_host: s.remoteHost, attempts: s.attempts },
-          'remote delivery attempt',
-        );
-      }
+      logDeliveryAttempt(this.opts.logger, {
+        queueId: msg.queueId,
+        local: !job.remote,
+        recipient: s.recipient.address,
+        status: s.status,
+        reply: s.lastReply,
+        reason: s.lastReason,
+        remoteHost: s.remoteHost,
+        attempts: s.attempts,
+        mailboxes: written,
+      });
     });
     for (const mailbox of copies) msg.marks.add(mailbox);
     if (copies.length > 0) this.spool.markDelivered(msg.queueId, copies);

@@ -23,6 +23,9 @@ import { createMessageSigner } from '../dkim/signer.js';
 import { Maildirs } from '../delivery/local/maildir.js';
 import { MaildirMaildrops } from '../mailbox/maildrop.js';
 import { MaildirCourier } from '../delivery/local/maildir-courier.js';
+import { parseLmtpEndpoint } from '../delivery/local/lmtp-client.js';
+import { LmtpCourier } from '../delivery/local/lmtp-courier.js';
+import type { Courier } from '../queue/courier.js';
 import { RemoteDelivery } from '../delivery/remote/remote-delivery.js';
 import type { MessageSink } from '../smtp/session-host.js';
 import { openSqliteStore } from '../store/sqlite-store.js';
@@ -88,12 +91,14 @@ export async function startServer(
       : undefined;
     const remote = new RemoteDelivery({ config, dns, mtaSts, signer: createMessageSigner(config, logger), logger });
     cleanup.push(() => remote.close());
+    const local = localCourier(config, logger);
+    cleanup.push(() => local.close?.());
     const queue = await QueueManager.open({
       dataDir: config.data_dir,
       hostname: config.hostname,
       store,
       logger,
-      local: new MaildirCourier(new Maildirs(join(config.data_dir, 'mail'), config.hostname), config.hostname, logger),
+      local,
       remote,
       notices: deliveryNotices({
         hostname: config.hostname,
@@ -107,7 +112,7 @@ export async function startServer(
     cleanup.push(() => queue.close());
 
     const maildrops = new MaildirMaildrops(join(config.data_dir, 'mail'));
-    const server = new Postern(config, deps, { store, queue, remote, listeners, certificates, maildrops });
+    const server = new Postern(config, deps, { store, queue, local, remote, listeners, certificates, maildrops });
     listeners.accept(server.reception.onConnection);
     logger.info({ listeners: listeners.bound }, 'listening');
     return server;
@@ -126,6 +131,7 @@ export async function startServer(
 interface Parts {
   readonly store: Store;
   readonly queue: QueueManager;
+  readonly local: Courier;
   readonly remote: RemoteDelivery;
   readonly listeners: Listeners;
   /** Reloaded in place (SIGHUP, or its files changed); connections ask it at each handshake. */
@@ -207,6 +213,7 @@ class Postern implements RunningServer {
     // Saves the last per-account counts; the store must still be open.
     await this.submission.rateLimiter.close();
     await queue.close();
+    await this.parts.local.close?.();
     await this.parts.remote.close();
     await store.close();
     logger.info('stopped');
@@ -249,6 +256,19 @@ class Postern implements RunningServer {
       logger,
     };
   }
+}
+
+/** [delivery] lmtp: an LMTP server files local mail (RFC 2033); "" = Postern writes the Maildirs. */
+function localCourier(config: Config, logger: Logger): Courier {
+  const { lmtp } = config.delivery;
+  if (lmtp === '') return new MaildirCourier(new Maildirs(join(config.data_dir, 'mail'), config.hostname), config.hostname, logger);
+  let endpoint;
+  try {
+    endpoint = parseLmtpEndpoint(lmtp);
+  } catch (err) {
+    throw new StartupError(err instanceof Error ? err.message : String(err), { cause: err });
+  }
+  return new LmtpCourier({ endpoint, lhloName: config.hostname, logger });
 }
 
 function readCaFile(path: string): string {

@@ -46,6 +46,19 @@ describe('TestDnsServer', () => {
     assert.deepEqual(txt.sort(), [['second'], ['v=spf1 ', '-all']]);
   });
 
+  test('serves SRV records, the "not offered" target "." included (RFC 2782)', async () => {
+    server.set('_submissions._tcp.example.test', [{ type: 'SRV', priority: 0, weight: 1, port: 465, target: 'mail.example.test' }]);
+    server.set('_pop3._tcp.example.test', [{ type: 'SRV', priority: 0, weight: 0, port: 0, target: '.' }]);
+    assert.deepEqual(
+      (await resolver.resolveSrv('_submissions._tcp.example.test')).map(({ priority, weight, port, name }) => ({ priority, weight, port, name })),
+      [{ priority: 0, weight: 1, port: 465, name: 'mail.example.test' }],
+    );
+    assert.deepEqual(
+      (await resolver.resolveSrv('_pop3._tcp.example.test')).map(({ priority, weight, port, name }) => ({ priority, weight, port, name })),
+      [{ priority: 0, weight: 0, port: 0, name: '' }],
+    );
+  });
+
   test('the record TTL reaches the client', async () => {
     server.set('ttl.example.test', [{ type: 'A', address: '192.0.2.7', ttl: 1234 }]);
     assert.deepEqual(await resolver.resolve4('ttl.example.test', { ttl: true }), [{ address: '192.0.2.7', ttl: 1234 }]);

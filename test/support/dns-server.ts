@@ -16,7 +16,16 @@ export type DnsRecord =
   | { readonly type: 'AAAA'; readonly address: string; readonly ttl?: number }
   | { readonly type: 'MX'; readonly preference: number; readonly exchange: string; readonly ttl?: number }
   | { readonly type: 'TXT'; readonly strings: readonly string[]; readonly ttl?: number }
-  | { readonly type: 'CNAME'; readonly target: string; readonly ttl?: number };
+  | { readonly type: 'CNAME'; readonly target: string; readonly ttl?: number }
+  | {
+      readonly type: 'SRV';
+      readonly priority: number;
+      readonly weight: number;
+      readonly port: number;
+      /** "." says the service is not offered at all (RFC 2782). */
+      readonly target: string;
+      readonly ttl?: number;
+    };
 
 export type DnsRecordType = DnsRecord['type'];
 
@@ -29,7 +38,7 @@ export interface DnsQuestion {
   readonly transport: 'udp' | 'tcp';
 }
 
-const TYPE_CODES: Readonly<Record<DnsRecordType, number>> = { A: 1, CNAME: 5, MX: 15, TXT: 16, AAAA: 28 };
+const TYPE_CODES: Readonly<Record<DnsRecordType, number>> = { A: 1, CNAME: 5, MX: 15, TXT: 16, AAAA: 28, SRV: 33 };
 const TYPE_OPT = 41;
 const CLASS_IN = 1;
 const RCODE = { noError: 0, formErr: 1, servFail: 2, nxDomain: 3, notImp: 4, refused: 5 } as const;
@@ -338,10 +347,13 @@ function encodeRdata(record: DnsRecord): Buffer {
       );
     case 'CNAME':
       return encodeName(record.target);
+    case 'SRV':
+      // RFC 2782: priority, weight, port, then the target, which is never compressed.
+      return Buffer.concat([u16(record.priority), u16(record.weight), u16(record.port), encodeName(record.target)]);
   }
 }
 
-/** Uncompressed wire form; "" and "." are the root (the null MX target, RFC 7505). */
+/** Uncompressed wire form; "" and "." are the root (the null MX target, RFC 7505; SRV's "not offered"). */
 function encodeName(name: string): Buffer {
   const trimmed = name.endsWith('.') ? name.slice(0, -1) : name;
   const labels = trimmed === '' ? [] : trimmed.split('.');

@@ -4,7 +4,12 @@
 // the client must fall back to HELO), offers STARTTLS or speaks implicit TLS with a self-signed
 // certificate, checks AUTH PLAIN/LOGIN, can drop the connection in the middle of DATA, and
 // records every envelope and message it accepts.
+//
+// With `lmtp` it is an LMTP server (RFC 2033) instead, on TCP or a Unix socket (startUnix): LHLO
+// and no EHLO, and after the final dot one reply per accepted recipient, each as the script says
+// (`dataReplies`), optionally dropping the connection after the first few of them.
 
+import { chmodSync } from 'node:fs';
 import { createServer as createNetServer, type Server, type Socket } from 'node:net';
 import { createSecureContext, createServer as createTlsServer, TLSSocket, type SecureContext } from 'node:tls';
 import { makeCertificate, type TestCertificate } from './test-certificate.js';
@@ -42,6 +47,12 @@ export interface SinkOptions {
   readonly brokenTls?: boolean;
   /** Send a reply in plain text right behind the 220 to STARTTLS (a CVE-2011-0411 style injection). */
   readonly injectAfterStartTls?: boolean;
+  /** Speak LMTP (RFC 2033): LHLO instead of EHLO/HELO, a reply per recipient after the dot. */
+  readonly lmtp?: boolean;
+  /** LMTP: the reply after the dot per recipient (lower case); others get `dataReply`. Read at each dot. */
+  readonly dataReplies?: Readonly<Record<string, string>>;
+  /** LMTP: close the connection after this many of the replies that follow the dot. */
+  readonly dropAfterReplies?: number;
 }
 
 export interface SinkMessage {
@@ -53,6 +64,8 @@ export interface SinkMessage {
   readonly rcptParams: readonly (readonly string[])[];
   /** The message with dot-stuffing undone, ending in CRLF. */
   readonly data: Buffer;
+  /** Recipients the reply after the dot accepted, and that reply reached the client (LMTP: each its own). */
+  readonly delivered: readonly string[];
   readonly tls: boolean;
   readonly authUser: string | undefined;
   /** Which TCP connection (1, 2, ...) carried it. */
@@ -61,7 +74,9 @@ export interface SinkMessage {
   readonly pipelined: boolean;
   /** The name the client gave in EHLO/HELO, and which of the two it used. */
   readonly helo: string;
-  readonly heloVerb: 'EHLO' | 'HELO';
+  readonly heloVerb: 'EHLO' | 'HELO' | 'LHLO';
+  /** The client's IP address, as SPF checks it (RFC 7208 section 4.1); "" over a Unix socket. */
+  readonly clientAddress: string;
 }
 
 export class SmtpSink {
@@ -82,6 +97,17 @@ export class SmtpSink {
   ) {}
 
   static async start(opts: SinkOptions = {}, host = '127.0.0.1', port = 0): Promise<SmtpSink> {
+    return SmtpSink.listen(opts, { host, port });
+  }
+
+  /** Listens on a Unix socket at `path`, reachable by any local user (the server may run as nobody). */
+  static async startUnix(opts: SinkOptions, path: string): Promise<SmtpSink> {
+    const sink = await SmtpSink.listen(opts, { path });
+    chmodSync(path, 0o777);
+    return sink;
+  }
+
+  private static async listen(opts: SinkOptions, where: { host: string; port: number } | { path: string }): Promise<SmtpSink> {
     const needsTls = opts.starttls === true || opts.implicitTls === true;
     const pems = needsTls ? (opts.certificate ?? (await makeCertificate(opts.name ?? 'sink.test'))) : undefined;
     const context = pems ? createSecureContext({ cert: pems.cert, key: pems.key }) : undefined;
@@ -90,12 +116,17 @@ export class SmtpSink {
     const server = opts.implicitTls ? createTlsServer({ cert: pems!.cert, key: pems!.key }, onSocket) : createNetServer(onSocket);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(port, host, () => resolve());
+      server.listen(where, () => resolve());
     });
     const address = server.address();
-    if (address === null || typeof address === 'string') throw new Error('sink: no port');
-    sink = new SmtpSink(server, address.port, opts, context);
+    if (address === null) throw new Error('sink: not listening');
+    sink = new SmtpSink(server, typeof address === 'string' ? 0 : address.port, opts, context);
     return sink;
+  }
+
+  /** Drops every open connection, as a server restart would; the listener stays. */
+  dropConnections(): void {
+    for (const s of this.sockets) s.destroy();
   }
 
   /** Closes the listener and every connection. */
@@ -133,7 +164,7 @@ class SinkSession {
   private input = Buffer.alloc(0);
   private mode: Mode = { kind: 'command' };
   private tls: boolean;
-  private helo: { name: string; verb: 'EHLO' | 'HELO' } | undefined;
+  private helo: { name: string; verb: 'EHLO' | 'HELO' | 'LHLO' } | undefined;
   private authUser: string | undefined;
   private tx: { sender: string; params: string[]; rcpts: string[]; rcptParams: string[][]; pipelined: boolean } | undefined;
 
@@ -146,7 +177,7 @@ class SinkSession {
   ) {
     this.tls = opts.implicitTls === true;
     this.bind(socket);
-    this.send(opts.greeting ?? `220 ${opts.name ?? 'sink.test'} ESMTP test sink`);
+    this.send(opts.greeting ?? `220 ${opts.name ?? 'sink.test'} ${opts.lmtp ? 'LMTP' : 'ESMTP'} test sink`);
     if (opts.greeting && !opts.greeting.startsWith('220')) socket.end();
   }
 
@@ -194,22 +225,37 @@ class SinkSession {
     this.input = all.subarray(end + 5);
     this.mode = { kind: 'command' };
     const tx = this.tx!;
+    const { replies, sent } = this.finalReplies(tx.rcpts);
     this.sink.record({
       sender: tx.sender,
       mailParams: tx.params,
       recipients: tx.rcpts,
       rcptParams: tx.rcptParams,
       data: unstuff(body),
+      delivered: this.opts.lmtp ? tx.rcpts.filter((_, i) => i < sent && replies[i]!.startsWith('2')) : replies[0]!.startsWith('2') ? tx.rcpts : [],
       tls: this.tls,
       authUser: this.authUser,
       connection: this.connection,
       pipelined: tx.pipelined,
       helo: this.helo?.name ?? '',
       heloVerb: this.helo?.verb ?? 'HELO',
+      clientAddress: this.socket.remoteAddress ?? '',
     });
     this.tx = undefined;
-    this.send(this.opts.dataReply ?? '250 2.0.0 Ok: queued');
+    for (const r of replies.slice(0, sent)) this.send(r);
+    if (sent < replies.length) {
+      this.socket.destroy();
+      return false;
+    }
     return true;
+  }
+
+  /** What follows the dot: one reply (SMTP), or one per recipient of which the first `sent` go out (LMTP). */
+  private finalReplies(rcpts: readonly string[]): { replies: string[]; sent: number } {
+    const fallback = expand(this.opts.dataReply ?? '250 2.0.0 Ok: queued');
+    if (!this.opts.lmtp) return { replies: [fallback], sent: 1 };
+    const replies = rcpts.map((address) => expand(this.opts.dataReplies?.[address.toLowerCase()] ?? fallback));
+    return { replies, sent: Math.min(replies.length, this.opts.dropAfterReplies ?? Infinity) };
   }
 
   private line(line: string): 'stop' | void {
@@ -229,12 +275,18 @@ class SinkSession {
     const [verb = '', ...rest] = line.split(' ');
     const arg = rest.join(' ');
     switch (verb.toUpperCase()) {
+      case 'LHLO':
+        if (!this.opts.lmtp) return this.send('500 5.5.1 command not recognized');
+        this.helo = { name: arg, verb: 'LHLO' };
+        this.tx = undefined;
+        return this.ehloReply();
       case 'EHLO':
-        if (this.opts.ehlo === false) return this.send('500 5.5.1 command not recognized');
+        if (this.opts.ehlo === false || this.opts.lmtp) return this.send('500 5.5.1 command not recognized');
         this.helo = { name: arg, verb: 'EHLO' };
         this.tx = undefined;
         return this.ehloReply();
       case 'HELO':
+        if (this.opts.lmtp) return this.send('500 5.5.1 command not recognized');
         this.helo = { name: arg, verb: 'HELO' };
         this.tx = undefined;
         return this.send(`250 ${this.opts.name ?? 'sink.test'}`);
@@ -339,14 +391,18 @@ class SinkSession {
     const m = /^TO:<([^>]*)>(.*)$/i.exec(arg);
     if (!m) return this.send('501 5.5.4 syntax: RCPT TO:<address>');
     const address = m[1]!;
-    const script = this.opts.recipients?.[address.toLowerCase()] ?? this.opts.defaultRcpt ?? '250';
-    const reply = /^\d{3}$/.test(script) ? `${script} ${script.startsWith('2') ? '2.1.5 Ok' : script[0] + '.0.0 refused'}` : script;
+    const reply = expand(this.opts.recipients?.[address.toLowerCase()] ?? this.opts.defaultRcpt ?? '250');
     if (reply.startsWith('2')) {
       this.tx.rcpts.push(address);
       this.tx.rcptParams.push(m[2]!.trim().split(/\s+/).filter((p) => p !== ''));
     }
     this.send(reply);
   }
+}
+
+/** A bare code from a script ('250', '452') as a whole reply. */
+function expand(script: string): string {
+  return /^\d{3}$/.test(script) ? `${script} ${script.startsWith('2') ? '2.1.5 Ok' : script[0] + '.0.0 refused'}` : script;
 }
 
 /** RFC 5321 4.5.2: a line that starts with "." lost its first dot on the sending side's stuffing. */

@@ -12,12 +12,14 @@ import { mxMatchesPolicy, type MtaStsPolicy } from '../../dns/mta-sts-policy.js'
 import type { DnsClient } from '../../dns/resolver.js';
 import { splitAddress } from '../../mail/address.js';
 import { durationMs } from '../../util/duration.js';
-import { ConnectionPool } from './connection-pool.js';
 import { replyLine, type Reply } from '../../mail/reply.js';
 import type { Courier, CourierJob, CourierRecipient, DeliveryOutcome } from '../../queue/courier.js';
-import { errorText } from './reply-stream.js';
+import type { ClientTimeouts, RecipientResult } from '../client/client-session.js';
+import { ConnectionPool } from '../client/connection-pool.js';
+import { recipientOutcome } from '../client/recipient-outcome.js';
+import { errorText, SmtpClientError } from '../client/reply-stream.js';
 import { Router, type NextHost, type Via } from './route.js';
-import { SmtpClientConnection, SmtpClientError, type ClientTimeouts, type RecipientResult, type TlsMode } from './smtp-client.js';
+import { SmtpClientConnection, type TlsMode } from './smtp-client.js';
 
 /** Where MTA-STS policies come from: src/dns/mta-sts.ts MtaStsCache. */
 export interface MtaStsPolicySource {
@@ -56,7 +58,7 @@ interface HostFailure {
 
 export class RemoteDelivery implements Courier {
   private readonly router: Router;
-  private readonly pool: ConnectionPool;
+  private readonly pool: ConnectionPool<SmtpClientConnection>;
   private readonly timeouts: ClientTimeouts;
   private readonly heloName: string;
   private readonly credentials: { username: string; password: string } | undefined;
@@ -216,10 +218,10 @@ export class RemoteDelivery implements Courier {
     const peerDsn = session.extensions.has('DSN');
     results.forEach((result, k) => {
       const p = pending[k];
-      if (p) outcomes[p.index] = outcome(result, host, peerDsn && p.recipient.notify !== undefined);
+      if (p) outcomes[p.index] = recipientOutcome(result, host, peerDsn && p.recipient.notify !== undefined);
     });
     this.opts.logger.info(
-      { queue_id: job.queueId, host, tls: session.tls?.version ?? 'none', outcomes: results.map((r) => (r.kind === 'reply' ? r.reply.code : r.status)) },
+      { queue_id: job.queueId, host, tls: session.tls?.version ?? 'none', outcomes: results.map((r) => (r.kind === 'reply' ? r.reply.code : r.kind === 'refused' ? r.status : 'no reply')) },
       'delivery: transaction finished',
     );
     return 'done';
@@ -275,22 +277,6 @@ export class RemoteDelivery implements Courier {
     const domain = splitAddress(job.sender)?.domain ?? this.opts.config.hostname;
     return this.opts.signer.sign(job.message, domain);
   }
-}
-
-function outcome(result: RecipientResult, host: string, dsnPassedOn: boolean): DeliveryOutcome {
-  if (result.kind === 'refused') return { kind: 'failed', reply: undefined, remoteHost: host, reason: result.reason, status: result.status };
-  const { reply, stage } = result;
-  if (reply.code < 400) return { kind: 'delivered', reply, remoteHost: host, ...(dsnPassedOn ? { dsnPassedOn } : {}) };
-  const what = stage === 'mail' ? 'the sender' : stage === 'rcpt' ? 'the recipient' : 'the message';
-  const text = replyLine(reply);
-  if (reply.code < 500) return { kind: 'deferred', reply, remoteHost: host, reason: `${host} temporarily refused ${what}: ${text}` };
-  return { kind: 'failed', reply, remoteHost: host, reason: `${host} refused ${what}: ${text}`, status: reply.enhanced ?? defaultStatus(reply, stage) };
-}
-
-/** RFC 3463 codes for a peer that sent none. */
-function defaultStatus(reply: Reply, stage: 'mail' | 'rcpt' | 'data'): string {
-  if (reply.code === 552 && stage !== 'rcpt') return '5.3.4';
-  return stage === 'rcpt' ? '5.1.0' : '5.0.0';
 }
 
 function tlsTag(tls: TlsMode): string {

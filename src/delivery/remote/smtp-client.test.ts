@@ -4,7 +4,9 @@ import { createServer } from 'node:net';
 import { pino } from 'pino';
 import { SmtpSink, type SinkOptions } from '../../../test/support/smtp-sink.js';
 import { makeCertificate } from '../../../test/support/test-certificate.js';
-import { SmtpClientConnection, SmtpClientError, type ClientOptions, type OutboundTransaction, type RecipientResult } from './smtp-client.js';
+import type { OutboundTransaction, RecipientResult } from '../client/client-session.js';
+import { SmtpClientError } from '../client/reply-stream.js';
+import { SmtpClientConnection, type ClientOptions } from './smtp-client.js';
 
 const logger = pino({ level: 'silent' });
 const TIMEOUTS = { connectMs: 5000, greetingMs: 5000, mailMs: 5000, rcptMs: 5000, dataInitMs: 5000, dataBlockMs: 5000, dataFinalMs: 5000 };
@@ -37,7 +39,7 @@ function tx(over: Partial<OutboundTransaction> = {}): OutboundTransaction {
 }
 
 function codes(results: RecipientResult[]): (number | string)[] {
-  return results.map((r) => (r.kind === 'reply' ? r.reply.code : r.status));
+  return results.map((r) => (r.kind === 'reply' ? r.reply.code : r.kind === 'refused' ? r.status : r.kind));
 }
 
 describe('SmtpClientConnection', () => {

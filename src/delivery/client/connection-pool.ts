@@ -1,12 +1,19 @@
 // Outbound connection slots and idle sessions. Like Postfix's qmgr and scache: at most
 // `perDestination` connections to one destination and `total` in all, deliveries beyond that wait
 // their turn in order, and a session that just finished a message is kept for a few seconds for
-// the next message to the same destination (which sends RSET first, smtp-client.ts) instead of
-// a new TCP and TLS handshake. An idle session holds its slot; one is closed when a delivery to
-// another destination needs the slot.
+// the next message to the same destination (which sends RSET first, client-session.ts) instead
+// of a new TCP and TLS handshake. An idle session holds its slot; one is closed when a delivery
+// to another destination needs the slot. SMTP pools per next hop, LMTP its one server.
 
 import type { Logger } from 'pino';
-import type { SmtpClientConnection } from './smtp-client.js';
+
+/** What the pool needs of a session (ClientSession has it). */
+export interface PooledSession {
+  readonly usable: boolean;
+  quit(): Promise<void>;
+  ref(): void;
+  unref(): void;
+}
 
 export interface PoolLimits {
   readonly perDestination: number;
@@ -16,31 +23,31 @@ export interface PoolLimits {
 }
 
 /** The right to one connection to `destination`; give it back with release(). */
-export interface Lease {
+export interface Lease<S extends PooledSession> {
   readonly destination: string;
   /** An idle session to the destination, to try before opening a new one. */
-  readonly idle: SmtpClientConnection | undefined;
+  readonly idle: S | undefined;
   /** Frees the slot; a usable `session` is kept idle for the next lease instead. */
-  release(session?: SmtpClientConnection): void;
+  release(session?: S): void;
 }
 
-interface Idle {
-  readonly session: SmtpClientConnection;
+interface Idle<S> {
+  readonly session: S;
   readonly timer: NodeJS.Timeout;
 }
 
-interface Waiter {
+interface Waiter<S extends PooledSession> {
   readonly destination: string;
-  readonly grant: (lease: Lease) => void;
+  readonly grant: (lease: Lease<S>) => void;
   readonly refuse: (err: Error) => void;
 }
 
-export class ConnectionPool {
+export class ConnectionPool<S extends PooledSession> {
   /** Slots held per destination, idle sessions included. */
   private readonly held = new Map<string, number>();
   private total = 0;
-  private readonly idle = new Map<string, Idle[]>();
-  private readonly waiters: Waiter[] = [];
+  private readonly idle = new Map<string, Idle<S>[]>();
+  private readonly waiters: Waiter<S>[] = [];
   private closed = false;
 
   constructor(
@@ -54,7 +61,7 @@ export class ConnectionPool {
     return { connections: this.total, idle, waiting: this.waiters.length };
   }
 
-  acquire(destination: string): Promise<Lease> {
+  acquire(destination: string): Promise<Lease<S>> {
     if (this.closed) return Promise.reject(new Error('connection pool is closed'));
     // Freed slots go to waiters at once (pump), so a free slot here is nobody else's.
     const lease = this.tryGrant(destination);
@@ -66,7 +73,7 @@ export class ConnectionPool {
   async close(): Promise<void> {
     this.closed = true;
     for (const w of this.waiters.splice(0)) w.refuse(new Error('connection pool is closed'));
-    const sessions: SmtpClientConnection[] = [];
+    const sessions: S[] = [];
     for (const [destination, list] of this.idle) {
       for (const i of list) {
         clearTimeout(i.timer);
@@ -78,7 +85,7 @@ export class ConnectionPool {
     await Promise.all(sessions.map((s) => s.quit()));
   }
 
-  private tryGrant(destination: string): Lease | undefined {
+  private tryGrant(destination: string): Lease<S> | undefined {
     const reused = this.takeIdle(destination);
     if (reused) return this.lease(destination, reused);
     if ((this.held.get(destination) ?? 0) >= this.limits.perDestination) return undefined;
@@ -88,7 +95,7 @@ export class ConnectionPool {
     return this.lease(destination, undefined);
   }
 
-  private lease(destination: string, idle: SmtpClientConnection | undefined): Lease {
+  private lease(destination: string, idle: S | undefined): Lease<S> {
     let released = false;
     idle?.ref();
     return {
@@ -102,7 +109,7 @@ export class ConnectionPool {
     };
   }
 
-  private giveBack(destination: string, session: SmtpClientConnection | undefined): void {
+  private giveBack(destination: string, session: S | undefined): void {
     if (session && session.usable && !this.closed) {
       const next = this.waiters.findIndex((w) => w.destination === destination);
       if (next !== -1) {
@@ -121,7 +128,7 @@ export class ConnectionPool {
     this.pump();
   }
 
-  private park(destination: string, session: SmtpClientConnection): void {
+  private park(destination: string, session: S): void {
     session.unref();
     const timer = setTimeout(() => {
       const list = this.idle.get(destination) ?? [];
@@ -139,7 +146,7 @@ export class ConnectionPool {
     this.idle.set(destination, list);
   }
 
-  private takeIdle(destination: string): SmtpClientConnection | undefined {
+  private takeIdle(destination: string): S | undefined {
     const list = this.idle.get(destination);
     if (!list) return undefined;
     // Most recently used first: the one least likely to have been closed by the peer.
