@@ -507,6 +507,15 @@ describe('a [clients] host that no certificate covers, and the connection limit'
     assert.deepEqual([...hosts], ['mx.postern.test']);
   });
 
+  test('SIGHUP: the policy served follows a changed [mta_sts]', async () => {
+    const policy = async (): Promise<string> => (await curl(site, 'https://mta-sts.example.test/.well-known/mta-sts.txt', { args: ['--insecure'] })).body;
+    assert.match(await policy(), /^mode: testing\r$/m);
+    appendFileSync(instance.configPath, `\n${stringify({ mta_sts: { mode: 'enforce', mx: ['mail.example.test'] } })}\n`);
+    process.kill(server.pid, 'SIGHUP');
+    await server.waitForLog((e) => e.msg === 'reloaded');
+    assert.equal(await policy(), 'version: STSv1\r\nmode: enforce\r\nmx: mail.example.test\r\nmax_age: 604800\r\n');
+  });
+
   test('over [limits] max_connections, http gets 503 and https is closed; a freed place serves again', async () => {
     const holder = connect(site.httpPort, '127.0.0.1');
     await new Promise<void>((resolve, reject) => holder.once('connect', resolve).once('error', reject));

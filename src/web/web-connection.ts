@@ -37,7 +37,6 @@ export class WebConnection {
     const facts = { clientIp: this.clientIp, clientPort: this.clientPort, listener: this.listener };
     if (this.listener === 'http') {
       this.settings.service.serve(this.socket, { ...facts, tlsVersion: undefined });
-      this.socket.resume();
       return;
     }
     tlsHandshake(this.socket, this.settings.certificates, this.settings.handshakeTimeoutMs).then(

@@ -86,6 +86,8 @@ export class WebService {
   serve(socket: Duplex, facts: ConnectionFacts): void {
     this.connections.set(socket, { facts, busy: 0, closing: false });
     this.server.emit('connection', socket);
+    // Listeners accept with pauseOnConnect; node:http's own reader does not start the flow then.
+    socket.resume();
   }
 
   /** The server is stopping: an idle connection closes now, a busy one after its answer. */
