@@ -27,6 +27,9 @@ export function runTool(command: string, args: readonly string[], input = ''): P
   let stderr = '';
   child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
   child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+  // A tool that exits without reading its input (curl with no body to send) closes the pipe
+  // first: EPIPE there is no failure, the exit code says how the tool did.
+  child.stdin.on('error', () => {});
   child.stdin.end(input);
   return new Promise((resolve, reject) => {
     child.once('error', reject);
