@@ -39,7 +39,8 @@ describe('postern dns --json, published in DNS', () => {
     dns.set('far.test', [{ type: 'MX', preference: 10, exchange: 'mx.far.test' }]);
     dns.set('mx.far.test', [{ type: 'A', address: '127.0.0.2' }]);
 
-    instance = await relayInstance({ dns, users: [ALICE], relay: { mx_port: sink.port }, extra: { submissionPort: await freePort() } });
+    // web: the http and https listeners are on, so `postern dns` publishes autoconfig, Autodiscover and MTA-STS.
+    instance = await relayInstance({ dns, users: [ALICE], relay: { mx_port: sink.port }, extra: { submissionPort: await freePort(), web: true } });
     // RSA: its record is two TXT strings, which the resolver must hand back for joining.
     await instance.cliOk(['dkim', 'generate', LOCAL_DOMAIN, '--algorithm', 'rsa']);
     const run = await instance.cli(['dns', LOCAL_DOMAIN, '--json']);

@@ -35,6 +35,7 @@ export const LAYERS: Readonly<Record<string, number>> = {
   queue: 9, // scheduling, retries, operator actions, driving couriers through one interface
   delivery: 10, // couriers: local/ (Maildir) and remote/ (MX, smart host, our SMTP client)
   bounce: 10, // delivery status notifications, queued through the queue it serves
+  web: 10, // the HTTP(S) listener's requests: client autoconfiguration, MTA-STS policy; server/ feeds it sockets
   server: 11,
   cli: 12, // `postern serve` starts the server
 };

@@ -38,9 +38,12 @@ export const CLIENT_SERVICES: readonly ClientService[] = [
   { protocol: 'smtp', security: 'starttls', srv: '_submission._tcp', listen: (c) => c.listen.submission },
 ];
 
-/** The services a client may use, in the order of CLIENT_SERVICES. */
-export function offeredServices(config: Config): OfferedService[] {
-  const host = clientHost(config);
+/**
+ * The services a client may use, in the order of CLIENT_SERVICES. `host` replaces
+ * clientHost(config) when the caller knows a name that suits the client better (src/web/ hands
+ * out only names a certificate covers).
+ */
+export function offeredServices(config: Config, host: string = clientHost(config)): OfferedService[] {
   const offered: OfferedService[] = [];
   for (const { protocol, security, srv, listen } of CLIENT_SERVICES) {
     const first = listen(config)[0];

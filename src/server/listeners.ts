@@ -9,14 +9,21 @@ import { parseListenAddress } from '../config/schema.js';
 import type { ListenerKind } from '../mail/envelope.js';
 import { describeErrno, StartupError } from '../util/startup-error.js';
 
-/** What a listener serves: an SMTP role (ListenerKind), or POP3 with STLS or over implicit TLS. */
-export type ServiceKind = ListenerKind | 'pop3' | 'pop3s';
+/**
+ * What a listener serves: an SMTP role (ListenerKind), POP3 with STLS or over implicit TLS, or
+ * HTTP and HTTPS (src/web/: client autoconfiguration and the MTA-STS policy).
+ */
+export type ServiceKind = ListenerKind | 'pop3' | 'pop3s' | 'http' | 'https';
 
 /** In [listen] order; binding goes in this order, so the log lists them so. */
-export const SERVICE_KINDS: readonly ServiceKind[] = ['mx', 'submission', 'submissions', 'pop3', 'pop3s'];
+export const SERVICE_KINDS: readonly ServiceKind[] = ['mx', 'submission', 'submissions', 'pop3', 'pop3s', 'http', 'https'];
 
 export function isPop3(kind: ServiceKind): kind is 'pop3' | 'pop3s' {
   return kind === 'pop3' || kind === 'pop3s';
+}
+
+export function isWeb(kind: ServiceKind): kind is 'http' | 'https' {
+  return kind === 'http' || kind === 'https';
 }
 
 export interface BoundListener {

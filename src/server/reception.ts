@@ -9,18 +9,20 @@ import type { ListenerKind } from '../mail/envelope.js';
 import { formatReply, reply } from '../mail/reply.js';
 import { Connection } from './connection.js';
 import type { ConnectionSettings } from './connection-settings.js';
-import { isPop3, type ServiceKind } from './listeners.js';
+import { isPop3, isWeb, type ServiceKind } from './listeners.js';
 import { Pop3Connection, type Pop3ConnectionSettings } from './pop3-connection.js';
+import { WebConnection, type WebConnectionSettings } from '../web/web-connection.js';
 
 export interface ReceptionSettings {
   readonly hostname: string;
   readonly limiter: ConnectionLimiter;
   readonly perListener: Record<ListenerKind, ConnectionSettings>;
   readonly pop3: Record<'pop3' | 'pop3s', Pop3ConnectionSettings>;
+  readonly web: WebConnectionSettings;
   readonly logger: Logger;
 }
 
-/** What the reception needs of a connection, SMTP or POP3. */
+/** What the reception needs of a connection, SMTP, POP3 or HTTP. */
 interface OpenConnection {
   open(): void;
   shutdown(): void;
@@ -59,8 +61,9 @@ export class Reception {
       case 'per-ip':
       case 'total':
         refuse(socket, kind, hostname, verdict);
-        if (isPop3(kind)) {
-          logger.info({ client_ip: ip, client_port: port, listener: kind, outcome: 'refused', why: verdict }, 'pop3 connection');
+        if (isPop3(kind) || isWeb(kind)) {
+          const msg = isPop3(kind) ? 'pop3 connection' : 'http connection';
+          logger.info({ client_ip: ip, client_port: port, listener: kind, outcome: 'refused', why: verdict }, msg);
           return;
         }
         logConnection(logger, {
@@ -84,7 +87,9 @@ export class Reception {
     };
     const connection: OpenConnection = isPop3(kind)
       ? new Pop3Connection(socket, ip, port, kind, this.settings.pop3[kind], finished)
-      : new Connection(socket, ip, port, kind, this.settings.perListener[kind], finished);
+      : isWeb(kind)
+        ? new WebConnection(socket, ip, port, kind, this.settings.web, finished)
+        : new Connection(socket, ip, port, kind, this.settings.perListener[kind], finished);
     this.open.add(connection);
     try {
       connection.open();
@@ -119,11 +124,17 @@ function refuse(socket: net.Socket, kind: ServiceKind, hostname: string, why: 'p
   socket.on('error', () => socket.destroy());
   // On the implicit-TLS listeners a plaintext reply would be garbage to the client, and a
   // handshake is exactly the work the limit exists to avoid: just close.
-  if (kind === 'submissions' || kind === 'pop3s') {
+  if (kind === 'submissions' || kind === 'pop3s' || kind === 'https') {
     socket.destroy();
     return;
   }
   const text = why === 'per-ip' ? 'Too many connections from your address' : 'Too many connections';
+  if (kind === 'http') {
+    // RFC 9110 15.6.4: 503, the server cannot take the request now; its request is not read.
+    socket.end(`HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nRetry-After: 10\r\nContent-Type: text/plain\r\nContent-Length: ${text.length + 1}\r\n\r\n${text}\n`);
+    setTimeout(() => socket.destroy(), 2_000).unref();
+    return;
+  }
   // RFC 2449 8.1.2: [SYS/TEMP] is a temporary problem on our side.
   const line = kind === 'pop3' ? `-ERR [SYS/TEMP] ${text}, try again later\r\n` : formatReply(reply(421, '4.7.0', `${hostname} ${text}, try again later`));
   socket.end(line);

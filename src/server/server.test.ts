@@ -53,7 +53,7 @@ function testConfig(dir: string, extra: Record<string, unknown> = {}): Config {
     hostname: 'mx.example.test',
     data_dir: dir,
     user: '',
-    listen: { mx: ['127.0.0.1:0'], submission: ['127.0.0.1:0'], submissions: ['127.0.0.1:0'], pop3: [], pop3s: [] },
+    listen: { mx: ['127.0.0.1:0'], submission: ['127.0.0.1:0'], submissions: ['127.0.0.1:0'], pop3: [], pop3s: [], http: [], https: [] },
     ...extra,
   });
 }
@@ -281,6 +281,8 @@ describe('reload and stop', () => {
         'submissions = ["127.0.0.1:0"]',
         'pop3 = []',
         'pop3s = []',
+        'http = []',
+        'https = []',
         '',
       ].join('\n');
     fs.writeFileSync(file, toml('mx.example.test'));
@@ -383,7 +385,7 @@ describe('postern serve as a process', () => {
     await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
     cleanups.push(() => void busy.close());
     const port = (busy.address() as net.AddressInfo).port;
-    const file = writeConfig(dir, ['[listen]', `mx = ["127.0.0.1:${port}"]`, 'submission = ["127.0.0.1:0"]', 'submissions = ["127.0.0.1:0"]', 'pop3 = []', 'pop3s = []']);
+    const file = writeConfig(dir, ['[listen]', `mx = ["127.0.0.1:${port}"]`, 'submission = ["127.0.0.1:0"]', 'submissions = ["127.0.0.1:0"]', 'pop3 = []', 'pop3s = []', 'http = []', 'https = []']);
     const { code, stderr } = await run(['serve', '--config', file]).exit;
     assert.equal(code, 1);
     assert.equal(
@@ -413,7 +415,7 @@ describe('postern serve as a process', () => {
 
   test('serves, reloads on SIGHUP, and stops on SIGTERM with exit code 0', async () => {
     const dir = tempDir();
-    const file = writeConfig(dir, ['[listen]', 'mx = ["127.0.0.1:0"]', 'submission = ["127.0.0.1:0"]', 'submissions = ["127.0.0.1:0"]', 'pop3 = []', 'pop3s = []']);
+    const file = writeConfig(dir, ['[listen]', 'mx = ["127.0.0.1:0"]', 'submission = ["127.0.0.1:0"]', 'submissions = ["127.0.0.1:0"]', 'pop3 = []', 'pop3s = []', 'http = []', 'https = []']);
     const { exit, child, output } = run(['serve', '--config', file]);
     const listening = await eventually(() => {
       for (const line of output().stdout.split('\n')) {

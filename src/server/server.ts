@@ -34,11 +34,14 @@ import { NetworkList } from '../util/network-list.js';
 import { dropPrivileges, prepareDataDir, requireProgramReachable, serviceAccount } from '../util/privileges.js';
 import { listeningBanner } from './banner.js';
 import { connectionSettingsFor } from './connection-settings.js';
-import { Listeners, type BoundListener } from './listeners.js';
+import { formatHostPort, Listeners, SERVICE_KINDS, type BoundListener } from './listeners.js';
 import { pop3SettingsFor } from './pop3-settings.js';
 import { Reception, type ReceptionSettings } from './reception.js';
 import { describeErrno, firstLine, StartupError } from '../util/startup-error.js';
 import { ServerCertificates } from '../tls/server-certificates.js';
+import { clientSettings } from '../web/client-settings.js';
+import { Site } from '../web/site.js';
+import { WebService } from '../web/web-service.js';
 
 export interface RunningServer {
   readonly listeners: readonly BoundListener[];
@@ -140,8 +143,13 @@ interface Parts {
   readonly maildrops: MaildirMaildrops;
 }
 
+/** How long an https client has for its TLS handshake. */
+const WEB_HANDSHAKE_TIMEOUT_MS = 10_000;
+
 class Postern implements RunningServer {
   readonly reception: Reception;
+  /** One per server: node:http's own timers and the keep-alive connections live in it. */
+  private readonly web: WebService;
   private stopping: Promise<void> | undefined;
   private config: Config;
   private limiter: ConnectionLimiter;
@@ -159,7 +167,9 @@ class Postern implements RunningServer {
     this.config = config;
     this.limiter = newLimiter(config);
     this.submission = createSubmissionPolicy(parts.store, config, deps.logger);
+    this.web = new WebService(this.site(config), deps.logger);
     this.reception = new Reception(this.receptionSettings(config));
+    this.warnAboutClientHost(config);
   }
 
   get listeners(): RunningServer['listeners'] {
@@ -194,7 +204,9 @@ class Postern implements RunningServer {
       this.limiter = newLimiter(next);
     }
     this.config = next;
+    this.web.update(this.site(next));
     this.reception.update(this.receptionSettings(next));
+    this.warnAboutClientHost(next);
     logger.info({ config: configPath ?? null }, 'reloaded');
   }
 
@@ -210,6 +222,7 @@ class Postern implements RunningServer {
     certificates.close();
     logger.info({ connections: this.reception.openConnections }, 'stopping');
     await this.reception.shutdown(this.config.limits.shutdown_grace * 1000);
+    this.web.close();
     // Saves the last per-account counts; the store must still be open.
     await this.submission.rateLimiter.close();
     await queue.close();
@@ -253,8 +266,27 @@ class Postern implements RunningServer {
         certificates: this.parts.certificates,
         logger,
       }),
+      web: { service: this.web, certificates: this.parts.certificates, handshakeTimeoutMs: WEB_HANDSHAKE_TIMEOUT_MS, logger },
       logger,
     };
+  }
+
+  /**
+   * Mail programs are told the ports the listeners got (a configured port 0 is the kernel's
+   * choice), and the addresses bound at start: [listen] changes wait for a restart.
+   */
+  private site(config: Config): Site {
+    const listen = { ...config.listen };
+    for (const kind of SERVICE_KINDS) listen[kind] = this.listeners.filter((l) => l.kind === kind).map((l) => formatHostPort(l.address, l.port));
+    return new Site({ config: { ...config, listen }, directory: this.parts.store, certificates: this.parts.certificates });
+  }
+
+  /** Says so when mail programs cannot be told [clients] host (see src/web/client-settings.ts). */
+  private warnAboutClientHost(config: Config): void {
+    if (config.listen.http.length === 0 && config.listen.https.length === 0) return;
+    const settings = clientSettings(config, this.parts.certificates);
+    const problem = settings.ok ? settings.warning : settings.problem;
+    if (problem !== undefined) this.deps.logger.warn(problem);
   }
 }
 

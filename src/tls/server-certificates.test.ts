@@ -120,6 +120,21 @@ describe('choosing a certificate by SNI', () => {
     );
   });
 
+  test('covers(name): the certificate SNI picks for the name, checked as the client checks it', async () => {
+    const dir = freshDir();
+    const a = writeCertificate(dir, 'alpha', alpha);
+    const b = writeCertificate(dir, 'beta', beta);
+    const g = writeCertificate(dir, 'gamma', gamma);
+    const certificates = await load(configFor(dir, { certificates: [a, { ...b, names: ['*.beta.test'] }, g] }));
+    assert.equal(certificates.covers('mail.alpha.test'), true);
+    assert.equal(certificates.covers('MAIL.ALPHA.TEST'), true);
+    assert.equal(certificates.covers('mail.beta.test'), true);
+    // Claimed by the configured wildcard, but the certificate itself is for mail.beta.test only.
+    assert.equal(certificates.covers('smtp.beta.test'), false);
+    assert.equal(certificates.covers('gamma'), true, 'no SAN: the CN');
+    assert.equal(certificates.covers('unknown.example.test'), false);
+  });
+
   test('[tls] cert/key is the default; a certificate without SAN serves its CN', async () => {
     const dir = freshDir();
     const a = writeCertificate(dir, 'alpha', alpha);

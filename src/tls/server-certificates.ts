@@ -7,6 +7,7 @@
 // renewal, a key that does not match) costs one log line; that certificate's previous context
 // stays in service.
 
+import { X509Certificate } from 'node:crypto';
 import type tls from 'node:tls';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
@@ -60,6 +61,7 @@ interface LoadedCertificate {
   readonly names: readonly string[];
   readonly configuredNames: readonly string[] | undefined;
   readonly context: tls.SecureContext;
+  readonly x509: X509Certificate;
 }
 
 /** The default first. */
@@ -106,6 +108,15 @@ export class ServerCertificates implements HandshakeCertificates {
 
   contextFor(serverName: string): tls.SecureContext {
     return this.table.select(serverName).context;
+  }
+
+  /**
+   * Whether a client that connects to `name` (and sends it as SNI) gets a certificate valid for
+   * it: the SNI choice above, then the check the client makes (RFC 6125 section 6.4: its DNS
+   * names, "*" covering one label; the CN only when it has none).
+   */
+  covers(name: string): boolean {
+    return this.table.select(name).x509.checkHost(name) !== undefined;
   }
 
   /** What is served now, the default first. */
@@ -217,7 +228,7 @@ function sourcesOf(config: Config): [CertificateSource, ...CertificateSource[]] 
 function build(credentials: TlsCredentials, source: CertificateSource): LoadedCertificate {
   const context = createSecureContext(credentials);
   const names = source.names ?? certificateNames(credentials.cert);
-  return { credentials, names, configuredNames: source.names, context };
+  return { credentials, names, configuredNames: source.names, context, x509: new X509Certificate(credentials.cert) };
 }
 
 function all(loaded: Loaded): LoadedCertificate[] {

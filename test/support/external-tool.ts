@@ -27,7 +27,8 @@ export function runTool(command: string, args: readonly string[], input = ''): P
   let stderr = '';
   child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
   child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
-  // A tool that exits without reading its input (doveconf) closes the pipe: EPIPE, not a failure.
+  // A tool that exits without reading its input (doveconf, curl with no body to send) closes
+  // the pipe first: EPIPE there is no failure, the exit code says how the tool did.
   child.stdin.on('error', () => undefined);
   child.stdin.end(input);
   return new Promise((resolve, reject) => {

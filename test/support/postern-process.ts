@@ -29,6 +29,8 @@ export interface InstanceOptions {
   readonly submission?: boolean;
   /** Also listen for POP3 and POP3S (on port 0). Default false. */
   readonly pop3?: boolean;
+  /** Also listen for HTTP and HTTPS (on port 0): autoconfig and MTA-STS. Default false. */
+  readonly web?: boolean;
   /** Fixed submission port (a quiet log level hides the line that says which port 0 got). */
   readonly submissionPort?: number;
   /** Keys of [limits], e.g. { max_recipients: 5, greeting_delay_ms: 500 }. */
@@ -47,7 +49,7 @@ export interface InstanceOptions {
 }
 
 export interface Listener {
-  readonly kind: 'mx' | 'submission' | 'submissions' | 'pop3' | 'pop3s';
+  readonly kind: 'mx' | 'submission' | 'submissions' | 'pop3' | 'pop3s' | 'http' | 'https';
   readonly address: string;
   readonly port: number;
 }
@@ -321,6 +323,9 @@ function renderConfig(dataDir: string, options: InstanceOptions): string {
       submissions: withSubmission ? loopback(0) : [],
       pop3: options.pop3 ? loopback(0) : [],
       pop3s: options.pop3 ? loopback(0) : [],
+      // Off unless asked for: the defaults (127.0.0.1:2080 and :2443) would collide between tests.
+      http: options.web ? loopback(0) : [],
+      https: options.web ? loopback(0) : [],
     },
     limits: { shutdown_grace: 5, ...options.limits },
     smtp: { ...options.smtp },
