@@ -37,6 +37,7 @@ export const LAYERS: Readonly<Record<string, number>> = {
   bounce: 10, // delivery status notifications, queued through the queue it serves
   web: 10, // the HTTP(S) listener's requests: client autoconfiguration, MTA-STS policy; server/ feeds it sockets
   server: 11,
+  probe: 11, // `postern probe`: a mail server tested from the outside, with the delivery client's pieces
   cli: 12, // `postern serve` starts the server
 };
 

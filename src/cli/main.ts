@@ -11,6 +11,7 @@ import { addDkimCommands } from './dkim-commands.js';
 import { addDnsCommands } from './dns-commands.js';
 import { addDovecotCommands } from './dovecot-commands.js';
 import { addDomainCommands } from './domain-commands.js';
+import { addProbeCommand } from './probe-command.js';
 import { addQueueCommands } from './queue-commands.js';
 import { addUserCommands } from './user-commands.js';
 import { addUserPolicyCommands } from './user-policy-commands.js';
@@ -73,6 +74,7 @@ function buildProgram(outcome: { exitCode: number }): Command {
   addDkimCommands(program);
   addDnsCommands(program);
   addDovecotCommands(program);
+  addProbeCommand(program, outcome);
   return program;
 }
 

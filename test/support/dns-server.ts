@@ -17,6 +17,8 @@ export type DnsRecord =
   | { readonly type: 'MX'; readonly preference: number; readonly exchange: string; readonly ttl?: number }
   | { readonly type: 'TXT'; readonly strings: readonly string[]; readonly ttl?: number }
   | { readonly type: 'CNAME'; readonly target: string; readonly ttl?: number }
+  /** Set under the reverse name, e.g. reverseName("127.0.0.1") = "1.0.0.127.in-addr.arpa". */
+  | { readonly type: 'PTR'; readonly target: string; readonly ttl?: number }
   | {
       readonly type: 'SRV';
       readonly priority: number;
@@ -38,7 +40,7 @@ export interface DnsQuestion {
   readonly transport: 'udp' | 'tcp';
 }
 
-const TYPE_CODES: Readonly<Record<DnsRecordType, number>> = { A: 1, CNAME: 5, MX: 15, TXT: 16, AAAA: 28, SRV: 33 };
+const TYPE_CODES: Readonly<Record<DnsRecordType, number>> = { A: 1, CNAME: 5, PTR: 12, MX: 15, TXT: 16, AAAA: 28, SRV: 33 };
 const TYPE_OPT = 41;
 const CLASS_IN = 1;
 const RCODE = { noError: 0, formErr: 1, servFail: 2, nxDomain: 3, notImp: 4, refused: 5 } as const;
@@ -51,6 +53,12 @@ const DEFAULT_TTL = 60;
 export function dnsName(name: string): string {
   const lower = name.toLowerCase();
   return lower.endsWith('.') ? lower.slice(0, -1) : lower;
+}
+
+/** The PTR owner name of an address (RFC 1035 section 3.5, RFC 3596 section 2.5). */
+export function reverseName(address: string): string {
+  if (isIPv4(address)) return `${address.split('.').reverse().join('.')}.in-addr.arpa`;
+  return `${ipv6Bytes(address).toString('hex').split('').reverse().join('.')}.ip6.arpa`;
 }
 
 export class TestDnsServer {
@@ -346,6 +354,7 @@ function encodeRdata(record: DnsRecord): Buffer {
         }),
       );
     case 'CNAME':
+    case 'PTR':
       return encodeName(record.target);
     case 'SRV':
       // RFC 2782: priority, weight, port, then the target, which is never compressed.
