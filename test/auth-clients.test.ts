@@ -12,7 +12,7 @@ import nodemailer from 'nodemailer';
 import { stringify } from 'smol-toml';
 import { SASL_MECHANISMS } from '../src/config/schema.js';
 import { TEST_AUDIENCE, TEST_ISSUER, TestTokenIssuer } from './support/test-token-issuer.js';
-import { ScramClient } from './support/scram-client.js';
+import { ScramClient } from '../src/sasl/scram-client.js';
 import { SmtpClient } from './support/smtp-client.js';
 import { requireTool, runTool } from './support/external-tool.js';
 import { delay, PosternInstance, type PosternProcess, stopAndDispose } from './support/postern-process.js';

@@ -14,7 +14,7 @@ import { runTool } from './support/external-tool.js';
 import { imaplib } from './support/imaplib.js';
 import { poplib } from './support/poplib.js';
 import { delay, PosternInstance, type PosternProcess, stopAndDispose } from './support/postern-process.js';
-import { ScramClient } from './support/scram-client.js';
+import { ScramClient } from '../src/sasl/scram-client.js';
 import { SmtpClient } from './support/smtp-client.js';
 
 const ALICE = 'alice@example.test';

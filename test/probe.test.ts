@@ -8,6 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import { reverseName, TestDnsServer } from './support/dns-server.js';
 import { TestPostfix } from './support/postfix.js';
 import { PosternInstance, runPostern, type PosternProcess } from './support/postern-process.js';
+import { InjectableSmtpServer } from './support/injectable-smtp-server.js';
 import { makeCertificate } from './support/test-certificate.js';
 
 interface JsonFinding {
@@ -49,6 +50,8 @@ function finding(report: JsonReport, check: string): JsonFinding {
   return found;
 }
 
+const POSTFIX_USER = { username: 'someone', password: 'the password of someone' };
+
 describe('postern probe against a misconfigured Postfix', { skip: TestPostfix.available() }, () => {
   const HOST = 'postfix.probe.test';
   let dns: TestDnsServer;
@@ -62,7 +65,7 @@ describe('postern probe against a misconfigured Postfix', { skip: TestPostfix.av
       hostname: HOST,
       domains: ['probe.test'],
       tls: await makeCertificate(HOST),
-      users: [{ username: 'someone', password: 'a password never used by the probe' }],
+      users: [POSTFIX_USER],
       misconfigured: { openRelay: true, authInClear: true, tls1: true },
     });
   });
@@ -103,6 +106,19 @@ describe('postern probe against a misconfigured Postfix', { skip: TestPostfix.av
     for (let i = 0; i < 100 && postfix.queued() > 0; i++) await new Promise((r) => setTimeout(r, 100));
     assert.equal(postfix.queued(), 0, 'no relayed message is queued');
     assert.equal(postfix.readMaildir().length, 1);
+  });
+
+  test('--user: a login over TLS with each mechanism; mynetworks lets it send as anyone', async () => {
+    const result = await runPostern(
+      ['probe', HOST, '--only', 'mx', '--mx', String(postfix.port), '--dns', dns.address, '--user', POSTFIX_USER.username, '--password-stdin', '--json'],
+      process.cwd(),
+      `${POSTFIX_USER.password}\n`,
+    );
+    const report = JSON.parse(result.stdout) as JsonReport;
+    assert.equal(finding(report, 'auth.login.plain').status, 'PASS');
+    assert.equal(finding(report, 'auth.login.login').status, 'PASS');
+    assert.equal(finding(report, 'auth.sender-mismatch').status, 'FAIL');
+    assert.doesNotMatch(result.stdout, new RegExp(POSTFIX_USER.password));
   });
 });
 
@@ -178,7 +194,10 @@ describe('postern probe against Postern with its defaults', () => {
     assert.equal(status('starttls-injection'), 'PASS');
     for (const seq of ['lf-dot-lf', 'cr-dot-cr', 'crlf-dot-lf', 'lf-dot-crlf']) assert.equal(status(`smuggling.${seq}`), 'PASS', seq);
     const submission = report.sections[1]!.findings;
-    assert.equal(submission.find((f) => f.check === 'auth.login.plain')?.status, 'PASS');
+    for (const mechanism of ['plain', 'login', 'scram-sha-1', 'scram-sha-256', 'scram-sha-256-plus']) {
+      assert.equal(submission.find((f) => f.check === `auth.login.${mechanism}`)?.status, 'PASS', mechanism);
+    }
+    assert.equal(submission.find((f) => f.check === 'enumeration.rcpt')?.status, 'PASS');
     assert.equal(submission.find((f) => f.check === 'auth.sender-mismatch')?.status, 'PASS');
     // The one message the probe sent: Postern reads it to the final dot, then refuses it for its
     // bare line ends, so nothing is delivered.
@@ -214,5 +233,24 @@ describe('postern probe against Postern with its defaults', () => {
     const unknownHost = await runPostern(['probe', 'nowhere.postern.test', '--dns', dns.address], instance.root);
     assert.equal(unknownHost.code, 2);
     assert.match(unknownHost.stderr, /^postern: nowhere\.postern\.test has no A or AAAA record/);
+  });
+});
+
+describe('postern probe against a server open to STARTTLS injection', () => {
+  test('a command pipelined behind STARTTLS and run after the handshake is a FAIL', async () => {
+    const dns = await TestDnsServer.start();
+    dns.set('broken.probe.test', [{ type: 'A', address: '127.0.0.1' }]);
+    const server = await InjectableSmtpServer.start(await makeCertificate('broken.probe.test'), 'broken.probe.test');
+    try {
+      const result = await runPostern(['probe', 'broken.probe.test', '--only', 'mx', '--mx', String(server.port), '--dns', dns.address, '--json'], process.cwd());
+      assert.equal(result.code, 1, result.stderr);
+      const report = JSON.parse(result.stdout) as JsonReport;
+      const injection = finding(report, 'starttls-injection');
+      assert.equal(injection.status, 'FAIL', injection.message);
+      assert.match(injection.message, /NOOP sent in clear text behind STARTTLS was run after the TLS handshake/);
+    } finally {
+      await server.close();
+      await dns.close();
+    }
   });
 });

@@ -7,6 +7,7 @@ import { type Command, CommanderError } from 'commander';
 import { DEFAULT_PORTS, ROLES, type ProbeRole } from '../probe/report.js';
 import { ProbeError, runProbe, type ProbeOptions } from '../probe/probe.js';
 import { reportText } from '../probe/report-text.js';
+import { CliError } from './cli-error.js';
 import { readPasswordLine } from './password-input.js';
 
 interface ProbeCliOptions {
@@ -96,7 +97,14 @@ async function probeOptions(host: string, opts: ProbeCliOptions): Promise<ProbeO
       throw usage(`--ca ${opts.ca}: cannot read it (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
     }
   }
-  const user = opts.user === undefined ? undefined : { username: opts.user, password: await readPasswordLine(process.stdin) };
+  let user: { username: string; password: string } | undefined;
+  if (opts.user !== undefined) {
+    try {
+      user = { username: opts.user, password: await readPasswordLine(process.stdin) };
+    } catch (err) {
+      throw err instanceof CliError ? usage(err.message) : err;
+    }
+  }
   return {
     host,
     ports,

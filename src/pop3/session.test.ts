@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import type { SaslMechanism } from '../sasl/mechanism.js';
 import { createMechanisms } from '../sasl/registry.js';
-import { ScramClient } from '../../test/support/scram-client.js';
+import { ScramClient } from '../sasl/scram-client.js';
 import { MemoryCredentials } from '../../test/support/test-credentials.js';
 import {
   ALICE,

@@ -4,14 +4,15 @@
 // as somebody else (a sender-login mismatch).
 
 import { createHmac, randomBytes } from 'node:crypto';
-import { replyLine, type Reply } from '../mail/reply.js';
+import { replyLine, reply as makeReply, type Reply } from '../mail/reply.js';
+import { ScramClient, ScramClientError } from '../sasl/scram-client.js';
 import type { ProbeConnection } from './probe-connection.js';
 import type { Findings, ProbeRole } from './report.js';
 
 /** Mechanisms that carry the password itself, readable by anyone on the path without TLS. */
 const CLEARTEXT_MECHANISMS = ['PLAIN', 'LOGIN'];
 /** The mechanisms the probe can log in with. */
-export const KNOWN_MECHANISMS = ['PLAIN', 'LOGIN', 'CRAM-MD5'] as const;
+export const KNOWN_MECHANISMS = ['PLAIN', 'LOGIN', 'CRAM-MD5', 'SCRAM-SHA-1', 'SCRAM-SHA-256', 'SCRAM-SHA-1-PLUS', 'SCRAM-SHA-256-PLUS'] as const;
 export type KnownMechanism = (typeof KNOWN_MECHANISMS)[number];
 
 export function offeredMechanisms(ext: ReadonlyMap<string, string>): string[] {
@@ -74,5 +75,43 @@ export async function login(conn: ProbeConnection, mechanism: KnownMechanism, us
       const digest = createHmac('md5', password).update(challenge).digest('hex');
       return conn.command(b64(`${username} ${digest}`), '***');
     }
+    case 'SCRAM-SHA-1':
+    case 'SCRAM-SHA-256':
+    case 'SCRAM-SHA-1-PLUS':
+    case 'SCRAM-SHA-256-PLUS':
+      return scramLogin(conn, mechanism, username, password);
+  }
+}
+
+/**
+ * RFC 5802 over RFC 4954: initial response, one challenge, then the server's signature, which
+ * the client checks (a server that cannot prove it holds the keys is reported as a failed login).
+ * -PLUS binds to the TLS session with tls-exporter (RFC 9266), which needs TLS 1.3.
+ */
+async function scramLogin(conn: ProbeConnection, mechanism: KnownMechanism, username: string, password: string): Promise<Reply> {
+  const plus = mechanism.endsWith('-PLUS');
+  const channelBinding = plus ? conn.channelBinding() : undefined;
+  if (plus && !channelBinding) return makeReply(504, undefined, `${mechanism} needs TLS 1.3 for tls-exporter channel binding; not tried`);
+  const client = new ScramClient({
+    hash: mechanism.startsWith('SCRAM-SHA-256') ? 'sha256' : 'sha1',
+    username,
+    password,
+    ...(channelBinding ? { channelBinding } : {}),
+  });
+  const b64 = (s: string): string => Buffer.from(s, 'utf8').toString('base64');
+  const text = (r: Reply): string => Buffer.from(r.lines[0] ?? '', 'base64').toString('utf8');
+  let r = await conn.command(`AUTH ${client.mechanism} ${b64(client.clientFirst())}`, `AUTH ${client.mechanism} ***`);
+  if (r.code !== 334) return r;
+  try {
+    r = await conn.command(b64(client.clientFinal(text(r))), '***');
+    if (r.code === 334) {
+      client.verifyServerFinal(text(r));
+      return await conn.command('');
+    }
+    return r;
+  } catch (err) {
+    if (!(err instanceof ScramClientError)) throw err;
+    await conn.command('*').catch(() => undefined);
+    return makeReply(535, undefined, `the probe ended the exchange: ${err.message}`);
   }
 }

@@ -24,23 +24,27 @@ export async function checkVrfyExpn(f: Findings, conn: ProbeConnection, localDom
 export async function checkRcptDifference(f: Findings, conn: ProbeConnection, role: ProbeRole, rcpt: string, tried: string[]): Promise<void> {
   const domain = rcpt.slice(rcpt.lastIndexOf('@') + 1);
   const madeUp = `postern-probe-${randomBytes(6).toString('hex')}@${domain}`;
-  const ask = async (address: string): Promise<Reply | undefined> => {
+  /** The RCPT reply, or the MAIL reply when MAIL was refused already. */
+  const ask = async (address: string): Promise<{ stage: 'mail' | 'rcpt'; reply: Reply }> => {
     const mail = await conn.command(`MAIL FROM:<${EXTERNAL_SENDER}>`);
     if (mail.code !== 250) {
       await conn.command('RSET');
-      return undefined;
+      return { stage: 'mail', reply: mail };
     }
     tried.push(address);
     const r = await conn.command(`RCPT TO:<${address}>`);
     await conn.command('RSET');
-    return r;
+    return { stage: 'rcpt', reply: r };
   };
-  const real = await ask(rcpt);
-  const fake = await ask(madeUp);
-  if (!real || !fake) {
-    f.info('enumeration.rcpt', 'Not compared: MAIL FROM was refused.');
+  const realAnswer = await ask(rcpt);
+  if (realAnswer.stage === 'mail') {
+    if (realAnswer.reply.code >= 500) f.pass('enumeration.rcpt', `Without AUTH, MAIL FROM is refused ("${replyLine(realAnswer.reply)}"), so RCPT tells nothing.`);
+    else f.info('enumeration.rcpt', `Not compared: MAIL FROM got "${replyLine(realAnswer.reply)}".`);
     return;
   }
+  const fakeAnswer = await ask(madeUp);
+  const real = realAnswer.reply;
+  const fake = fakeAnswer.reply;
   const ok = (r: Reply): boolean => r.code >= 200 && r.code < 300;
   if (ok(real) === ok(fake)) {
     f.pass('enumeration.rcpt', `RCPT answers a made-up local user like ${rcpt} ("${replyLine(fake)}").`);

@@ -31,9 +31,14 @@ export class ProbeBudget {
     readonly replyTimeoutMs: number,
     /** Connections per probe, all ports together. */
     readonly maxConnections: number,
+    /** No new connection after this time (epoch ms): the whole probe ends in bounded time. */
+    readonly deadline: number,
   ) {}
 
   takeConnection(target: ProbeTarget): void {
+    if (Date.now() > this.deadline) {
+      throw new SmtpClientError(`the probe's time limit is reached; not connecting to ${target.address}:${target.port} again`);
+    }
     if (this.connections >= this.maxConnections) {
       throw new SmtpClientError(`the probe's limit of ${this.maxConnections} connections is used up; not connecting to ${target.address}:${target.port} again`);
     }
@@ -157,6 +162,13 @@ export class ProbeConnection {
     this.tls = tlsDetails(secure);
     this.replies.attach(secure);
     return this.tls;
+  }
+
+  /** RFC 9266 tls-exporter channel binding, for SCRAM-*-PLUS; only defined for TLS 1.3. */
+  channelBinding(): Buffer | undefined {
+    const s = this.socket as TLSSocket;
+    if (this.tls?.version !== 'TLSv1.3' || typeof s.exportKeyingMaterial !== 'function') return undefined;
+    return s.exportKeyingMaterial(32, 'EXPORTER-Channel-Binding', Buffer.alloc(0));
   }
 
   /** QUIT, briefly; never throws. */

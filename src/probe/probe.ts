@@ -48,6 +48,8 @@ export interface ProbeOptions {
   readonly quietMs?: number;
   /** Connections per probe, all ports together; default 60. */
   readonly maxConnections?: number;
+  /** No new connection after this many milliseconds from the start; default 5 minutes. */
+  readonly maxDurationMs?: number;
 }
 
 /** The host cannot be probed at all (no address for it). */
@@ -57,7 +59,7 @@ export class ProbeError extends Error {
 
 export async function runProbe(options: ProbeOptions): Promise<ProbeReport> {
   const started = Date.now();
-  const budget = new ProbeBudget(options.replyTimeoutMs ?? 30_000, options.maxConnections ?? 60);
+  const budget = new ProbeBudget(options.replyTimeoutMs ?? 30_000, options.maxConnections ?? 60, started + (options.maxDurationMs ?? 300_000));
   const dns = createDnsClient({ servers: options.dnsServers ? [...options.dnsServers] : [], timeoutMs: 3000 });
   const host = options.host.replace(/\.$/, '').toLowerCase();
   const address = await resolveHost(dns, host);
@@ -274,13 +276,17 @@ class RoleProbe {
     const unknown = offered.filter((m) => !known.includes(m as KnownMechanism));
     if (unknown.length > 0) this.f.info('auth.login', `Not tried (the probe does not speak them): ${unknown.join(' ')}.`);
     if (known.length === 0) {
-      if (offered.length > 0 || this.role !== 'mx') this.f.info('auth.login', 'No mechanism the probe speaks (PLAIN, LOGIN, CRAM-MD5) is offered over TLS.');
+      if (offered.length > 0 || this.role !== 'mx') this.f.info('auth.login', `No mechanism the probe speaks (${KNOWN_MECHANISMS.join(', ')}) is offered over TLS.`);
       return;
     }
     let mismatchTested = false;
     for (const mechanism of known) {
       const s = await this.openReady();
       try {
+        if (mechanism.endsWith('-PLUS') && !s.conn.channelBinding()) {
+          this.f.info(`auth.login.${mechanism.toLowerCase()}`, `${mechanism} not tried: its tls-exporter channel binding (RFC 9266) needs TLS 1.3, and this session has ${s.conn.tls?.version ?? 'no TLS'}.`);
+          continue;
+        }
         const r = await login(s.conn, mechanism, user.username, user.password);
         if (r.code !== 235) {
           this.f.fail(`auth.login.${mechanism.toLowerCase()}`, `Login as ${user.username} with ${mechanism} failed: "${replyLine(r)}".`, `Check the password, and that the server's ${mechanism} works (it is offered).`);

@@ -8,7 +8,7 @@ import { openSqliteStore } from '../store/sqlite-store.js';
 import { storeCredentials } from './credentials.js';
 import { PlainMechanism } from './plain.js';
 import { ScramMechanism } from './scram.js';
-import { ScramClient } from '../../test/support/scram-client.js';
+import { ScramClient } from './scram-client.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'postern-credentials-'));
 after(() => rmSync(dir, { recursive: true, force: true }));

@@ -5,7 +5,7 @@ import { TEST_AUDIENCE, TEST_ISSUER, TestTokenIssuer } from '../../test/support/
 import { configSchema, SASL_MECHANISMS } from '../config/schema.js';
 import type { SaslContext, SaslMechanism, SaslStep } from './mechanism.js';
 import { createMechanisms, createMechanismsFromConfig } from './registry.js';
-import { ScramClient } from '../../test/support/scram-client.js';
+import { ScramClient } from './scram-client.js';
 import { MemoryCredentials } from '../../test/support/test-credentials.js';
 
 const TLS12: SaslContext = { secure: true, hostname: 'mx.example.test' };

@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { deriveScramSecret, type ScramHash } from '../auth/scram-secrets.js';
 import type { SaslContext, SaslStep } from './mechanism.js';
 import { ScramMechanism, type ScramOptions } from './scram.js';
-import { ScramClient, ScramClientError, type ScramClientOptions } from '../../test/support/scram-client.js';
+import { ScramClient, ScramClientError, type ScramClientOptions } from './scram-client.js';
 import { decodeSaslname, encodeSaslname } from './scram-messages.js';
 import { lastStep, MemoryCredentials, runExchange } from '../../test/support/test-credentials.js';
 

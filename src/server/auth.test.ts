@@ -11,7 +11,7 @@ import type tls from 'node:tls';
 import { pino } from 'pino';
 import { computeUserSecrets } from '../auth/user-secrets.js';
 import { configSchema } from '../config/schema.js';
-import { ScramClient } from '../../test/support/scram-client.js';
+import { ScramClient } from '../sasl/scram-client.js';
 import { openSqliteStore } from '../store/sqlite-store.js';
 import { startServer } from './server.js';
 import { SmtpClient } from '../../test/support/smtp-client.js';

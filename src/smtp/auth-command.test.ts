@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { TEST_AUDIENCE, TEST_ISSUER, TestTokenIssuer } from '../../test/support/test-token-issuer.js';
 import type { SaslMechanism } from '../sasl/mechanism.js';
 import { createMechanisms } from '../sasl/registry.js';
-import { ScramClient } from '../../test/support/scram-client.js';
+import { ScramClient } from '../sasl/scram-client.js';
 import { MemoryCredentials } from '../../test/support/test-credentials.js';
 import { decodeBase64 } from '../sasl/sasl-text.js';
 import { openAuth, refuseAuth, type AuthState } from './auth-command.js';

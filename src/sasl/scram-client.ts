@@ -1,10 +1,10 @@
-// A SCRAM client (RFC 5802, RFC 7677, RFC 9266 tls-exporter binding): used by the tests here,
-// the integration tests and the probe to log in to a Postern server with SCRAM-*[-PLUS].
+// A SCRAM client (RFC 5802, RFC 7677, RFC 9266 tls-exporter binding): `postern probe` logs in
+// with it, and the tests use it against our server-side mechanism, SCRAM-*[-PLUS].
 // It is a step machine like the server: feed it the server's challenges, send what it returns.
 
 import { randomBytes, timingSafeEqual } from 'node:crypto';
-import { digest, hmac, saltedPassword, scramMechanismName, xor, type ScramHash } from '../../src/auth/scram-secrets.js';
-import { CHANNEL_BINDING_TYPE, encodeSaslname, parseServerFirst } from '../../src/sasl/scram-messages.js';
+import { digest, hmac, saltedPassword, scramMechanismName, xor, type ScramHash } from '../auth/scram-secrets.js';
+import { CHANNEL_BINDING_TYPE, encodeSaslname, parseServerFirst } from './scram-messages.js';
 
 export interface ScramClientOptions {
   readonly hash: ScramHash;
