@@ -111,14 +111,17 @@ export class ProbeConnection {
     return isIP(a) === 6 ? `[IPv6:${a}]` : `[${a}]`;
   }
 
-  /** Sends one command and reads its reply. `shownAs` replaces a line holding a credential. */
+  /**
+   * Sends one command and reads its reply. `shownAs` names it in a timeout error instead of the
+   * line itself, which may hold a credential.
+   */
   async command(line: string, shownAs = line): Promise<Reply> {
-    await this.write(`${line}\r\n`, shownAs);
+    await this.write(`${line}\r\n`);
     return this.next(`the reply to ${shownAs.split(' ')[0]}`);
   }
 
   /** Raw bytes; counted as one command. */
-  async write(data: string | Buffer, _shownAs?: string): Promise<void> {
+  async write(data: string | Buffer): Promise<void> {
     this.budget.commands++;
     await new Promise<void>((resolve, reject) => {
       this.socket.write(data, (err) => (err ? reject(new SmtpClientError(`cannot send to ${this.target.address}: ${errorText(err)}`)) : resolve()));
