@@ -154,6 +154,8 @@ describe('postern doctor', () => {
       `${DOMAIN} dns dns.cname PASS`,
       `${DOMAIN} dns dns.cname PASS`,
       `${DOMAIN} dns dns.cname PASS`,
+      // The test's https port is not 443, which `postern dns` notes.
+      `${DOMAIN} dns dns.note INFO`,
       `${DOMAIN} dns mta-sts.policy PASS`,
       `${DOMAIN} mail mail.postmaster PASS`,
     ]);
@@ -168,7 +170,9 @@ describe('postern doctor', () => {
     assert.equal(r.code, 0, r.stdout);
     assert.match(r.stdout, new RegExp(`^Server ${HOST}\n  DNS\n    PASS    ${ADDRESS} and ${HOST} name each other`));
     assert.match(r.stdout, new RegExp(`\n\nDomain ${DOMAIN}\n  DNS\n    PASS    the MX of ${DOMAIN} is ${HOST}\n`));
-    assert.match(r.stdout, /\n\n0 FAIL, 1 WARN, 0 UNKNOWN, \d+ PASS, 0 INFO: nothing fails\n$/);
+    assert.match(r.stdout, /\n    PASS    _pop3\._tcp\.doctor\.test says the service is not offered \(target "\."\)\n/);
+    assert.match(r.stdout, /\n    INFO    \[listen\] https is on port \d+, but senders fetch the MTA-STS policy/);
+    assert.match(r.stdout, /\n\n0 FAIL, 1 WARN, 0 UNKNOWN, \d+ PASS, 1 INFO: nothing fails\n$/);
   });
 
   test('a missing PTR fails, with the record to ask for', async () => {
@@ -262,6 +266,24 @@ describe('postern doctor', () => {
     assert.equal(code, 0, 'an error code is no listing');
     assert.equal(findings(report, 'dnsbl')[0]?.status, 'UNKNOWN');
     assert.match(findings(report, 'dnsbl')[0]?.message ?? '', /127\.255\.255\.254: the query came through a public or open resolver/);
+  });
+
+  test('with the server stopped, every listener and the MTA-STS policy fail', async () => {
+    publishGoodZone();
+    assert.equal(await server?.stop(), 0, 'SIGTERM stops the server cleanly');
+    server = undefined;
+    const { code, report } = await doctor();
+    assert.equal(code, 1);
+    const listeners = findings(report, 'listener');
+    assert.equal(listeners.length, 5);
+    for (const l of listeners) {
+      assert.equal(l.status, 'FAIL');
+      assert.match(l.message, /^listen\.\w+ 127\.0\.0\.25:\d+: connection refused: nothing listens there$/);
+      assert.match(l.fix ?? '', /^start `postern serve`/);
+    }
+    const [policy] = findings(report, 'mta-sts.policy');
+    assert.equal(policy?.status, 'FAIL');
+    assert.match(policy?.message ?? '', /^senders cannot fetch https:\/\/mta-sts\.doctor\.test\/\.well-known\/mta-sts\.txt: cannot connect/);
   });
 
   test('bad command lines exit 2 with one line', async () => {

@@ -36,6 +36,9 @@ export async function domainDnsFindings({ expected, addresses, dns }: DomainDnsI
   await checkMtaStsRecord(sink, expected, dns, fixFor);
   for (const record of ofType('SRV')) await checkSrv(sink, record, dns, fixFor);
   for (const record of ofType('CNAME')) await checkCname(sink, record, dns, fixFor);
+  // What `postern dns` could not turn into a record (a port senders do not use, a name that is
+  // not fully qualified) is worth knowing, though no lookup can check it.
+  for (const note of expected.notes) sink.info('dns.note', note);
   return sink.found;
 }
 
@@ -178,7 +181,8 @@ async function checkSrv(sink: FindingSink, record: PublishedRecord, dns: DnsClie
     const shown = got.map((r) => `${r.port} ${target(r.name)}`).join(', ');
     return sink.fail('dns.srv', `${record.name} points at ${shown}, not ${record.port} ${record.target}`, fixFor([record]));
   }
-  sink.pass('dns.srv', `${record.name} points at ${record.port} ${record.target}`);
+  if (record.target === '.') sink.pass('dns.srv', `${record.name} says the service is not offered (target ".")`);
+  else sink.pass('dns.srv', `${record.name} points at ${record.target} port ${record.port}`);
 }
 
 /** A name that must lead to one of ours: the CNAME itself, or addresses equal to its target's. */
