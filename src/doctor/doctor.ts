@@ -45,6 +45,9 @@ export async function runDoctor(opts: DoctorOptions): Promise<DoctorReport> {
   findings.push(...(await listenerFindings(config)));
   findings.push(...(await dnsblFindings(addresses, opts.dnsblZones, dns)));
   findings.push(...(await diskFindings(config)));
+  if (opts.domains.length === 0) {
+    findings.push({ domain: null, section: 'mail', check: 'mail.domains', status: 'INFO', message: 'there are no local domains to check', fix: 'postern domain add example.com' });
+  }
   const httpsPort = firstPort(config.listen.https);
   for (const records of expected) {
     findings.push(...(await domainDnsFindings({ expected: records, addresses, dns })));
