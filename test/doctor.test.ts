@@ -268,6 +268,34 @@ describe('postern doctor', () => {
     assert.match(findings(report, 'dnsbl')[0]?.message ?? '', /127\.255\.255\.254: the query came through a public or open resolver/);
   });
 
+  test('--changes prints only what changed since the saved report', async () => {
+    publishGoodZone();
+    // In data_dir: the CLI runs as the service account, which owns it.
+    const state = join(dir, 'data', 'doctor-last.json');
+    const run = async (): Promise<CliResult> => postern('doctor', '--address', ADDRESS, '--changes', state);
+    let r = await run();
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^server tls\.expiry: PASS -> WARN: \S+mail\.pem expires in 0 days [^\n]+\n    fix: renew [^\n]+\n$/, 'a first run: the problems');
+    r = await run();
+    assert.deepEqual([r.code, r.stdout, r.stderr], [0, '', ''], 'nothing changed, nothing said');
+    dns.remove(`_dmarc.${DOMAIN}`);
+    r = await run();
+    assert.equal(r.code, 1);
+    assert.equal(
+      r.stdout,
+      `${DOMAIN} dns.dmarc: PASS -> FAIL: _dmarc.${DOMAIN} has no record\n` +
+        `    fix: publish: _dmarc.${DOMAIN}. 3600 IN TXT   "v=DMARC1; p=none; rua=mailto:postmaster@${DOMAIN}"\n`,
+    );
+    publishGoodZone();
+    r = await run();
+    assert.equal(r.code, 0);
+    assert.equal(r.stdout, `${DOMAIN} dns.dmarc: FAIL -> PASS: DMARC: v=DMARC1; p=none; rua=mailto:postmaster@${DOMAIN}\n`);
+    writeFileSync(state, 'not json');
+    r = await run();
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /^postern: --changes: "[^"]+doctor-last\.json" is not a report saved by postern doctor [^\n]+; remove it to start afresh\n$/);
+  });
+
   test('with the server stopped, every listener and the MTA-STS policy fail', async () => {
     publishGoodZone();
     assert.equal(await server?.stop(), 0, 'SIGTERM stops the server cleanly');

@@ -2,10 +2,13 @@
 // Exit code 0 when nothing FAILs, 1 when something does, 2 for a bad command line; the report
 // goes to stdout either way, for people or (--json) as one JSON object for scripts.
 
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { CommanderError, type Command } from 'commander';
 import { createDnsClient } from '../dns/resolver.js';
 import { runDoctor } from '../doctor/doctor.js';
+import type { DoctorReport } from '../doctor/finding.js';
+import { changesText, reportChanges } from '../doctor/report-changes.js';
 import { reportText } from '../doctor/report-text.js';
 import { withStore } from './admin-store.js';
 import { CliError } from './cli-error.js';
@@ -25,6 +28,7 @@ interface DoctorCliOptions {
   dns: string[];
   address: string[];
   dnsbl: string[];
+  changes?: string;
 }
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
@@ -38,6 +42,7 @@ export function addDoctorCommand(program: Command, outcome: { exitCode: number }
     .option('--address <ip>', "the server's public address, when [listen] does not show it (0.0.0.0, NAT); repeatable", collect, [])
     .option('--dns <server>', 'ask this resolver ("ip" or "ip:port") instead of [relay] dns_servers; repeatable', collect, [])
     .option('--dnsbl <zone>', 'look addresses up in this blocklist instead of [doctor] dnsbl_zones; repeatable', collect, [])
+    .option('--changes <file>', 'print only what changed since the report saved in FILE, then save this one there')
     .option(...CONFIG_OPTION)
     // Commander's own usage errors get the usage code too; help and --version keep their 0.
     .exitOverride((err) => {
@@ -59,9 +64,45 @@ export function addDoctorCommand(program: Command, outcome: { exitCode: number }
         const dnsblZones = opts.dnsbl.length > 0 ? opts.dnsbl : config.doctor.dnsbl_zones;
         return runDoctor({ config, store, dns, domains, addresses: opts.address, dnsblZones });
       });
-      process.stdout.write(opts.json ? `${JSON.stringify(report, null, 2)}\n` : reportText(report));
+      if (opts.changes === undefined) {
+        process.stdout.write(opts.json ? `${JSON.stringify(report, null, 2)}\n` : reportText(report));
+      } else {
+        const changes = reportChanges(readPreviousReport(opts.changes), report);
+        saveReport(opts.changes, report);
+        if (opts.json) process.stdout.write(`${JSON.stringify(changes, null, 2)}\n`);
+        else process.stdout.write(changesText(changes));
+      }
       outcome.exitCode = report.ok ? 0 : 1;
     });
+}
+
+/** The report a previous run saved; undefined when there is none yet. */
+function readPreviousReport(path: string): DoctorReport | undefined {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new CliError(`--changes: cannot read "${path}": ${(err as Error).message}`);
+  }
+  try {
+    const report = JSON.parse(text) as DoctorReport;
+    if (!Array.isArray(report.findings)) throw new Error('no "findings" array');
+    return report;
+  } catch (err) {
+    throw new CliError(`--changes: "${path}" is not a report saved by postern doctor (${(err as Error).message}); remove it to start afresh`);
+  }
+}
+
+/** Written whole, then renamed over the old one: a crash leaves the old report or the new one, never half. */
+function saveReport(path: string, report: DoctorReport): void {
+  const temporary = `${path}.tmp`;
+  try {
+    writeFileSync(temporary, `${JSON.stringify(report, null, 2)}\n`);
+    renameSync(temporary, path);
+  } catch (err) {
+    throw new CliError(`--changes: cannot write "${path}": ${(err as Error).message}`);
+  }
 }
 
 function usage(message: string): CliError {
