@@ -1,5 +1,6 @@
 // Postern's DNS client for outbound mail: MX, A, AAAA and TXT over node:dns (c-ares), asking the
-// resolvers named in [relay] dns_servers, or the system's. Every failure becomes a DnsError whose
+// resolvers named in [relay] dns_servers, or the system's; `postern doctor` also asks for PTR,
+// SRV and CNAME records to compare what is published with what the server does. Every failure becomes a DnsError whose
 // code says whether it is an answer (NXDOMAIN, NODATA) or a reason to try later (TEMPFAIL).
 
 import { Resolver } from 'node:dns/promises';
@@ -28,6 +29,18 @@ export interface DnsClient {
   aaaa(host: string): Promise<string[]>;
   /** Each record as its list of character-strings (RFC 1035 section 3.3.14), not joined. */
   txt(name: string): Promise<string[][]>;
+  /** Host names of a reverse name ("4.3.2.1.in-addr.arpa"), RFC 1035 section 3.5. */
+  ptr(name: string): Promise<string[]>;
+  srv(name: string): Promise<SrvRecord[]>;
+  /** The target of a CNAME at `name` itself (not followed further). */
+  cname(name: string): Promise<string[]>;
+}
+
+export interface SrvRecord {
+  priority: number;
+  weight: number;
+  port: number;
+  name: string;
 }
 
 const DEFAULT_TIMEOUT_MS = 5000;
@@ -63,6 +76,20 @@ class NodeDnsClient implements DnsClient {
 
   txt(name: string): Promise<string[][]> {
     return this.ask('TXT', name, async () => ({ value: await this.resolver.resolveTxt(name) }));
+  }
+
+  ptr(name: string): Promise<string[]> {
+    return this.ask('PTR', name, async () => ({ value: await this.resolver.resolvePtr(name) }));
+  }
+
+  srv(name: string): Promise<SrvRecord[]> {
+    return this.ask('SRV', name, async () => ({
+      value: (await this.resolver.resolveSrv(name)).map(({ priority, weight, port, name: target }) => ({ priority, weight, port, name: target })),
+    }));
+  }
+
+  cname(name: string): Promise<string[]> {
+    return this.ask('CNAME', name, async () => ({ value: await this.resolver.resolveCname(name) }));
   }
 
   private ask<T>(type: string, name: string, lookup: () => Promise<TimedAnswer<T>>): Promise<T> {

@@ -17,6 +17,8 @@ export type DnsRecord =
   | { readonly type: 'MX'; readonly preference: number; readonly exchange: string; readonly ttl?: number }
   | { readonly type: 'TXT'; readonly strings: readonly string[]; readonly ttl?: number }
   | { readonly type: 'CNAME'; readonly target: string; readonly ttl?: number }
+  /** At a reverse name: "4.3.2.1.in-addr.arpa" or the nibbles under "ip6.arpa" (RFC 1035 section 3.5, RFC 3596). */
+  | { readonly type: 'PTR'; readonly target: string; readonly ttl?: number }
   | {
       readonly type: 'SRV';
       readonly priority: number;
@@ -38,7 +40,7 @@ export interface DnsQuestion {
   readonly transport: 'udp' | 'tcp';
 }
 
-const TYPE_CODES: Readonly<Record<DnsRecordType, number>> = { A: 1, CNAME: 5, MX: 15, TXT: 16, AAAA: 28, SRV: 33 };
+const TYPE_CODES: Readonly<Record<DnsRecordType, number>> = { A: 1, CNAME: 5, PTR: 12, MX: 15, TXT: 16, AAAA: 28, SRV: 33 };
 const TYPE_OPT = 41;
 const CLASS_IN = 1;
 const RCODE = { noError: 0, formErr: 1, servFail: 2, nxDomain: 3, notImp: 4, refused: 5 } as const;
@@ -346,6 +348,7 @@ function encodeRdata(record: DnsRecord): Buffer {
         }),
       );
     case 'CNAME':
+    case 'PTR':
       return encodeName(record.target);
     case 'SRV':
       // RFC 2782: priority, weight, port, then the target, which is never compressed.
