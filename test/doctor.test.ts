@@ -204,7 +204,7 @@ describe('postern doctor', () => {
     assert.equal(code, 1);
     const [spf] = findings(report, 'dns.spf');
     assert.equal(spf?.status, 'FAIL');
-    assert.match(spf?.message ?? '', /does not authorise 127\.0\.0\.25 \(fail, "-all"\)/);
+    assert.match(spf?.message ?? '', /does not authorise 127\.0\.0\.25 \(fail: domain of postmaster@doctor\.test does not designate 127\.0\.0\.25 as permitted sender\)/);
     assert.equal(spf?.fix, `publish: ${DOMAIN}. 3600 IN TXT   "v=spf1 mx -all"`);
   });
 

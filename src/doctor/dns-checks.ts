@@ -95,11 +95,11 @@ async function checkSpf(
   const refused: string[] = [];
   for (const ip of addresses) {
     const r = await checkHost(ip, domain, dns);
-    if ('reason' in r) {
-      if (r.result === 'temperror' || r.result === 'unsupported') return sink.unknown('dns.spf', `SPF of ${domain} for ${ip}: ${r.result}, ${r.reason}`);
-      return sink.fail('dns.spf', `SPF of ${domain} for ${ip}: ${r.result}, ${r.reason}`, fixFor(expected));
+    if (r.result === 'temperror') return sink.unknown('dns.spf', `SPF of ${domain} for ${ip}: temperror, ${r.detail}`);
+    if (r.result === 'permerror' || r.result === 'none') {
+      return sink.fail('dns.spf', `SPF of ${domain} for ${ip}: ${r.result}, ${r.detail}`, fixFor(expected));
     }
-    if (r.result !== 'pass') refused.push(`${ip} (${r.result}, "${r.mechanism}")`);
+    if (r.result !== 'pass') refused.push(`${ip} (${r.result}: ${r.detail})`);
   }
   if (refused.length > 0) {
     return sink.fail('dns.spf', `SPF of ${domain} ("${records[0] ?? ''}") does not authorise ${refused.join(', ')}`, fixFor(expected));
