@@ -6,7 +6,7 @@
 
 import assert from 'node:assert/strict';
 import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { stringify } from 'smol-toml';
@@ -517,12 +517,26 @@ describe('a [clients] host that no certificate covers, and the connection limit'
   });
 
   test('over [limits] max_connections, http gets 503 and https is closed; a freed place serves again', async () => {
-    const holder = connect(site.httpPort, '127.0.0.1');
-    await new Promise<void>((resolve, reject) => holder.once('connect', resolve).once('error', reject));
+    // A connection that holds the one place. It can itself be refused, when the server has not
+    // yet seen the previous test's connection close: then it gets the 503, and is opened again.
+    const openHolder = async (): Promise<{ socket: Socket; refused: () => boolean }> => {
+      const socket = connect(site.httpPort, '127.0.0.1');
+      let refused = false;
+      socket.on('data', () => (refused = true)).on('close', () => (refused = true));
+      await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
+      return { socket, refused: () => refused };
+    };
+    let holder = await openHolder();
     try {
       let refused: HttpAnswer | undefined;
       // The server counts the holder once it has accepted it; ask until it has.
-      for (let i = 0; i < 100 && refused?.status !== 503; i++) refused = await curl(site, 'http://autoconfig.example.test/mail/config-v1.1.xml');
+      for (let i = 0; i < 100 && refused?.status !== 503; i++) {
+        if (holder.refused()) {
+          holder.socket.destroy();
+          holder = await openHolder();
+        }
+        refused = await curl(site, 'http://autoconfig.example.test/mail/config-v1.1.xml');
+      }
       assert.equal(refused?.status, 503);
       assert.equal(refused?.headers['retry-after'], '10');
       const tlsRefused = await curl(site, 'https://mx.postern.test/mail/config-v1.1.xml', { args: ['--insecure'] });
@@ -530,7 +544,7 @@ describe('a [clients] host that no certificate covers, and the connection limit'
       const line = await server.waitForLog((e) => e.msg === 'http connection' && e.outcome === 'refused');
       assert.equal(line.why, 'total');
     } finally {
-      holder.destroy();
+      holder.socket.destroy();
     }
     let answer: HttpAnswer | undefined;
     for (let i = 0; i < 100 && answer?.status !== 200; i++) answer = await curl(site, 'http://autoconfig.example.test/mail/config-v1.1.xml');

@@ -14,6 +14,7 @@ import { freePort } from './support/postfix.js';
 import type { PosternInstance, PosternProcess } from './support/postern-process.js';
 import { LOCAL_DOMAIN, marker, relayInstance, submit } from './support/relay-world.js';
 import { SmtpSink } from './support/smtp-sink.js';
+import { waitFor } from './support/wait-for.js';
 
 const ALICE = `alice@${LOCAL_DOMAIN}`;
 const HOST = `mx.${LOCAL_DOMAIN}`;
@@ -124,13 +125,3 @@ describe('postern dns --json, published in DNS', () => {
     assert.equal(result.dmarc.policy, 'none');
   });
 });
-
-async function waitFor<T>(probe: () => T | undefined, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error('timed out waiting for the relayed message');
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}

@@ -15,6 +15,7 @@ import type { PosternInstance, PosternProcess } from './support/postern-process.
 import { stopAndDispose } from './support/postern-process.js';
 import { LOCAL_DOMAIN, marker, relayInstance, submit } from './support/relay-world.js';
 import { SmtpSink, type SinkMessage, type SinkOptions } from './support/smtp-sink.js';
+import { waitFor } from './support/wait-for.js';
 
 const at = (local: string): string => `${local}@${LOCAL_DOMAIN}`;
 const ALICE = at('alice');
@@ -180,13 +181,3 @@ message = f"From: jos\\u00e9@elsewhere.test\\r\\nTo: {rcpt}\\r\\nSubject: {marke
 with smtplib.SMTP("127.0.0.1", port) as s:
     s.sendmail("jos\\u00e9@elsewhere.test", [rcpt], message.encode("utf-8"), mail_options=["SMTPUTF8"])
 `;
-
-async function waitFor<T>(probe: () => T | undefined, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error('timed out');
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}

@@ -5,7 +5,7 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { reverseName, TestDnsServer } from './support/dns-server.js';
+import { TestDnsServer } from './support/dns-server.js';
 import { TestPostfix } from './support/postfix.js';
 import { PosternInstance, runPostern, type PosternProcess } from './support/postern-process.js';
 import { InjectableSmtpServer } from './support/injectable-smtp-server.js';
@@ -25,6 +25,9 @@ interface JsonReport {
   sent: { connections: number; commands: number; recipientsTried: string[]; messages: { to: string; port: number; purpose: string }[] };
   counts: Record<string, number>;
 }
+
+/** Where the PTR record of 127.0.0.1 lives (RFC 1035 section 3.5). */
+const LOOPBACK_PTR = '1.0.0.127.in-addr.arpa';
 
 const RELAY_FORMS = [
   'plain',
@@ -60,7 +63,7 @@ describe('postern probe against a misconfigured Postfix', { skip: TestPostfix.av
   before(async () => {
     dns = await TestDnsServer.start();
     dns.set(HOST, [{ type: 'A', address: '127.0.0.1' }]);
-    dns.set(reverseName('127.0.0.1'), [{ type: 'PTR', target: HOST }]);
+    dns.set(LOOPBACK_PTR, [{ type: 'PTR', target: HOST }]);
     postfix = await TestPostfix.start({
       hostname: HOST,
       domains: ['probe.test'],
@@ -133,7 +136,7 @@ describe('postern probe against Postern with its defaults', () => {
   before(async () => {
     dns = await TestDnsServer.start();
     dns.set(HOST, [{ type: 'A', address: '127.0.0.1' }]);
-    dns.set(reverseName('127.0.0.1'), [{ type: 'PTR', target: HOST }]);
+    dns.set(LOOPBACK_PTR, [{ type: 'PTR', target: HOST }]);
     instance = new PosternInstance({ hostname: HOST });
     await instance.cliOk(['domain', 'add', 'postern.test']);
     await instance.addUser(USER, PASSWORD);

@@ -23,6 +23,7 @@ import {
   verifyDkim,
 } from './support/relay-world.js';
 import { SmtpSink } from './support/smtp-sink.js';
+import { waitFor } from './support/wait-for.js';
 
 const ALICE = `alice@${LOCAL_DOMAIN}`; // delivered, DKIM
 const BRUNO = `bruno@${LOCAL_DOMAIN}`; // temporary failure, then success
@@ -207,16 +208,6 @@ function assertDsn(text: string, expected: { action: string; status: string; rec
 
 function escape(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-}
-
-async function waitFor<T>(probe: () => T | undefined, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error('timed out');
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
 }
 
 /** The HTTPS server of https://mta-sts.sts.test/.well-known/mta-sts.txt (RFC 8461 section 3.2). */

@@ -5,8 +5,9 @@ import assert from 'node:assert/strict';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { cliHarness } from '../../test/support/cli-harness.js';
 import { requireTool, runTool } from '../../test/support/external-tool.js';
-import { runPostern, type CliResult } from '../../test/support/postern-process.js';
+import { runPostern } from '../../test/support/postern-process.js';
 import { dkimKeyPath, parseDkimKey } from '../dkim/dkim-key.js';
 import { dkimRecord } from '../dkim/dkim-record.js';
 
@@ -15,24 +16,7 @@ const DOMAIN = 'example.test';
 let dir: string;
 let config: string;
 
-function postern(...args: string[]): Promise<CliResult> {
-  return runPostern([...args, '--config', config], dir);
-}
-
-async function succeeds(...args: string[]): Promise<string> {
-  const r = await postern(...args);
-  assert.equal(r.stderr, '', `stderr of postern ${args.join(' ')}`);
-  assert.equal(r.code, 0, `exit code of postern ${args.join(' ')}`);
-  return r.stdout;
-}
-
-async function fails(message: RegExp, ...args: string[]): Promise<void> {
-  const r = await postern(...args);
-  assert.equal(r.code, 1, `exit code (stderr: ${r.stderr})`);
-  assert.match(r.stderr, /^postern: [^\n]+\n$/, 'one line on stderr');
-  assert.match(r.stderr, message);
-  assert.equal(r.stdout, '');
-}
+const { succeeds, fails } = cliHarness(() => ({ config, dir }));
 
 /** The zone-file lines of the output that are records (the rest are comments). */
 function recordLines(zone: string): string[] {

@@ -8,7 +8,9 @@ import { loadConfig } from '../config/load.js';
 import { serviceAccount } from '../util/privileges.js';
 import { addAliasCommands } from './alias-commands.js';
 import { addDkimCommands } from './dkim-commands.js';
+import { CliError } from './cli-error.js';
 import { addDnsCommands } from './dns-commands.js';
+import { addDoctorCommand } from './doctor-command.js';
 import { addDovecotCommands } from './dovecot-commands.js';
 import { addDomainCommands } from './domain-commands.js';
 import { addProbeCommand } from './probe-command.js';
@@ -73,6 +75,7 @@ function buildProgram(outcome: { exitCode: number }): Command {
   addQueueCommands(program);
   addDkimCommands(program);
   addDnsCommands(program);
+  addDoctorCommand(program, outcome);
   addDovecotCommands(program);
   addProbeCommand(program, outcome);
   return program;
@@ -115,7 +118,7 @@ function report(err: unknown): number {
     return err.exitCode || 1;
   }
   printError(err instanceof Error ? err.message : String(err));
-  return 1;
+  return err instanceof CliError ? err.exitCode : 1;
 }
 
 function printError(message: string): void {

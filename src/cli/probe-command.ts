@@ -58,8 +58,8 @@ export function addProbeCommand(program: Command, outcome: { exitCode: number })
     });
 }
 
-function usage(message: string): CommanderError {
-  return new CommanderError(2, 'postern.probe.usage', message);
+function usage(message: string): CliError {
+  return new CliError(message, 2);
 }
 
 async function probeOptions(host: string, opts: ProbeCliOptions): Promise<ProbeOptions> {

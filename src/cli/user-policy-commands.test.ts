@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runPostern, type CliResult } from '../../test/support/postern-process.js';
+import { cliHarness } from '../../test/support/cli-harness.js';
 import { openSqliteStore } from '../store/sqlite-store.js';
 
 const ALICE = 'alice@ours.test';
@@ -13,24 +13,7 @@ const ALICE = 'alice@ours.test';
 let dir: string;
 let config: string;
 
-function postern(...args: string[]): Promise<CliResult> {
-  return runPostern([...args, '--config', config], dir);
-}
-
-async function succeeds(...args: string[]): Promise<string> {
-  const r = await postern(...args);
-  assert.equal(r.stderr, '', `stderr of postern ${args.join(' ')}`);
-  assert.equal(r.code, 0, `exit code of postern ${args.join(' ')}`);
-  return r.stdout;
-}
-
-async function fails(message: RegExp, ...args: string[]): Promise<void> {
-  const r = await postern(...args);
-  assert.equal(r.code, 1, `exit code (stderr: ${r.stderr})`);
-  assert.match(r.stderr, /^postern: [^\n]+\n$/, 'one line on stderr');
-  assert.match(r.stderr, message);
-  assert.equal(r.stdout, '');
-}
+const { succeeds, fails } = cliHarness(() => ({ config, dir }));
 
 /** Reads the store as the server would, after the CLI has exited. */
 async function inStore<T>(use: (store: ReturnType<typeof openSqliteStore>) => Promise<T>): Promise<T> {

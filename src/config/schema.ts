@@ -263,6 +263,12 @@ const tlsRpt = z.strictObject({
   rua: z.array(z.string().regex(/^(mailto:|https:)/, 'expected a "mailto:" or "https:" URI')).default([]),
 });
 
+/** [doctor]: what `postern doctor` checks beyond the config itself (src/doctor/). */
+const doctor = z.strictObject({
+  /** DNS blocklist zones to look our addresses up in (RFC 5782); [] = none. */
+  dnsbl_zones: z.array(z.string().regex(/^[a-z0-9-]+(\.[a-z0-9-]+)+$/i, 'expected a DNS zone, e.g. "zen.spamhaus.org"')).default(['zen.spamhaus.org']),
+});
+
 export const configSchema = z.strictObject({
   /** Our name in the greeting, EHLO reply and Received headers. */
   hostname: z.string().min(1).default(osHostname() || 'localhost'),
@@ -341,6 +347,7 @@ export const configSchema = z.strictObject({
   clients: clients.prefault({}),
   mta_sts: mtaSts.prefault({}),
   tls_rpt: tlsRpt.prefault({}),
+  doctor: doctor.prefault({}),
   smtp: z
     .strictObject({
       /** Bare LF or CR in message data: "reject" (550 5.6.0) or "normalize" to CRLF. */

@@ -1,9 +1,9 @@
 // Postern's DNS client for outbound mail: MX, A, AAAA and TXT over node:dns (c-ares), asking the
-// resolvers named in [relay] dns_servers, or the system's. Every failure becomes a DnsError whose
+// resolvers named in [relay] dns_servers, or the system's; `postern doctor` also asks for PTR,
+// SRV and CNAME records to compare what is published with what the server does. Every failure becomes a DnsError whose
 // code says whether it is an answer (NXDOMAIN, NODATA) or a reason to try later (TEMPFAIL).
 
 import { Resolver } from 'node:dns/promises';
-import { isIPv4 } from 'node:net';
 import { AnswerCache, type TimedAnswer } from './answer-cache.js';
 import { DnsError, describeDnsErrorCode, dnsErrorCode } from './dns-error.js';
 
@@ -29,8 +29,18 @@ export interface DnsClient {
   aaaa(host: string): Promise<string[]>;
   /** Each record as its list of character-strings (RFC 1035 section 3.3.14), not joined. */
   txt(name: string): Promise<string[][]>;
-  /** The names of an address's PTR records (RFC 1035 section 3.5): reverse DNS. */
-  ptr(address: string): Promise<string[]>;
+  /** Host names of a reverse name ("4.3.2.1.in-addr.arpa"), RFC 1035 section 3.5. */
+  ptr(name: string): Promise<string[]>;
+  srv(name: string): Promise<SrvRecord[]>;
+  /** The target of a CNAME at `name` itself (not followed further). */
+  cname(name: string): Promise<string[]>;
+}
+
+export interface SrvRecord {
+  priority: number;
+  weight: number;
+  port: number;
+  name: string;
 }
 
 const DEFAULT_TIMEOUT_MS = 5000;
@@ -68,10 +78,18 @@ class NodeDnsClient implements DnsClient {
     return this.ask('TXT', name, async () => ({ value: await this.resolver.resolveTxt(name) }));
   }
 
-  ptr(address: string): Promise<string[]> {
-    // resolvePtr, not reverse(): c-ares answers reverse() from /etc/hosts first, and a probe
-    // wants what the world sees in DNS.
-    return this.ask('PTR', address, async () => ({ value: await this.resolver.resolvePtr(reverseName(address)) }));
+  ptr(name: string): Promise<string[]> {
+    return this.ask('PTR', name, async () => ({ value: await this.resolver.resolvePtr(name) }));
+  }
+
+  srv(name: string): Promise<SrvRecord[]> {
+    return this.ask('SRV', name, async () => ({
+      value: (await this.resolver.resolveSrv(name)).map(({ priority, weight, port, name: target }) => ({ priority, weight, port, name: target })),
+    }));
+  }
+
+  cname(name: string): Promise<string[]> {
+    return this.ask('CNAME', name, async () => ({ value: await this.resolver.resolveCname(name) }));
   }
 
   private ask<T>(type: string, name: string, lookup: () => Promise<TimedAnswer<T>>): Promise<T> {
@@ -88,18 +106,6 @@ class NodeDnsClient implements DnsClient {
     if (!this.cache) return guarded().then((answer) => answer.value);
     return this.cache.get(`${type} ${name.toLowerCase()}`, guarded);
   }
-}
-
-/** The PTR owner name of an address (RFC 1035 section 3.5, RFC 3596 section 2.5). */
-export function reverseName(address: string): string {
-  if (isIPv4(address)) return `${address.split('.').reverse().join('.')}.in-addr.arpa`;
-  // Expand "::" to the full eight groups, then one label per hex digit, last first.
-  const [head = '', tail = ''] = address.split('::');
-  const groups = (part: string): string[] => (part === '' ? [] : part.split(':'));
-  const left = groups(head);
-  const right = address.includes('::') ? groups(tail) : [];
-  const all = [...left, ...new Array<string>(8 - left.length - right.length).fill('0'), ...right];
-  return `${all.map((g) => g.padStart(4, '0')).join('').split('').reverse().join('.')}.ip6.arpa`;
 }
 
 function withTtl(records: { address: string; ttl: number }[]): TimedAnswer<string[]> {

@@ -5,6 +5,7 @@
 import { isIP } from 'node:net';
 import { replyLine } from '../mail/reply.js';
 import type { DnsClient } from '../dns/resolver.js';
+import { reverseName } from '../dns/reverse-name.js';
 import type { ProbeConnection } from './probe-connection.js';
 import type { Findings, ProbeRole } from './report.js';
 
@@ -17,9 +18,11 @@ export interface ReverseDns {
 }
 
 export async function lookUpReverseDns(dns: DnsClient, address: string): Promise<ReverseDns> {
+  const name = reverseName(address);
+  if (name === undefined) return { names: [], confirmed: [], error: `${address} is not an IP address` };
   let names: string[];
   try {
-    names = (await dns.ptr(address)).map((n) => n.replace(/\.$/, '').toLowerCase());
+    names = (await dns.ptr(name)).map((n) => n.replace(/\.$/, '').toLowerCase());
   } catch (err) {
     return { names: [], confirmed: [], error: err instanceof Error ? err.message : String(err) };
   }

@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { reply } from '../mail/reply.js';
-import { reverseName } from '../dns/resolver.js';
 import { checkEhlo } from './ehlo-check.js';
 import { parseEhlo } from './probe-connection.js';
 import { relayForms } from './relay-check.js';
@@ -55,12 +54,6 @@ describe('probe findings', () => {
     assert.equal(forms.get('upper-case'), 'POSTERN-PROBE@RELAY-TEST.EXAMPLE.COM');
     assert.equal(forms.get('trailing-dot'), 'postern-probe@relay-test.example.com.');
     assert.equal(relayForms('example.com', '2001:db8::25').find((x) => x.name === 'address-literal')?.recipient, 'postern-probe%relay-test.example.com@[IPv6:2001:db8::25]');
-  });
-
-  test('reverse names for PTR lookups (RFC 1035 3.5, RFC 3596 2.5)', () => {
-    assert.equal(reverseName('192.0.2.25'), '25.2.0.192.in-addr.arpa');
-    assert.equal(reverseName('2001:db8::1'), `1.0.0.0.${'0.'.repeat(20)}8.b.d.0.1.0.0.2.ip6.arpa`);
-    assert.equal(reverseName('::1'), `1.${'0.'.repeat(31)}ip6.arpa`);
   });
 
   test('the text report: one section per port, fixes under WARN and FAIL, what was sent', () => {

@@ -70,8 +70,17 @@ export interface DomainRecords {
   readonly mtaSts?: { readonly url: string; readonly policy: MtaStsPolicy };
 }
 
-/** The records of `domain` (normalized, local); `dkimKey` is the key that signs its mail, if it has one. */
-export function domainRecords(config: Config, domain: string, dkimKey: DkimKey | undefined): DomainRecords {
+/**
+ * The records of `domain` (normalized, local); `dkimKey` is the key that signs its mail, if it
+ * has one. `addresses` are the server's public addresses when [listen] cannot tell them (0.0.0.0,
+ * behind NAT); by default, those [listen] names.
+ */
+export function domainRecords(
+  config: Config,
+  domain: string,
+  dkimKey: DkimKey | undefined,
+  addresses: readonly string[] = publicAddresses(config),
+): DomainRecords {
   const records: PublishedRecord[] = [];
   const notes: string[] = [];
   const add = (record: PublishedRecord): void => void records.push(record);
@@ -87,7 +96,7 @@ export function domainRecords(config: Config, domain: string, dkimKey: DkimKey |
   }
 
   add(rr(domain, { type: 'MX', preference: MX_PREFERENCE, exchange: host }, `Mail for ${domain} comes to this server (RFC 5321 section 5.1).`));
-  addressRecords(config, [...new Set([host, client])], add, notes);
+  addressRecords(addresses, [...new Set([host, client])], add, notes);
 
   add(txt(domain, spfText(config), spfComment(config, domain)));
   if (dkimKey === undefined) {
@@ -258,7 +267,22 @@ function reportUris(config: Config, domain: string): string[] {
  * The server's own names need A/AAAA records. Listening on a public address says which; "any"
  * addresses and private ones do not, and then a note names what must resolve to the server.
  */
-function addressRecords(config: Config, names: readonly string[], add: (r: PublishedRecord) => void, notes: string[]): void {
+function addressRecords(addresses: readonly string[], names: readonly string[], add: (r: PublishedRecord) => void, notes: string[]): void {
+  if (addresses.length === 0) {
+    notes.push(
+      `${names.join(' and ')} must have A (and AAAA) records with this server's public addresses; [listen] names none ` +
+        '(0.0.0.0, [::], loopback and private addresses do not tell them)',
+    );
+    return;
+  }
+  for (const name of names) {
+    const comment = `${name} is this server, at the addresses [listen] names (skip those already published).`;
+    for (const address of addresses) add(rr(name, { type: isIP(address) === 4 ? 'A' : 'AAAA', address }, comment));
+  }
+}
+
+/** The public addresses the listeners of the config name, IPv4 first; none for "any", loopback and private ones. */
+export function publicAddresses(config: Config): string[] {
   const lists = [
     config.listen.mx,
     config.listen.submission,
@@ -277,18 +301,7 @@ function addressRecords(config: Config, names: readonly string[], add: (r: Publi
       if (isIP(host) !== 0 && !UNPUBLISHABLE.contains(host)) addresses.add(host.toLowerCase());
     }
   }
-  if (addresses.size === 0) {
-    notes.push(
-      `${names.join(' and ')} must have A (and AAAA) records with this server's public addresses; [listen] names none ` +
-        '(0.0.0.0, [::], loopback and private addresses do not tell them)',
-    );
-    return;
-  }
-  const sorted = [...addresses].sort((a, b) => isIP(a) - isIP(b) || a.localeCompare(b));
-  for (const name of names) {
-    const comment = `${name} is this server, at the addresses [listen] names (skip those already published).`;
-    for (const address of sorted) add(rr(name, { type: isIP(address) === 4 ? 'A' : 'AAAA', address }, comment));
-  }
+  return [...addresses].sort((a, b) => isIP(a) - isIP(b) || a.localeCompare(b));
 }
 
 /** Keys in the order scripts and people read them: name, type, ttl, the data, the comment. */

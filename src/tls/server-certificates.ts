@@ -42,6 +42,10 @@ export interface PresentedCertificate {
   readonly certPath: string;
   readonly keyPath: string;
   readonly names: readonly string[];
+  /** The end of its validity, ISO 8601. */
+  readonly validTo: string;
+  /** The self-signed certificate generated for hostname, which clients that verify refuse. */
+  readonly generated: boolean;
 }
 
 /** Where one certificate comes from in the config. */
@@ -121,7 +125,13 @@ export class ServerCertificates implements HandshakeCertificates {
 
   /** What is served now, the default first. */
   get presented(): readonly PresentedCertificate[] {
-    return all(this.loaded).map(({ credentials, names }) => ({ certPath: credentials.certPath, keyPath: credentials.keyPath, names }));
+    return all(this.loaded).map(({ credentials, names, x509 }) => ({
+      certPath: credentials.certPath,
+      keyPath: credentials.keyPath,
+      names,
+      validTo: new Date(x509.validTo).toISOString(),
+      generated: credentials.generated,
+    }));
   }
 
   /**

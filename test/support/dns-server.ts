@@ -17,7 +17,7 @@ export type DnsRecord =
   | { readonly type: 'MX'; readonly preference: number; readonly exchange: string; readonly ttl?: number }
   | { readonly type: 'TXT'; readonly strings: readonly string[]; readonly ttl?: number }
   | { readonly type: 'CNAME'; readonly target: string; readonly ttl?: number }
-  /** Set under the reverse name, e.g. reverseName("127.0.0.1") = "1.0.0.127.in-addr.arpa". */
+  /** At a reverse name: "4.3.2.1.in-addr.arpa" or the nibbles under "ip6.arpa" (RFC 1035 section 3.5, RFC 3596). */
   | { readonly type: 'PTR'; readonly target: string; readonly ttl?: number }
   | {
       readonly type: 'SRV';
@@ -53,12 +53,6 @@ const DEFAULT_TTL = 60;
 export function dnsName(name: string): string {
   const lower = name.toLowerCase();
   return lower.endsWith('.') ? lower.slice(0, -1) : lower;
-}
-
-/** The PTR owner name of an address (RFC 1035 section 3.5, RFC 3596 section 2.5). */
-export function reverseName(address: string): string {
-  if (isIPv4(address)) return `${address.split('.').reverse().join('.')}.in-addr.arpa`;
-  return `${ipv6Bytes(address).toString('hex').split('').reverse().join('.')}.ip6.arpa`;
 }
 
 export class TestDnsServer {

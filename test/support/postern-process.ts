@@ -387,9 +387,14 @@ function canConnect(port: number): Promise<boolean> {
   });
 }
 
-/** Runs `postern ...args` in `cwd` with `stdin` on its standard input, as an operator would. */
-export function runPostern(args: readonly string[], cwd: string, stdin = ''): Promise<CliResult> {
-  const child = spawn(process.execPath, [POSTERN_BIN, ...args], { cwd, stdio: ['pipe', 'pipe', 'pipe'] });
+/** Runs `postern ...args` in `cwd` with `stdin` on its standard input, as an operator would; `env` adds to the environment. */
+export function runPostern(
+  args: readonly string[],
+  cwd: string,
+  stdin = '',
+  env: Readonly<Record<string, string>> = {},
+): Promise<CliResult> {
+  const child = spawn(process.execPath, [POSTERN_BIN, ...args], { cwd, stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   child.stdin.end(stdin);
   return collect(child);
 }
