@@ -12,7 +12,7 @@ import { stringify } from 'smol-toml';
 import { dkimRecord } from '../src/dkim/dkim-record.js';
 import { generateDkimPrivateKey, parseDkimKey } from '../src/dkim/dkim-key.js';
 import { TestDnsServer, type DnsRecord } from './support/dns-server.js';
-import { freePort } from './support/postfix.js';
+import { freePort, TestPostfix } from './support/postfix.js';
 import { PosternProcess, runPostern, type CliResult } from './support/postern-process.js';
 import { makeCertificate, writeCertificate } from './support/test-certificate.js';
 
@@ -141,6 +141,9 @@ describe('postern doctor', () => {
       '- listeners listener PASS',
       '- listeners listener PASS',
       '- listeners listener PASS',
+      '- listeners probe PASS',
+      '- listeners probe PASS',
+      '- listeners probe PASS',
       '- dnsbl dnsbl PASS',
       '- disk disk.free',
       `${DOMAIN} dns dns.mx PASS`,
@@ -326,5 +329,46 @@ describe('postern doctor', () => {
       assert.match(r.stderr, message);
       assert.equal(r.stdout, '');
     }
+  });
+});
+
+describe('postern doctor: the probe of our own listeners', { skip: TestPostfix.available() }, () => {
+  let dir: string;
+  let postfix: TestPostfix;
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'postern-doctor-relay-'));
+    chmodSync(dir, 0o755);
+    // The doctor probes whatever [listen] mx names; here that is a Postfix relaying for anyone.
+    postfix = await TestPostfix.start({ hostname: 'open.doctor.test', domains: ['open.doctor.test'], misconfigured: { openRelay: true } });
+  });
+
+  after(async () => {
+    await postfix?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('an open relay on the mx listener fails, naming each address form it relayed', async () => {
+    const configPath = join(dir, 'postern.toml');
+    writeFileSync(
+      configPath,
+      stringify({
+        hostname: 'open.doctor.test',
+        data_dir: join(dir, 'data'),
+        user: '',
+        listen: { mx: [`127.0.0.1:${postfix.port}`], submission: [], submissions: [], pop3: [], pop3s: [], http: [], https: [] },
+        log: { level: 'warn', format: 'json' },
+      }),
+    );
+    const r = await runPostern(['doctor', '--json', '--address', '127.0.0.1', '--dnsbl', 'dnsbl.invalid', '--config', configPath], dir);
+    assert.equal(r.code, 1, r.stderr);
+    const report = JSON.parse(r.stdout) as Report;
+    const probe = report.findings.filter((f) => f.check.startsWith('probe'));
+    assert.ok(probe.length > 0, 'the probe ran');
+    const failed = probe.filter((f) => f.status === 'FAIL').map((f) => f.check);
+    assert.ok(failed.includes('probe.relay.plain'), failed.join(', '));
+    assert.ok(failed.includes('probe.relay.upper-case'), failed.join(', '));
+    for (const f of probe.filter((p) => p.status === 'FAIL')) assert.match(f.message, /^listen\.mx 127\.0\.0\.1:\d+: /);
+    assert.ok(!probe.some((f) => f.status === 'PASS'), 'no "no open relay" line beside the failures');
   });
 });

@@ -36,10 +36,10 @@ export const LAYERS: Readonly<Record<string, number>> = {
   delivery: 10, // couriers: local/ (Maildir) and remote/ (MX, smart host, our SMTP client)
   bounce: 10, // delivery status notifications, queued through the queue it serves
   web: 10, // the HTTP(S) listener's requests: client autoconfiguration, MTA-STS policy; server/ feeds it sockets
-  doctor: 11, // `postern doctor`: published DNS, certificates, listeners, blocklists checked against the config
   server: 11,
   probe: 11, // `postern probe`: a mail server tested from the outside, with the delivery client's pieces
-  cli: 12, // `postern serve` starts the server
+  doctor: 12, // `postern doctor`: published DNS, certificates, listeners, blocklists, and a probe of ourselves
+  cli: 13, // `postern serve` starts the server
 };
 
 /** Packages only tests may use. */

@@ -54,15 +54,15 @@ export function addDoctorCommand(program: Command, outcome: { exitCode: number }
       }
       const report = await withStore(opts.config, async (store, config) => {
         let dns;
+        const servers = opts.dns.length > 0 ? opts.dns : config.relay.dns_servers;
         try {
-          const servers = opts.dns.length > 0 ? opts.dns : config.relay.dns_servers;
           dns = createDnsClient({ servers, timeoutMs: DNS_TIMEOUT_MS });
         } catch (err) {
           throw usage(`--dns: ${(err as Error).message} (expected "ip" or "ip:port", e.g. 127.0.0.1:5353)`);
         }
         const domains = opts.domain === undefined ? (await store.listDomains()).map((d) => d.name) : [await asUsage(localDomainArgument(store, opts.domain))];
         const dnsblZones = opts.dnsbl.length > 0 ? opts.dnsbl : config.doctor.dnsbl_zones;
-        return runDoctor({ config, store, dns, domains, addresses: opts.address, dnsblZones });
+        return runDoctor({ config, store, dns, dnsServers: servers, domains, addresses: opts.address, dnsblZones });
       });
       if (opts.changes === undefined) {
         process.stdout.write(opts.json ? `${JSON.stringify(report, null, 2)}\n` : reportText(report));

@@ -3,8 +3,8 @@
 // the MTA-STS policy as a sender would and checks that postmaster@ reaches someone; for the
 // server it checks reverse DNS, certificates, listeners, blocklists and free space. Every check
 // is its own module and returns Findings; this file decides which run and in what order.
-// Looking at our listeners as a stranger would (open relay, AUTH without TLS) is `postern
-// probe`'s job; this file only checks that they answer.
+// Our SMTP listeners are also looked at as a stranger would, by `postern probe` (self-probe.ts):
+// no open relay, no AUTH before TLS.
 
 import { parseListenAddress, type Config } from '../config/schema.js';
 import { readDkimKey } from '../dkim/dkim-key.js';
@@ -19,12 +19,15 @@ import { reverseDnsFindings } from './host-dns-checks.js';
 import { listenerFindings } from './listener-checks.js';
 import { diskFindings, postmasterFindings } from './local-checks.js';
 import { mtaStsPolicyFindings } from './mta-sts-check.js';
+import { selfProbeFindings } from './self-probe.js';
 import { tlsFindings, type CoveredName } from './tls-checks.js';
 
 export interface DoctorOptions {
   readonly config: Config;
   readonly store: DirectoryStore;
   readonly dns: DnsClient;
+  /** The resolvers `dns` asks, for the probe of our own listeners; empty: the system's. */
+  readonly dnsServers: readonly string[];
   /** Local domains to check, normalized. */
   readonly domains: readonly string[];
   /** The server's public addresses; empty: those [listen] names. */
@@ -42,7 +45,10 @@ export async function runDoctor(opts: DoctorOptions): Promise<DoctorReport> {
   const findings: Finding[] = [];
   findings.push(...(await reverseDnsFindings(host, addresses, dns)));
   findings.push(...(await tlsFindings(config, coveredNames(config, expected))));
-  findings.push(...(await listenerFindings(config)));
+  const listeners = await listenerFindings(config);
+  findings.push(...listeners);
+  // Only listeners that answer are probed: one that does not is a FAIL already.
+  if (!listeners.some((f) => f.status === 'FAIL')) findings.push(...(await selfProbeFindings(config, opts.dnsServers)));
   findings.push(...(await dnsblFindings(addresses, opts.dnsblZones, dns)));
   findings.push(...(await diskFindings(config)));
   if (opts.domains.length === 0) {
