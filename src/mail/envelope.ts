@@ -37,6 +37,11 @@ export interface EnvelopeRecipient {
    * envelopes spooled before it existed still decode.
    */
   readonly forwards?: readonly string[] | undefined;
+  /**
+   * On the queue's copy for one forward (never spooled): the local alias that sent it there, whose
+   * domain is the forwarder's in an SRS rewrite of the sender.
+   */
+  readonly forwardedBy?: string | undefined;
 }
 
 /** How the message reached us: what the Received header and the log record. */

@@ -13,6 +13,7 @@ import { normalizeDomain, splitAddress } from '../mail/address.js';
 import { hasRoutingTrick, parseRecipient } from '../directory/recipient-address.js';
 import { RecipientResolver, type Resolution } from '../directory/recipient-resolver.js';
 import type { SubmissionPolicy } from './submission-policy.js';
+import { isSrsLocalPart, type SrsCodec } from '../srs/srs.js';
 
 export interface PolicyOptions {
   /** Plus-addressing separator: alice+tag@d reaches alice@d ("" turns it off). */
@@ -27,6 +28,8 @@ export interface PolicyOptions {
    * authenticated sessions get only the checks every session gets: the server must pass it.
    */
   submission?: SubmissionPolicy;
+  /** Checks SRS0 addresses at our domains, where bounces to forwarded mail come back. */
+  srs?: SrsCodec;
 }
 
 export function createSessionPolicy(store: DirectoryStore, opts: PolicyOptions): SessionPolicy {
@@ -37,6 +40,7 @@ class MxPolicy implements SessionPolicy {
   private readonly resolver: RecipientResolver;
   private readonly log: Logger | undefined;
   private readonly submission: SubmissionPolicy | undefined;
+  private readonly srs: SrsCodec | undefined;
 
   constructor(
     private readonly store: DirectoryStore,
@@ -45,6 +49,7 @@ class MxPolicy implements SessionPolicy {
     this.resolver = new RecipientResolver(store, opts);
     this.log = opts.logger;
     this.submission = opts.submission;
+    this.srs = opts.srs;
   }
 
   async checkSender(info: SessionInfo, sender: string, _params: MailParams): Promise<Reply | undefined> {
@@ -106,7 +111,38 @@ class MxPolicy implements SessionPolicy {
     if (hasRoutingTrick(rcpt.lookupLocal)) {
       return this.relayDenied(info, rcpt.address, 'routing characters in the local part');
     }
+    if (this.srs && isSrsLocalPart(rcpt.lookupLocal)) return this.decideSrs(this.srs, rcpt.address);
     return this.decide(rcpt.address, await this.resolver.resolveLocal(`${rcpt.lookupLocal}@${rcpt.domain}`));
+  }
+
+  /**
+   * A reply to mail we forwarded with an SRS sender (src/srs/): it goes to the original sender, as
+   * if the SRS address were an alias of it, but only if we made that address (its hash) and
+   * recently (its day). Anything else is refused here, or anyone could relay through us.
+   */
+  private async decideSrs(srs: SrsCodec, address: string): Promise<RecipientDecision> {
+    // As the client wrote it; reverse() folds case the way libsrs2 does.
+    const r = srs.reverse(splitAddress(address)?.local ?? '');
+    switch (r.kind) {
+      case 'valid': {
+        const original = parseRecipient(r.address);
+        if (original.kind !== 'domain') break;
+        if (await this.store.isLocalDomain(original.domain)) {
+          return this.decide(address, await this.resolver.resolveLocal(`${original.lookupLocal}@${original.domain}`));
+        }
+        return { accept: true, address, mailboxes: [], forwards: [r.address] };
+      }
+      case 'expired':
+        this.log?.info({ recipient: address, age_days: r.ageDays }, 'expired SRS address');
+        return refuse(550, '5.1.1', `<${address}>: SRS address expired`);
+      case 'forged':
+      case 'not-srs':
+        break;
+      default:
+        return assertNever(r);
+    }
+    this.log?.info({ recipient: address }, 'forged SRS address');
+    return refuse(550, '5.1.1', `<${address}>: Invalid SRS address`);
   }
 
   private decide(address: string, r: Resolution): RecipientDecision {

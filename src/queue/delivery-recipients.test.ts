@@ -19,15 +19,15 @@ test('an alias keeps its mailboxes and adds one remote recipient per forward, OR
   };
   assert.deepEqual(deliveryRecipients([team]), [
     { address: 'Team@local.test', params: { notify: ['SUCCESS', 'FAILURE'] }, mailboxes: ['alice@local.test'] },
-    { address: 'x@remote.test', params: { notify: ['SUCCESS', 'FAILURE'], orcpt: { addrType: 'rfc822', address: 'Team@local.test' } }, mailboxes: [] },
-    { address: 'y@other.test', params: { notify: ['SUCCESS', 'FAILURE'], orcpt: { addrType: 'rfc822', address: 'Team@local.test' } }, mailboxes: [] },
+    { address: 'x@remote.test', params: { notify: ['SUCCESS', 'FAILURE'], orcpt: { addrType: 'rfc822', address: 'Team@local.test' } }, mailboxes: [], forwardedBy: 'Team@local.test' },
+    { address: 'y@other.test', params: { notify: ['SUCCESS', 'FAILURE'], orcpt: { addrType: 'rfc822', address: 'Team@local.test' } }, mailboxes: [], forwardedBy: 'Team@local.test' },
   ]);
 });
 
 test('an alias with only remote targets has no entry of its own; a client ORCPT is kept', () => {
   const orcpt = { addrType: 'rfc822', address: 'Outside@Local.Test' };
   const outside: EnvelopeRecipient = { address: 'outside@local.test', params: { orcpt }, mailboxes: [], forwards: ['x@remote.test'] };
-  assert.deepEqual(deliveryRecipients([outside]), [{ address: 'x@remote.test', params: { orcpt }, mailboxes: [] }]);
+  assert.deepEqual(deliveryRecipients([outside]), [{ address: 'x@remote.test', params: { orcpt }, mailboxes: [], forwardedBy: 'outside@local.test' }]);
 });
 
 test('a non-ASCII alias is named with the utf-8 address type (RFC 6533)', () => {

@@ -2,8 +2,8 @@
 // points outside (EnvelopeRecipient.forwards) becomes one remote recipient per target, so each
 // forward has its own state, retries and bounce like any remote recipient, grouped by its domain.
 //
-// The envelope sender is kept as it is (no SRS, Sender Rewriting Scheme): a receiver that checks
-// SPF for the sender's domain sees our IP and may refuse the forward. A known limitation.
+// Each forward remembers the alias it came from (forwardedBy): the queue rewrites its sender with
+// SRS at the alias's domain (forward-sender.ts), so a receiver that checks SPF sees our domain.
 
 import type { EnvelopeRecipient } from '../mail/envelope.js';
 
@@ -39,7 +39,7 @@ export function deliveryRecipients(recipients: readonly EnvelopeRecipient[]): En
  */
 function forwardOf(alias: EnvelopeRecipient, target: string): EnvelopeRecipient {
   const orcpt = alias.params.orcpt ?? { addrType: isAscii(alias.address) ? 'rfc822' : 'utf-8', address: alias.address };
-  return { address: target, params: { ...alias.params, orcpt }, mailboxes: [] };
+  return { address: target, params: { ...alias.params, orcpt }, mailboxes: [], forwardedBy: alias.address };
 }
 
 function isAscii(s: string): boolean {

@@ -23,6 +23,8 @@ import { splitAddress } from '../mail/address.js';
 import { DeliveryScheduler } from './delivery-scheduler.js';
 import type { NoticeKind, NoticeSender, SubmitNotice } from './notice-sender.js';
 import { deliveryRecipients } from './delivery-recipients.js';
+import { forwardSender } from './forward-sender.js';
+import type { SrsCodec } from '../srs/srs.js';
 import type { Courier, DeliveryOutcome } from './courier.js';
 import { QueueBookkeeping } from './queue-bookkeeping.js';
 import { QueueControl } from './queue-control.js';
@@ -84,6 +86,8 @@ export interface QueueManagerOptions {
   readonly closeTimeoutMs?: number;
   /** Spool segment size (tests make it small). */
   readonly maxSegmentBytes?: number;
+  /** Rewrites the sender of forwarded mail (forward-sender.ts); without it, senders are kept. */
+  readonly srs?: SrsCodec | undefined;
   /** For tests: accept and spool, but deliver nothing until resumeDelivery(). */
   readonly deliveryPaused?: boolean;
 }
@@ -109,6 +113,8 @@ interface Job {
   readonly courier: Courier | undefined;
   readonly remote: boolean;
   readonly domain: string;
+  /** MAIL FROM of this job: a forward's SRS sender differs from the envelope's. */
+  readonly sender: string;
   readonly states: RecipientState[];
 }
 
@@ -475,8 +481,10 @@ export class QueueManager implements MessageSink {
     for (const s of due) {
       const local = s.recipient.mailboxes.length > 0;
       const domain = local ? this.opts.hostname : (splitAddress(s.recipient.address)?.domain.toLowerCase() ?? '');
-      const key = local ? 'local' : `remote ${domain}`;
-      const job = jobs.get(key) ?? { courier: local ? this.opts.local : this.opts.remote, remote: !local, domain, states: [] };
+      const sender = local ? msg.envelope.sender : forwardSender(this.opts.srs, msg.envelope, s.recipient);
+      // One transaction has one MAIL FROM, so forwarded copies travel apart from the others.
+      const key = local ? 'local' : `remote ${domain} ${sender}`;
+      const job = jobs.get(key) ?? { courier: local ? this.opts.local : this.opts.remote, remote: !local, domain, sender, states: [] };
       job.states.push(s);
       jobs.set(key, job);
     }
@@ -486,7 +494,7 @@ export class QueueManager implements MessageSink {
   /** One job through its courier; each outcome moves its recipient on, and new copies are marked. */
   private async carry(msg: QueuedMessage, job: Job, message: Buffer, now: number): Promise<void> {
     const group = job.states;
-    const outcomes = await this.outcomesOf(msg, job.courier, job.domain, group, message);
+    const outcomes = await this.outcomesOf(msg, job, message);
     const ctx = { policy: this.policy, receivedAt: msg.envelope.arrival.receivedAt, now };
     const copies: string[] = [];
     group.forEach((s, i) => {
@@ -512,16 +520,14 @@ export class QueueManager implements MessageSink {
 
   private async outcomesOf(
     msg: QueuedMessage,
-    courier: Courier | undefined,
-    domain: string,
-    group: readonly RecipientState[],
+    { courier, domain, sender, states: group }: Job,
     message: Buffer,
   ): Promise<DeliveryOutcome[]> {
     if (!courier) return group.map(() => NOT_SET_UP);
     try {
       const outcomes = await courier.deliver({
         queueId: msg.queueId,
-        sender: msg.envelope.sender,
+        sender,
         mailParams: msg.envelope.mailParams,
         recipients: group.map((s) => ({
           address: s.recipient.address,

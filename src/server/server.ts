@@ -42,6 +42,8 @@ import { ServerCertificates } from '../tls/server-certificates.js';
 import { clientSettings } from '../web/client-settings.js';
 import { Site } from '../web/site.js';
 import { WebService } from '../web/web-service.js';
+import { SrsCodec } from '../srs/srs.js';
+import { loadSrsSecret } from '../srs/srs-secret.js';
 
 export interface RunningServer {
   readonly listeners: readonly BoundListener[];
@@ -84,6 +86,8 @@ export async function startServer(
 
     const store = openSqliteStore(join(config.data_dir, 'postern.db'));
     cleanup.push(() => store.close());
+    // After the drop, like the store: the secret file belongs to the service account.
+    const srs = new SrsCodec(loadSrsSecret(config.data_dir));
     // Outbound relay: resolver, MTA-STS policies, DKIM signer, then the delivery agent.
     const { relay } = config;
     const dns = createDnsClient({ servers: relay.dns_servers, maxCacheSeconds: relay.dns_cache_seconds });
@@ -103,6 +107,7 @@ export async function startServer(
       logger,
       local,
       remote,
+      srs,
       notices: deliveryNotices({
         hostname: config.hostname,
         store,
@@ -115,7 +120,7 @@ export async function startServer(
     cleanup.push(() => queue.close());
 
     const maildrops = new MaildirMaildrops(join(config.data_dir, 'mail'));
-    const server = new Postern(config, deps, { store, queue, local, remote, listeners, certificates, maildrops });
+    const server = new Postern(config, deps, { store, queue, local, remote, listeners, certificates, maildrops, srs });
     listeners.accept(server.reception.onConnection);
     logger.info({ listeners: listeners.bound }, 'listening');
     return server;
@@ -141,6 +146,8 @@ interface Parts {
   readonly certificates: ServerCertificates;
   /** One per server: it holds the POP3 locks, one session per mailbox. */
   readonly maildrops: MaildirMaildrops;
+  /** Forwarded mail's senders, and the bounces that come back to them. */
+  readonly srs: SrsCodec;
 }
 
 /** How long an https client has for its TLS handshake. */
@@ -240,6 +247,7 @@ class Postern implements RunningServer {
       hostname: config.hostname,
       logger,
       submission: this.submission,
+      srs: this.parts.srs,
     });
     const { queue, store } = this.parts;
     const recordAuthUser = config.submission.received_auth;
