@@ -148,6 +148,7 @@ format = "pretty"
       writeConfig('[limits]\ngreeting_delay_ms = 99999\n'),
       /: limits\.greeting_delay_ms: expected a whole number from 0 to 30000, got 99999$/,
     );
+    assertConfigError(writeConfig('[screen]\ndnsbl_sites = ["zen.spamhaus.org*x"]\n'), /screen\.dnsbl_sites\[0\]: expected zone\[=pattern\]\[\*weight\], e\.g\. "zen\.spamhaus\.org\*3"/);
     assertConfigError(writeConfig('[limits]\nmax_recipients = 1.5\n'), /expected a whole number >= 1, got 1\.5$/);
     assertConfigError(writeConfig('[limits]\ncommand_timeout = 0\n'), /: limits\.command_timeout: expected a number > 0, got 0$/);
   });

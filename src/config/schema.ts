@@ -269,6 +269,22 @@ const doctor = z.strictObject({
   dnsbl_zones: z.array(z.string().regex(/^[a-z0-9-]+(\.[a-z0-9-]+)+$/i, 'expected a DNS zone, e.g. "zen.spamhaus.org"')).default(['zen.spamhaus.org']),
 });
 
+/** One octet of a DNSBL answer pattern: a number, "[a..b]" or "[a;b;c]" (src/policy/dnsbl-score.ts). */
+const answerOctet = String.raw`(\d{1,3}|\[\d{1,3}\.\.\d{1,3}\]|\[\d{1,3}(;\d{1,3})*\])`;
+const dnsblSite = new RegExp(String.raw`^[a-z0-9-]+(\.[a-z0-9-]+)+(=${answerOctet}(\.${answerOctet}){3})?(\*-?\d{1,3})?$`, 'i');
+
+/** [screen]: who may talk to the MX listener at all, decided at connect (src/server/client-screen.ts). */
+const screen = z.strictObject({
+  /** DNS block- and allowlists as zone[=pattern][*weight], postscreen's syntax; [] = none. */
+  dnsbl_sites: z
+    .array(z.string().regex(dnsblSite, 'expected zone[=pattern][*weight], e.g. "zen.spamhaus.org*3" or "list.dnswl.org=127.0.[0..255].[1..3]*-5"'))
+    .default([]),
+  /** A client whose weights add up to this is refused (554 5.7.1). */
+  dnsbl_threshold: z.number().int().min(1).default(3),
+  /** Seconds to wait for the lists; one that has not answered by then counts 0. */
+  dnsbl_timeout: z.number().positive().max(30).default(2),
+});
+
 export const configSchema = z.strictObject({
   /** Our name in the greeting, EHLO reply and Received headers. */
   hostname: z.string().min(1).default(osHostname() || 'localhost'),
@@ -348,6 +364,7 @@ export const configSchema = z.strictObject({
   mta_sts: mtaSts.prefault({}),
   tls_rpt: tlsRpt.prefault({}),
   doctor: doctor.prefault({}),
+  screen: screen.prefault({}),
   smtp: z
     .strictObject({
       /** Bare LF or CR in message data: "reject" (550 5.6.0) or "normalize" to CRLF. */

@@ -8,18 +8,10 @@ import type { DnsClient } from '../dns/resolver.js';
 import { NetworkList } from '../util/network-list.js';
 import { ask } from './dns-answer.js';
 import { findingsOf, type Finding } from './finding.js';
-import { reversedLabels } from '../dns/reverse-name.js';
+import { describeDnsblError, dnsblQueryName, splitDnsblAnswer } from '../dns/dnsbl-answer.js';
 
 /** RFC 5782 section 2.1: listings are answered from 127.0.0.0/8, 127.0.0.2 and up. */
 const LISTED = new NetworkList(['127.0.0.0/24']);
-const SPAMHAUS_ERRORS = new NetworkList(['127.255.255.0/24']);
-
-/** The error codes Spamhaus documents for its public mirrors. */
-const SPAMHAUS_ERROR_MEANINGS: Readonly<Record<string, string>> = {
-  '127.255.255.252': 'the blocklist name is mistyped',
-  '127.255.255.254': 'the query came through a public or open resolver, which Spamhaus does not answer: use your own resolver',
-  '127.255.255.255': 'too many queries from this resolver: use your own resolver, or a Data Query Service key',
-};
 
 /** What each answer of zen.spamhaus.org means: which of its lists holds the address. */
 const ZEN_MEANINGS: Readonly<Record<string, string>> = {
@@ -43,7 +35,7 @@ export async function dnsblFindings(addresses: readonly string[], zones: readonl
   for (const zone of zones) {
     const spamhaus = /(^|\.)spamhaus\.(org|net)$/i.test(zone);
     for (const ip of addresses) {
-      const query = `${reversedLabels(ip) ?? ip}.${zone}`;
+      const query = dnsblQueryName(ip, zone);
       const answer = await ask(() => dns.a(query));
       if (answer.kind === 'error') {
         sink.unknown('dnsbl', `${ip} in ${zone}: no answer (${answer.reason})`);
@@ -54,13 +46,13 @@ export async function dnsblFindings(addresses: readonly string[], zones: readonl
         continue;
       }
       const codes = answer.records;
-      const errors = codes.filter((c) => SPAMHAUS_ERRORS.contains(c));
+      const { errors, listings } = splitDnsblAnswer(codes);
       if (errors.length > 0) {
-        const why = errors.map((c) => `${c}: ${SPAMHAUS_ERROR_MEANINGS[c] ?? 'an error code, not a listing'}`).join('; ');
+        const why = errors.map(describeDnsblError).join('; ');
         sink.unknown('dnsbl', `${ip} in ${zone}: the list answered with an error, not a listing (${why})`);
         continue;
       }
-      const listed = codes.filter((c) => LISTED.contains(c) && c !== '127.0.0.0' && c !== '127.0.0.1');
+      const listed = listings.filter((c) => LISTED.contains(c) && c !== '127.0.0.0' && c !== '127.0.0.1');
       if (listed.length === 0) {
         sink.unknown('dnsbl', `${ip} in ${zone}: unexpected answer ${codes.join(', ')}, neither a listing nor "not listed"`);
         continue;

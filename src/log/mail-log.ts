@@ -39,7 +39,11 @@ export type ConnectionOutcome =
   | 'tls-failed'
   | 'shutdown'
   | 'error'
-  | 'refused';
+  | 'refused'
+  // Talked before the greeting (src/smtp/session.ts start).
+  | 'pregreet'
+  // Refused by the DNS lists of [screen] (src/server/client-screen.ts).
+  | 'dnsbl';
 
 export interface ConnectionRecord {
   readonly clientIp: string;

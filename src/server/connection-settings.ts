@@ -8,6 +8,7 @@ import type { ListenerKind } from '../mail/envelope.js';
 import type { SaslMechanism } from '../sasl/mechanism.js';
 import type { AuthGuard, MessageSink, SessionConfig, SessionPolicy } from '../smtp/session-host.js';
 import type { HandshakeCertificates } from '../tls/tls-handshake.js';
+import type { ClientScreen } from './client-screen.js';
 
 export interface ConnectionSettings {
   readonly session: SessionConfig;
@@ -22,6 +23,8 @@ export interface ConnectionSettings {
   /** How long to wait for a TLS handshake to complete. */
   readonly handshakeTimeoutMs: number;
   readonly greetingDelayMs: number;
+  /** The DNS lists asked before the greeting; MX listener only, undefined when none are set. */
+  readonly screen?: ClientScreen | undefined;
   readonly logger: Logger;
 }
 
@@ -66,9 +69,10 @@ export function connectionSettingsFor(
     sink: MessageSink;
     certificates: HandshakeCertificates;
     logger: Logger;
+    screen?: ClientScreen | undefined;
   },
 ): Record<ListenerKind, ConnectionSettings> {
-  const { mechanisms, ...shared } = parts;
+  const { mechanisms, screen, ...shared } = parts;
   const commandTimeoutMs = config.limits.command_timeout * 1000;
   const common = {
     ...shared,
@@ -79,7 +83,8 @@ export function connectionSettingsFor(
     greetingDelayMs: config.limits.greeting_delay_ms,
   };
   return {
-    mx: { ...common, session: sessionConfigFor(config, 'mx', mechanisms) },
+    // Submission is not screened: its users log in, often from dynamic addresses the lists name.
+    mx: { ...common, screen, session: sessionConfigFor(config, 'mx', mechanisms) },
     submission: { ...common, session: sessionConfigFor(config, 'submission', mechanisms) },
     submissions: { ...common, session: sessionConfigFor(config, 'submissions', mechanisms) },
   };

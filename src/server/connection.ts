@@ -3,7 +3,10 @@
 // backpressure and the log line), and client-socket.ts what every protocol shares (TLS, close).
 
 import type net from 'node:net';
+import { describeDnsblError } from '../dns/dnsbl-answer.js';
 import { logConnection, logMessage } from '../log/mail-log.js';
+import { reply } from '../mail/reply.js';
+import type { DnsblVerdict } from '../policy/dnsbl-score.js';
 import type { ListenerKind } from '../mail/envelope.js';
 import type { SessionIo, TransactionEvent } from '../smtp/session-host.js';
 import { SmtpSession } from '../smtp/session.js';
@@ -15,6 +18,8 @@ export class Connection extends ClientSocket implements SessionIo {
   private idleTimer: NodeJS.Timeout | undefined;
   private idleMs = 0;
   private greetingTimer: NodeJS.Timeout | undefined;
+  /** True while the greeting waits for the greeting delay or the DNS lists. */
+  private waitingToGreet = false;
 
   constructor(
     socket: net.Socket,
@@ -36,7 +41,7 @@ export class Connection extends ClientSocket implements SessionIo {
   /** Server stopping: idle sessions get 421 and close; one in DATA finishes its message first. */
   shutdown(): void {
     this.outcome ??= 'shutdown';
-    if (this.session && this.greetingTimer === undefined) this.session.shutdown();
+    if (this.session && !this.waitingToGreet) this.session.shutdown();
     else this.destroy();
   }
 
@@ -113,16 +118,57 @@ export class Connection extends ClientSocket implements SessionIo {
     // session, which refuses it once start() runs (a cheap test against spam bots).
     this.attach(socket);
     const delay = this.settings.greetingDelayMs;
-    if (delay > 0) {
-      this.greetingTimer = setTimeout(() => {
-        this.greetingTimer = undefined;
-        session.start();
-        this.armIdleTimer();
-      }, delay);
-    } else {
+    const screening = this.settings.screen?.check(this.clientIp);
+    if (delay === 0 && screening === undefined) {
       session.start();
       this.armIdleTimer();
+      return;
     }
+    // The greeting waits for the delay and the DNS lists both; they run side by side.
+    this.waitingToGreet = true;
+    const delayed = new Promise<void>((resolve) => {
+      this.greetingTimer = setTimeout(resolve, delay);
+    });
+    void Promise.all([delayed, screening]).then(
+      ([, verdict]) => this.greet(session, verdict),
+      (err: unknown) => {
+        this.settings.logger.error({ err, client_ip: this.clientIp }, 'connect-time screen failed');
+        this.greet(session, undefined);
+      },
+    );
+  }
+
+  private greet(session: SmtpSession, verdict: DnsblVerdict | undefined): void {
+    this.greetingTimer = undefined;
+    this.waitingToGreet = false;
+    if (this.finished) return;
+    if (verdict) this.logVerdict(verdict);
+    if (session.talkedBeforeGreeting) {
+      this.outcome ??= 'pregreet';
+    } else if (verdict?.blocked) {
+      this.outcome ??= 'dnsbl';
+      const lists = verdict.blockedBy.join(', ');
+      session.refuse(reply(554, '5.7.1', `${this.settings.session.hostname} Service unavailable; client [${this.clientIp}] blocked using ${lists}`));
+      return;
+    }
+    session.start();
+    this.armIdleTimer();
+  }
+
+  /** One line when a list said anything but "not listed": what each said, and the sum. */
+  private logVerdict(v: DnsblVerdict): void {
+    if (v.hits.length === 0 && v.errors.length === 0 && v.unanswered.length === 0) return;
+    const line = {
+      client_ip: this.clientIp,
+      score: v.score,
+      blocked: v.blocked,
+      listed: v.hits.map((h) => `${h.site.text}: ${h.codes.join(' ')}`),
+      list_errors: v.errors.map((e) => `${e.site.zone}: ${e.codes.map(describeDnsblError).join('; ')}`),
+      unanswered: v.unanswered.map((u) => `${u.site.zone}: ${u.reason}`),
+    };
+    // A list's error code means our resolver setup is wrong (e.g. a public resolver): the operator must act.
+    if (v.errors.length > 0) this.settings.logger.warn(line, 'dnsbl list error, not a listing');
+    else this.settings.logger.info(line, 'dnsbl');
   }
 
   private readonly onTransaction = (event: TransactionEvent): void => {
@@ -138,7 +184,7 @@ export class Connection extends ClientSocket implements SessionIo {
   private armIdleTimer(): void {
     const session = this.session;
     if (!session || session.closed || this.paused || this.upgrading || this.finished) return;
-    if (this.greetingTimer !== undefined) return;
+    if (this.waitingToGreet) return;
     const ms = session.waitingFor === 'data' ? this.settings.dataTimeoutMs : this.settings.commandTimeoutMs;
     if (this.idleTimer !== undefined && this.idleMs === ms) {
       this.idleTimer.refresh();

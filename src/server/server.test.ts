@@ -203,7 +203,7 @@ describe('plain SMTP on the mx listener', () => {
     const t = await start({ limits: { greeting_delay_ms: 300 } });
     const c = await connect(t.port('mx'));
     c.send('EHLO hasty.example\r\n');
-    assert.match((await c.readReply()).raw, /^554 5\.5\.0 mx\.example\.test /);
+    assert.match((await c.readReply()).raw, /^554 5\.5\.1 mx\.example\.test /);
     await c.closed;
   });
 

@@ -17,7 +17,7 @@ import { createMechanismsFromConfig } from '../sasl/registry.js';
 import { deliveryNotices } from '../bounce/delivery-notices.js';
 import { QueueManager } from '../queue/queue-manager.js';
 import { queueSettings } from '../queue/queue-config.js';
-import { createDnsClient } from '../dns/resolver.js';
+import { createDnsClient, type DnsClient } from '../dns/resolver.js';
 import { MtaStsCache } from '../dns/mta-sts.js';
 import { createMessageSigner } from '../dkim/signer.js';
 import { Maildirs } from '../delivery/local/maildir.js';
@@ -33,6 +33,7 @@ import type { Store } from '../store/store.js';
 import { NetworkList } from '../util/network-list.js';
 import { dropPrivileges, prepareDataDir, requireProgramReachable, serviceAccount } from '../util/privileges.js';
 import { listeningBanner } from './banner.js';
+import { ClientScreen } from './client-screen.js';
 import { connectionSettingsFor } from './connection-settings.js';
 import { formatHostPort, Listeners, SERVICE_KINDS, type BoundListener } from './listeners.js';
 import { pop3SettingsFor } from './pop3-settings.js';
@@ -120,7 +121,7 @@ export async function startServer(
     cleanup.push(() => queue.close());
 
     const maildrops = new MaildirMaildrops(join(config.data_dir, 'mail'));
-    const server = new Postern(config, deps, { store, queue, local, remote, listeners, certificates, maildrops, srs });
+    const server = new Postern(config, deps, { store, queue, local, remote, listeners, certificates, maildrops, srs, dns });
     listeners.accept(server.reception.onConnection);
     logger.info({ listeners: listeners.bound }, 'listening');
     return server;
@@ -148,6 +149,8 @@ interface Parts {
   readonly maildrops: MaildirMaildrops;
   /** Forwarded mail's senders, and the bounces that come back to them. */
   readonly srs: SrsCodec;
+  /** [relay] dns_servers, with its answer cache: delivery and the connect-time screen share it. */
+  readonly dns: DnsClient;
 }
 
 /** How long an https client has for its TLS handshake. */
@@ -265,6 +268,7 @@ class Postern implements RunningServer {
         sink,
         certificates: this.parts.certificates,
         logger,
+        screen: ClientScreen.fromConfig(config, this.parts.dns),
       }),
       pop3: pop3SettingsFor(config, {
         maildrops: this.parts.maildrops,

@@ -35,7 +35,7 @@ describe('SmtpSession: greeting, EHLO, HELO', () => {
     const h = harness();
     h.session.receive(Buffer.from(EHLO));
     h.session.start();
-    assert.equal(h.io.output, '554 5.5.0 mx.example Protocol error: client talked before the greeting\r\n');
+    assert.equal(h.io.output, '554 5.5.1 mx.example Protocol error: talked before the greeting\r\n');
     assert.ok(h.io.closed && h.session.closed);
   });
 

@@ -219,17 +219,32 @@ export class SmtpSession {
     return { ...this.counters, tls: this.tlsInfo, authUser: this.authUser };
   }
 
+  /** The client sent something before the greeting (see start()). */
+  get talkedBeforeGreeting(): boolean {
+    return this.talkedEarly;
+  }
+
   start(): void {
     if (this.started || this.closed) return;
     this.started = true;
     const hostname = this.config.hostname;
     if (this.talkedEarly) {
       // A client that does not wait for the greeting is a spam engine, not an MTA (RFC 5321 4.3.1).
-      this.closeWith(reply(554, '5.5.0', `${hostname} Protocol error: client talked before the greeting`));
+      this.closeWith(reply(554, '5.5.1', `${hostname} Protocol error: talked before the greeting`));
       return;
     }
     this.out.push(formatReply(reply(220, undefined, `${hostname} ESMTP Postern`)));
     this.flush();
+  }
+
+  /**
+   * Instead of the greeting: a 554 opening reply refuses the client (RFC 5321 3.1), given by the
+   * connect-time screen. The connection is closed rather than held for its QUIT.
+   */
+  refuse(refusal: Reply): void {
+    if (this.started || this.closed) return;
+    this.started = true;
+    this.closeWith(refusal);
   }
 
   receive(chunk: Buffer): void {

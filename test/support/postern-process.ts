@@ -34,12 +34,14 @@ export interface InstanceOptions {
   /** Fixed submission port (a quiet log level hides the line that says which port 0 got). */
   readonly submissionPort?: number;
   /** Keys of [limits], e.g. { max_recipients: 5, greeting_delay_ms: 500 }. */
-  readonly limits?: Readonly<Record<string, number>>;
+  readonly limits?: Readonly<Record<string, unknown>>;
   readonly smtp?: Readonly<Record<string, string>>;
   /** Keys of [relay], [queue] and [dkim], e.g. { dns_servers: ["127.0.0.1:5353"], mx_port: 2525 }. */
   readonly relay?: Readonly<Record<string, unknown>>;
   readonly queue?: Readonly<Record<string, unknown>>;
   readonly dkim?: Readonly<Record<string, unknown>>;
+  /** Keys of [screen], e.g. { dnsbl_sites: ["bl.test*3"] }. */
+  readonly screen?: Readonly<Record<string, unknown>>;
   /** Keys of [dovecot] and [delivery], e.g. { imaps: ["127.0.0.1:10993"] } and { lmtp: "unix:/tmp/x/lmtp" }. */
   readonly dovecot?: Readonly<Record<string, unknown>>;
   readonly delivery?: Readonly<Record<string, unknown>>;
@@ -333,6 +335,7 @@ function renderConfig(dataDir: string, options: InstanceOptions): string {
     ...(options.relay ? { relay: { dns_cache_seconds: 0, ...options.relay } } : {}),
     ...(options.queue ? { queue: { ...options.queue } } : {}),
     ...(options.dkim ? { dkim: { ...options.dkim } } : {}),
+    ...(options.screen ? { screen: { ...options.screen } } : {}),
     ...(options.dovecot ? { dovecot: { ...options.dovecot } } : {}),
     ...(options.delivery ? { delivery: { ...options.delivery } } : {}),
     log: { level: options.logLevel ?? 'info', format: 'json' },

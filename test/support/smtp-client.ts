@@ -39,10 +39,10 @@ export class SmtpClient {
     this.listen(socket);
   }
 
-  /** Connects; does not read the greeting (some tests must talk first). */
-  static connect(port: number, host = '127.0.0.1'): Promise<SmtpClient> {
+  /** Connects (from `localAddress` if given); does not read the greeting (some tests must talk first). */
+  static connect(port: number, host = '127.0.0.1', localAddress?: string): Promise<SmtpClient> {
     return new Promise((resolve, reject) => {
-      const socket = connect(port, host);
+      const socket = connect({ port, host, ...(localAddress ? { localAddress } : {}) });
       socket.once('connect', () => resolve(new SmtpClient(socket)));
       socket.once('error', reject);
     });
