@@ -12,6 +12,7 @@
 import { connect as netConnect, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { MailParams } from '../../mail/envelope.js';
+import { headerSectionBounds } from '../../mail/header-section.js';
 import { replyLine, type Reply } from '../../mail/reply.js';
 import { dotStuff, hasEightBit, needsSmtpUtf8 } from './data-encoding.js';
 import { errorText, ReplyStream, SmtpClientError } from './reply-stream.js';
@@ -232,7 +233,11 @@ export abstract class ClientSession {
     if (!this.ehlo.has('8BITMIME') && hasEightBit(tx.message)) {
       return refused('5.6.3', `the message has 8-bit content, but ${name} does not support 8BITMIME`);
     }
-    if ((tx.mailParams.smtputf8 || needsSmtpUtf8(tx.sender)) && !this.ehlo.has('SMTPUTF8')) {
+    // RFC 6531 section 3.2: internationalized mail cannot go to a server without SMTPUTF8. What
+    // needs it is a non-ASCII sender or header field (non-ASCII recipients are refused one by one
+    // at RCPT); a message only flagged SMTPUTF8 by its sender, with an ASCII envelope and header
+    // section, needs nothing of the extension and goes without it, as Postfix sends it.
+    if (!this.ehlo.has('SMTPUTF8') && (needsSmtpUtf8(tx.sender) || hasNonAsciiHeader(tx.message))) {
       return refused('5.6.7', `the message needs SMTPUTF8 (internationalized addresses or headers), which ${name} does not support`);
     }
     return undefined;
@@ -360,4 +365,11 @@ export function connectSocket(endpoint: ClientEndpoint, peer: string, timeoutMs:
       resolve(socket);
     });
   });
+}
+
+/** Whether the header section holds a byte outside ASCII (a UTF-8 header field, RFC 6532). */
+function hasNonAsciiHeader(message: Buffer): boolean {
+  const { end } = headerSectionBounds(message);
+  for (let i = 0; i < end; i++) if ((message[i] as number) >= 0x80) return true;
+  return false;
 }

@@ -169,7 +169,7 @@ describe('SmtpClientConnection', () => {
     });
   });
 
-  test('SMTPUTF8: passed on when offered; refused (5.6.7) when needed and not offered', async () => {
+  test('SMTPUTF8: passed on when offered; refused (5.6.7) when needed and not offered; a flag alone on ASCII mail is dropped', async () => {
     await withSink({}, async (sink) => {
       const session = await open(sink);
       await session.send(tx({ recipients: [{ address: 'j\u00f6rg@sink.test' }] }));
@@ -180,11 +180,17 @@ describe('SmtpClientConnection', () => {
     await withSink({ smtputf8: false }, async (sink) => {
       const session = await open(sink);
       const mixed = await session.send(tx({ recipients: [{ address: 'j\u00f6rg@sink.test' }, { address: 'plain@sink.test' }] }));
-      const whole = await session.send(tx({ mailParams: { smtputf8: true } }));
+      const utf8Header = Buffer.from('Subject: gr\u00fc\u00dfe\r\n\r\nhello\r\n', 'utf8');
+      const header = await session.send(tx({ message: utf8Header, mailParams: { smtputf8: true } }));
+      const sender = await session.send(tx({ sender: 'j\u00f6rg@origin.test', mailParams: { smtputf8: true } }));
+      const flagOnly = await session.send(tx({ recipients: [{ address: 'flag@sink.test' }], mailParams: { smtputf8: true } }));
       session.close();
       assert.deepEqual(codes(mixed), ['5.6.7', 250]);
-      assert.deepEqual(codes(whole), ['5.6.7']);
-      assert.deepEqual(sink.messages.map((m) => m.recipients), [['plain@sink.test']]);
+      assert.deepEqual(codes(header), ['5.6.7'], 'a UTF-8 header field needs SMTPUTF8');
+      assert.deepEqual(codes(sender), ['5.6.7'], 'so does a UTF-8 sender');
+      assert.deepEqual(codes(flagOnly), [250], 'ASCII envelope and header: the flag alone is no reason to bounce');
+      assert.deepEqual(sink.messages.map((m) => m.recipients), [['plain@sink.test'], ['flag@sink.test']]);
+      assert.ok(!sink.messages[1]!.mailParams.includes('SMTPUTF8'), 'and SMTPUTF8 is not sent to a server without it');
     });
   });
 
