@@ -6,12 +6,12 @@
 
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { appendFileSync, chmodSync } from 'node:fs';
+import { appendFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import nodemailer from 'nodemailer';
 import { stringify } from 'smol-toml';
 import { SASL_MECHANISMS } from '../src/config/schema.js';
-import { TEST_AUDIENCE, TEST_ISSUER, TestTokenIssuer } from './support/test-token-issuer.js';
+import { TestTokenIssuer } from './support/test-token-issuer.js';
 import { ScramClient } from '../src/sasl/scram-client.js';
 import { SmtpClient } from './support/smtp-client.js';
 import { requireTool, runTool } from './support/external-tool.js';
@@ -43,9 +43,6 @@ describe('AUTH with real clients', () => {
 
   before(async () => {
     issuer = new TestTokenIssuer();
-    // The server reads the JWKS as "nobody" when the tests run as root.
-    chmodSync(issuer.dir, 0o755);
-    chmodSync(issuer.jwksFile, 0o644);
     instance = new PosternInstance({
       hostname: HOSTNAME,
       // remote.test goes to a closed loopback port: no DNS outside the test, and the attempt
@@ -59,7 +56,7 @@ describe('AUTH with real clients', () => {
         auth: {
           cram_md5: true,
           mechanisms: ALL_MECHANISMS,
-          oauth: { jwks_file: issuer.jwksFile, issuer: TEST_ISSUER, audience: TEST_AUDIENCE },
+          oauth: issuer.oauthConfig(),
           // Short failure delays: the negative tests must not take seconds each.
           throttle: { delay_ms: 50, max_delay_ms: 200 },
         },

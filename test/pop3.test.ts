@@ -2,7 +2,7 @@
 // by SMTP into the Maildir, and clients we did not write: Python's poplib and curl.
 
 import assert from 'node:assert/strict';
-import { appendFileSync, chmodSync } from 'node:fs';
+import { appendFileSync } from 'node:fs';
 import { connect as tlsConnect } from 'node:tls';
 import { after, before, describe, test } from 'node:test';
 import { stringify } from 'smol-toml';
@@ -10,7 +10,7 @@ import { requireTool, runTool } from './support/external-tool.js';
 import { poplib } from './support/poplib.js';
 import { PosternInstance, type PosternProcess, stopAndDispose } from './support/postern-process.js';
 import { SmtpClient } from './support/smtp-client.js';
-import { TEST_AUDIENCE, TEST_ISSUER, TestTokenIssuer } from './support/test-token-issuer.js';
+import { TestTokenIssuer } from './support/test-token-issuer.js';
 
 const ALICE = 'alice@example.test';
 const BOB = 'bob@example.test';
@@ -214,15 +214,12 @@ describe('POP3 AUTH with bearer tokens (RFC 7628 OAUTHBEARER, XOAUTH2)', () => {
 
   before(async () => {
     issuer = new TestTokenIssuer();
-    // The server reads the JWKS as "nobody" when the tests run as root.
-    chmodSync(issuer.dir, 0o755);
-    chmodSync(issuer.jwksFile, 0o644);
     instance = new PosternInstance({ pop3: true, submission: false });
     appendFileSync(
       instance.configPath,
       `\n${stringify({
         auth: {
-          oauth: { jwks_file: issuer.jwksFile, issuer: TEST_ISSUER, audience: TEST_AUDIENCE },
+          oauth: issuer.oauthConfig(),
           throttle: { delay_ms: 50, max_delay_ms: 200 },
         },
       })}\n`,

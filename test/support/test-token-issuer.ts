@@ -2,7 +2,7 @@
 // in a temp directory, and JWTs signed with them (including deliberately broken ones).
 
 import { generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -37,12 +37,20 @@ export class TestTokenIssuer {
   };
 
   constructor() {
+    // The server reads the JWKS as "nobody" when the tests run as root (mkdtemp makes 0700).
+    chmodSync(this.dir, 0o755);
     this.writeJwks();
   }
 
   writeJwks(keys: readonly IssuerKey[] = this.keys): void {
     const jwks = keys.map((k) => ({ ...k.publicKey.export({ format: 'jwk' }), kid: k.kid, use: 'sig', alg: k.alg }));
     writeFileSync(this.jwksFile, JSON.stringify({ keys: jwks }));
+    chmodSync(this.jwksFile, 0o644);
+  }
+
+  /** The [auth.oauth] table of a server that trusts this issuer. */
+  oauthConfig(): { jwks_file: string; issuer: string; audience: string } {
+    return { jwks_file: this.jwksFile, issuer: TEST_ISSUER, audience: TEST_AUDIENCE };
   }
 
   /** Claims valid for an hour unless overridden (undefined removes a claim). */
