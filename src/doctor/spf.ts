@@ -4,7 +4,8 @@
 // --dns servers, and the test DNS server, answer it.
 
 import { spf } from 'mailauth';
-import { DnsError, type DnsClient } from '../dns/resolver.js';
+import { mailauthResolver } from '../dns/mailauth-resolver.js';
+import type { DnsClient } from '../dns/resolver.js';
 
 export interface SpfResult {
   readonly result: 'pass' | 'fail' | 'softfail' | 'neutral' | 'none' | 'permerror' | 'temperror';
@@ -25,7 +26,7 @@ export async function checkHost(ip: string, domain: string, dns: DnsClient): Pro
       ip,
       helo: domain,
       mta: 'postern-doctor',
-      resolver: resolverFor(dns),
+      resolver: mailauthResolver(dns),
       // RFC 7208 exactly: the doctor judges what a strict receiver would make of the record.
       strict: true,
     });
@@ -38,29 +39,4 @@ export async function checkHost(ip: string, domain: string, dns: DnsClient): Pro
   } catch (err) {
     return { result: 'temperror', detail: err instanceof Error ? err.message : String(err) };
   }
-}
-
-/**
- * mailauth asks node:dns-style questions and tells a void lookup (section 4.6.4) from a failure
- * by the node error code; our client's errors say NXDOMAIN, NODATA or TEMPFAIL.
- */
-function resolverFor(dns: DnsClient): (name: string, rrtype: string) => Promise<never> {
-  const lookups: Record<string, (name: string) => Promise<unknown>> = {
-    TXT: (n) => dns.txt(n),
-    A: (n) => dns.a(n),
-    AAAA: (n) => dns.aaaa(n),
-    MX: (n) => dns.mx(n),
-    PTR: (n) => dns.ptr(n),
-  };
-  return async (name, rrtype) => {
-    const lookup = lookups[rrtype.toUpperCase()];
-    if (!lookup) throw Object.assign(new Error(`no ${rrtype} lookups here`), { code: 'ENOTIMP' });
-    try {
-      return (await lookup(name)) as never;
-    } catch (err) {
-      if (!(err instanceof DnsError)) throw err;
-      const code = err.code === 'NXDOMAIN' ? 'ENOTFOUND' : err.code === 'NODATA' ? 'ENODATA' : 'ESERVFAIL';
-      throw Object.assign(new Error(err.message), { code });
-    }
-  };
 }
