@@ -4,25 +4,32 @@
 // Needs: root (Postfix's master starts as root; Postern drops to "nobody"), the Debian
 // `postfix` package (postfix, postconf, smtp-source; `.ci/run` installs it) and a built tree
 // (`npm run bench` compiles first). Run it as root on a fresh clone after `.ci/run`'s apt step.
-// BENCH_SCALE=0.1 runs a tenth of the messages, for a quick look. BENCH_ONLY=auth runs only the
+// BENCH_SCALE=0.1 runs a tenth of the messages, for a quick look. BENCH_ONLY=smtp runs only the
+// main table (Postfix, nodemailer's smtp-server with an fsync per message, Postern); BENCH_ONLY=auth runs only the
 // AUTH row (Postern alone, over implicit TLS), which needs neither root nor Postfix;
 // BENCH_ONLY=relay only the end-to-end relay row (submission -> relay -> sink, bench/relay-row.ts);
 // BENCH_ONLY=pop3 only the POP3 rows against Dovecot (bench/pop3-row.ts; root and Dovecot's
-// dovecot-pop3d, dovecot-imapd, dovecot-lmtpd and dovecot-sqlite packages).
+// dovecot-pop3d, dovecot-imapd, dovecot-lmtpd and dovecot-sqlite packages); BENCH_ONLY=checks
+// only the inbound-checks row (bench/checks-row.ts: Postfix, Postern with checks off and on).
 //
 // It prints numbers and whether the targets are met; it does not fail on them. It exits
 // non-zero only if something broke (a server did not start, smtp-source failed, mail was lost).
 
 import { execFileSync } from 'node:child_process';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { parse, stringify } from 'smol-toml';
 import { TestDovecot } from '../test/support/dovecot.js';
 import { PosternInstance, type PosternProcess } from '../test/support/postern-process.js';
 import { freePort, TestPostfix } from '../test/support/postfix.js';
 import { runAuthSessions, waitUntilAccepting } from './auth-sessions.js';
+import { measureChecksRow, printChecksRow, type ChecksRowStarted } from './checks-row.js';
+import { drain, formatRatio, measure, median, ratioSpread, type Contender, type Row, type Spread } from './contender.js';
+import { FsyncPeer } from './fsync-peer-process.js';
+import { fsyncRate } from './fsync-rate.js';
 import { measurePop3Rows, printPop3Rows, type Pop3RowsStarted } from './pop3-row.js';
 import { measureRelayRow, printRelayRow, type RelayRowStarted } from './relay-row.js';
-import { runSmtpSource, smtpSourceAvailable } from './smtp-source.js';
+import { smtpSourceAvailable } from './smtp-source.js';
 
 /** The domain both servers deliver into one Maildir. */
 const POSTFIX_DOMAIN = 'bench.test';
@@ -34,30 +41,20 @@ const AUTH_PASSWORD = 'bench password, not secret';
 /** How long each AUTH row runs. */
 const AUTH_ROW_MS = 4_000;
 const KIB = 1024;
-const DRAIN_TIMEOUT_MS = 180_000;
 
-interface Row {
-  readonly sessions: number;
-  readonly size: number;
-  readonly reuse: boolean;
-  /** Messages per run, chosen so each run lasts a few seconds at most. */
-  readonly messages: number;
-}
 
-/** A server under test, as the benchmark sees it: a port, and a Maildir that fills up. */
-interface Contender {
-  readonly name: string;
-  readonly port: number;
-  readonly maildirNew: string;
-  /** Messages accepted but not yet delivered (beyond what the Maildir count shows). */
-  queued(): number;
-}
-
+/** One row: each contender's median msgs/s, and Postern's ratios to each peer, round by round. */
 interface Result {
   readonly row: Row;
   readonly postfix: number;
+  readonly peer: number;
   readonly postern: number;
+  readonly overPostfix: Spread;
+  readonly overPeer: Spread;
 }
+
+/** Rounds per row: each contender runs this many times, interleaved with the others. */
+const ROUNDS = 3;
 
 const scale = Number(process.env.BENCH_SCALE ?? '1');
 
@@ -85,12 +82,14 @@ function rows(): Row[] {
 /** What main() started, for the cleanup that runs however it ends. */
 interface Started {
   postfix?: TestPostfix;
+  peer?: FsyncPeer;
   postern?: PosternInstance;
   server?: PosternProcess;
   authPostern?: PosternInstance;
   authServer?: PosternProcess;
   relay?: RelayRowStarted;
   pop3?: Pop3RowsStarted;
+  checks?: ChecksRowStarted;
 }
 
 async function main(): Promise<number> {
@@ -100,7 +99,11 @@ async function main(): Promise<number> {
   const relayOnly = process.env.BENCH_ONLY === 'relay';
   // BENCH_ONLY=pop3: just the POP3 rows against Dovecot (needs root and Dovecot).
   const pop3Only = process.env.BENCH_ONLY === 'pop3';
-  const only = authOnly || relayOnly || pop3Only;
+  // BENCH_ONLY=checks: just the inbound-checks row (needs root and Postfix).
+  const checksOnly = process.env.BENCH_ONLY === 'checks';
+  // BENCH_ONLY=smtp: just the main table (Postfix, the fsync peer, Postern).
+  const smtpOnly = process.env.BENCH_ONLY === 'smtp';
+  const only = authOnly || relayOnly || pop3Only || checksOnly || smtpOnly;
   if (!authOnly && process.getuid?.() !== 0) {
     console.error('bench: run as root (a private Postfix instance needs it), e.g. sudo npm run bench');
     return 1;
@@ -121,6 +124,7 @@ async function main(): Promise<number> {
   const cleanup = (): Promise<void> =>
     (cleaning ??= (async () => {
       await started.postfix?.stop();
+      await started.peer?.stop();
       for (const [server, instance] of [
         [started.server, started.postern],
         [started.authServer, started.authPostern],
@@ -135,6 +139,13 @@ async function main(): Promise<number> {
       await started.pop3?.dovecot?.stop();
       await started.pop3?.server?.stop().catch(() => started.pop3?.server?.kill());
       await started.pop3?.postern?.dispose();
+      const checks = started.checks;
+      await checks?.postfix?.stop();
+      for (const side of [checks?.off, checks?.on]) {
+        await side?.server?.stop().catch(() => side.server?.kill());
+        await side?.postern.dispose();
+      }
+      await checks?.dns?.close();
     })());
   const onSignal = (): void => {
     void cleanup().finally(() => process.exit(130));
@@ -143,12 +154,17 @@ async function main(): Promise<number> {
   process.once('SIGTERM', onSignal);
 
   try {
-    if (!only) await compareWithPostfix(started);
+    if (!only || smtpOnly) await compareWithPeers(started);
     if (!only || authOnly) await measureAuthRows(started);
     if (!only || relayOnly) {
       log('end-to-end relay row: a Postfix sink, a Postfix relay and Postern');
       started.relay = {};
       printRelayRow(await measureRelayRow(scale, started.relay));
+    }
+    if (!only || checksOnly) {
+      log('inbound-checks row: Postfix, Postern with checks off, Postern with checks on');
+      started.checks = {};
+      printChecksRow(await measureChecksRow(scale, started.checks));
     }
     if (!only || pop3Only) {
       started.pop3 = {};
@@ -163,11 +179,19 @@ async function main(): Promise<number> {
   }
 }
 
-/** The main table: Postern and Postfix side by side, both fed by smtp-source on the MX port. */
-async function compareWithPostfix(started: Started): Promise<void> {
+/**
+ * The main table: Postfix, the smtp-server + fsync peer and Postern side by side, all fed by
+ * smtp-source on their MX ports. Each row runs ROUNDS rounds, the contenders taking turns in an
+ * order that rotates per round, so a slow spell of the disk falls on all of them.
+ */
+async function compareWithPeers(started: Started): Promise<void> {
   log('starting a private Postfix instance');
   const postfix = await TestPostfix.start({ hostname: 'bench-postfix.localdomain', domains: [POSTFIX_DOMAIN] });
   started.postfix = postfix;
+
+  log('starting the smtp-server + fsync peer');
+  const peer = await FsyncPeer.start();
+  started.peer = peer;
 
   log('starting Postern');
   const postern = new PosternInstance({
@@ -186,25 +210,37 @@ async function compareWithPostfix(started: Started): Promise<void> {
 
   const contenders: Contender[] = [
     { name: 'postfix', port: postfix.port, maildirNew: postfix.maildirNew, queued: () => postfix.queued() },
+    { name: 'fsync-peer', port: peer.port, maildirNew: peer.maildirNew, queued: () => 0 },
     { name: 'postern', port: server.port('mx'), maildirNew: postern.maildirNew(RECIPIENT), queued: () => 0 },
   ];
 
   // Warm-up: Postfix spawns its daemons, Node compiles its hot paths.
   log('warming up');
-  for (const contender of contenders) await measure(contender, { sessions: 10, size: KIB, reuse: true, messages: 300 });
+  for (const contender of contenders) await measure(contender, { sessions: 10, size: KIB, reuse: true, messages: 300 }, RECIPIENT);
 
+  const fsyncBefore = fsyncRate(tmpdir());
+  console.log(`disk: ${fsyncBefore.toFixed(0)} write+fsync pairs/s in ${tmpdir()} before the rows (one writer, 4 KiB)`);
+  console.log(`each row: median msgs/s of ${ROUNDS} interleaved rounds; ratios are Postern's, [lowest,highest] over the rounds`);
   printHeader();
   const results: Result[] = [];
   for (const row of rows()) {
-    const postfixRate = await measure(contenders[0]!, row);
-    const posternRate = await measure(contenders[1]!, row);
-    const result = { row, postfix: postfixRate, postern: posternRate };
+    const rates = new Map<string, number[]>(contenders.map((c) => [c.name, []]));
+    for (let round = 0; round < ROUNDS; round++) {
+      for (let i = 0; i < contenders.length; i++) {
+        const contender = contenders[(i + round) % contenders.length]!;
+        rates.get(contender.name)!.push(await measure(contender, row, RECIPIENT));
+      }
+    }
+    const result = resultOf(row, rates.get('postfix')!, rates.get('fsync-peer')!, rates.get('postern')!);
     results.push(result);
     printResult(result);
   }
+  const fsyncAfter = fsyncRate(tmpdir());
+  console.log(`disk: ${fsyncAfter.toFixed(0)} write+fsync pairs/s after the rows`);
   printVerdict(results);
   // Stopped now: the AUTH row runs alone on the machine.
   await server.stop();
+  await peer.stop();
   await postfix.stop();
 }
 
@@ -266,81 +302,51 @@ async function measureAuthRows(started: Started): Promise<void> {
   }
 }
 
-/** Messages each contender's Maildir held after its previous run. */
-const deliveredBefore = new Map<string, number>();
-
-/** One smtp-source run; returns messages/s. Waits for the delivery backlog to drain after it. */
-async function measure(contender: Contender, row: Row): Promise<number> {
-  const seconds = await runSmtpSource({ ...row, port: contender.port, recipient: RECIPIENT });
-  await drain(contender, row.messages);
-  return row.messages / seconds;
+function resultOf(row: Row, postfix: readonly number[], peer: readonly number[], postern: readonly number[]): Result {
+  return {
+    row,
+    postfix: median(postfix),
+    peer: median(peer),
+    postern: median(postern),
+    overPostfix: ratioSpread(postern, postfix),
+    overPeer: ratioSpread(postern, peer),
+  };
 }
 
-/**
- * Waits until every message of the run is in the Maildir and nothing is queued: one row's
- * backlog must not slow the next, and a count short of what smtp-source was told was accepted
- * is lost mail, which breaks the benchmark.
- *
- * The Maildirs are not emptied between rows. Deleting thousands of files just before a run made
- * each new file cost far more kernel time on this machine's ext4 (without a journal it skips
- * inodes freed in the last minutes when it allocates one), so a run measured the harness's
- * deletions more than the server. Both servers keep their mail until the end instead.
- */
-async function drain(contender: Contender, sent: number): Promise<void> {
-  const expected = (deliveredBefore.get(contender.name) ?? 0) + sent;
-  const deadline = Date.now() + DRAIN_TIMEOUT_MS;
-  for (;;) {
-    const delivered = countMessages(contender.maildirNew);
-    if (delivered >= expected && contender.queued() === 0) {
-      deliveredBefore.set(contender.name, delivered);
-      return;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`${contender.name}: only ${delivered} of ${expected} messages delivered after ${DRAIN_TIMEOUT_MS / 1000} s`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
-
-function listMessages(dir: string): string[] {
-  try {
-    return readdirSync(dir).filter((name) => !name.startsWith('.'));
-  } catch {
-    return []; // Not created until the first delivery.
-  }
-}
-
-function countMessages(dir: string): number {
-  return listMessages(dir).length;
-}
-
-const COLUMNS = ['sessions', 'size', 'mode', 'postfix_msgs_per_s', 'postern_msgs_per_s', 'ratio'];
-const WIDTHS = [8, 7, 9, 18, 18, 6];
+const COLUMNS = ['sessions', 'size', 'mode', 'postfix', 'fsync_peer', 'postern', 'postern/postfix', 'postern/peer'];
+const WIDTHS = [8, 7, 9, 8, 10, 8, 20, 20];
 
 function printHeader(): void {
+  console.log('msgs/s:');
   console.log(COLUMNS.map((c, i) => c.padStart(WIDTHS[i]!)).join('  '));
 }
 
-function printResult({ row, postfix, postern }: Result): void {
+function printResult({ row, postfix, peer, postern, overPostfix, overPeer }: Result): void {
   const cells = [
     String(row.sessions),
     `${row.size / KIB}KiB`,
     row.reuse ? 'reused' : 'one-conn',
     postfix.toFixed(1),
+    peer.toFixed(1),
     postern.toFixed(1),
-    (postern / postfix).toFixed(2),
+    formatRatio(postern / postfix, overPostfix),
+    formatRatio(postern / peer, overPeer),
   ];
   console.log(cells.map((c, i) => c.padStart(WIDTHS[i]!)).join('  '));
 }
 
-/** Targets: 3x Postfix at 100 sessions, 1 KiB, reused connections; at least par everywhere else. */
+/**
+ * Targets: at least the best durable peer in every row; at 100 sessions, 1 KiB, reused
+ * connections, at least 5x Postfix and 2x the smtp-server + fsync peer. Judged on the medians.
+ */
 function printVerdict(results: readonly Result[]): void {
-  const misses = results.filter(({ row, postfix, postern }) => {
+  const misses = results.filter(({ row, postfix, peer, postern }) => {
     const headline = row.sessions === 100 && row.size === KIB && row.reuse;
-    return postern / postfix < (headline ? 3.0 : 1.0);
+    if (headline) return postern / postfix < 5 || postern / peer < 2;
+    return postern < Math.max(postfix, peer);
   });
   if (misses.length === 0) {
-    console.log('targets met: yes (>= 3.0x at 100 sessions 1KiB reused, >= 1.0x in every other row)');
+    console.log('targets met: yes (>= 5x Postfix and >= 2x the peer at 100 sessions 1KiB reused, >= the best peer in every other row)');
     return;
   }
   const names = misses.map(({ row }) => `${row.sessions}/${row.size / KIB}KiB/${row.reuse ? 'reused' : 'one-conn'}`);
