@@ -10,7 +10,8 @@
 // BENCH_ONLY=relay only the end-to-end relay row (submission -> relay -> sink, bench/relay-row.ts);
 // BENCH_ONLY=pop3 only the POP3 rows against Dovecot (bench/pop3-row.ts; root and Dovecot's
 // dovecot-pop3d, dovecot-imapd, dovecot-lmtpd and dovecot-sqlite packages); BENCH_ONLY=checks
-// only the inbound-checks row (bench/checks-row.ts: Postfix, Postern with checks off and on).
+// only the inbound-checks row (bench/checks-row.ts: Postfix, Postern with checks off and on);
+// BENCH_ONLY=idle only the memory per idle session, plain and TLS (bench/idle-row.ts).
 //
 // It prints numbers and whether the targets are met; it does not fail on them. It exits
 // non-zero only if something broke (a server did not start, smtp-source failed, mail was lost).
@@ -26,6 +27,7 @@ import { runAuthSessions, waitUntilAccepting } from './auth-sessions.js';
 import { measureChecksRow, printChecksRow, type ChecksRowStarted } from './checks-row.js';
 import { drain, formatRatio, measure, median, ratioSpread, type Contender, type Row, type Spread } from './contender.js';
 import { FsyncPeer } from './fsync-peer-process.js';
+import { measureIdleRow, printIdleRow, type IdleRowStarted } from './idle-row.js';
 import { fsyncRate } from './fsync-rate.js';
 import { measurePop3Rows, printPop3Rows, type Pop3RowsStarted } from './pop3-row.js';
 import { measureRelayRow, printRelayRow, type RelayRowStarted } from './relay-row.js';
@@ -90,6 +92,7 @@ interface Started {
   relay?: RelayRowStarted;
   pop3?: Pop3RowsStarted;
   checks?: ChecksRowStarted;
+  idle?: IdleRowStarted;
 }
 
 async function main(): Promise<number> {
@@ -103,7 +106,9 @@ async function main(): Promise<number> {
   const checksOnly = process.env.BENCH_ONLY === 'checks';
   // BENCH_ONLY=smtp: just the main table (Postfix, the fsync peer, Postern).
   const smtpOnly = process.env.BENCH_ONLY === 'smtp';
-  const only = authOnly || relayOnly || pop3Only || checksOnly || smtpOnly;
+  // BENCH_ONLY=idle: just the idle-sessions row (memory per greeted, silent connection).
+  const idleOnly = process.env.BENCH_ONLY === 'idle';
+  const only = authOnly || relayOnly || pop3Only || checksOnly || smtpOnly || idleOnly;
   if (!authOnly && process.getuid?.() !== 0) {
     console.error('bench: run as root (a private Postfix instance needs it), e.g. sudo npm run bench');
     return 1;
@@ -146,6 +151,8 @@ async function main(): Promise<number> {
         await side?.postern.dispose();
       }
       await checks?.dns?.close();
+      await started.idle?.server?.stop().catch(() => started.idle?.server?.kill());
+      await started.idle?.postern?.dispose();
     })());
   const onSignal = (): void => {
     void cleanup().finally(() => process.exit(130));
@@ -165,6 +172,11 @@ async function main(): Promise<number> {
       log('inbound-checks row: Postfix, Postern with checks off, Postern with checks on');
       started.checks = {};
       printChecksRow(await measureChecksRow(scale, started.checks));
+    }
+    if (!only || idleOnly) {
+      log(`idle-sessions row: connections greeted and left idle`);
+      started.idle = {};
+      printIdleRow(await measureIdleRow(scale, started.idle));
     }
     if (!only || pop3Only) {
       started.pop3 = {};
