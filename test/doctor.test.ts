@@ -356,7 +356,7 @@ describe('postern doctor: the probe of our own listeners', { skip: TestPostfix.a
         hostname: 'open.doctor.test',
         data_dir: join(dir, 'data'),
         user: '',
-        listen: { mx: [`127.0.0.1:${postfix.port}`], submission: [], submissions: [], pop3: [], pop3s: [], http: [], https: [] },
+        listen: { mx: [`127.0.0.1:${postfix.port}`], submission: [], submissions: [], pop3: [], pop3s: [], http: [], https: [], metrics: [] },
         log: { level: 'warn', format: 'json' },
       }),
     );

@@ -37,7 +37,7 @@ function writeConfig(path: string, dataDir: string, format?: 'auto'): void {
       hostname: 'mx.first.test',
       data_dir: dataDir,
       user: '',
-      listen: { mx: ['127.0.0.1:0'], submission: [], submissions: [], pop3: [], pop3s: [], http: [], https: [] },
+      listen: { mx: ['127.0.0.1:0'], submission: [], submissions: [], pop3: [], pop3s: [], http: [], https: [], metrics: [] },
       limits: { shutdown_grace: 5 },
       log: { level: 'info', format: format ?? 'json' },
     }),

@@ -116,6 +116,7 @@ format = "pretty"
       pop3s: ['127.0.0.1:2995'],
       http: ['127.0.0.1:2080'],
       https: ['127.0.0.1:2443'],
+      metrics: ['127.0.0.1:9425'],
     });
     assert.equal(config.limits.max_recipients, 500);
     assert.equal(config.limits.max_errors, 10, 'unset keys in a table keep their defaults');
@@ -156,7 +157,7 @@ format = "pretty"
   test('an unknown key lists the allowed ones', () => {
     assertConfigError(
       writeConfig('[listen]\nsmtp = ["0.0.0.0:25"]\n'),
-      /\.toml: unknown key "listen\.smtp" \(allowed: mx, submission, submissions, pop3, pop3s, http, https\)$/,
+      /\.toml: unknown key "listen\.smtp" \(allowed: mx, submission, submissions, pop3, pop3s, http, https, metrics\)$/,
     );
     assertConfigError(writeConfig('hostnme = "x"\n'), /: unknown key "hostnme" \(allowed: hostname, data_dir, /);
   });

@@ -314,6 +314,8 @@ export const configSchema = z.strictObject({
       http: z.array(listenAddress).default(['127.0.0.1:2080']),
       /** HTTPS, with the [tls] certificates and SNI; production 443. */
       https: z.array(listenAddress).default(['127.0.0.1:2443']),
+      /** Prometheus metrics at GET /metrics (src/server/metrics-service.ts); [] = off. */
+      metrics: z.array(listenAddress).default(['127.0.0.1:9425']),
     })
     .prefault({}),
   tls: z

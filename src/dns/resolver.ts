@@ -7,6 +7,7 @@ import { Resolver } from 'node:dns/promises';
 import { AnswerCache, type TimedAnswer } from './answer-cache.js';
 import { DnsError, describeDnsErrorCode, dnsErrorCode } from './dns-error.js';
 
+import { dnsLookups } from '../metrics/metrics.js';
 export { DnsError, type DnsErrorCode } from './dns-error.js';
 
 export interface DnsOptions {
@@ -96,10 +97,13 @@ class NodeDnsClient implements DnsClient {
     const question = `${type} ${name}`;
     const guarded = async (): Promise<TimedAnswer<T>> => {
       try {
-        return await lookup();
+        const answer = await lookup();
+        dnsLookups.inc({ type, result: 'ok' });
+        return answer;
       } catch (err) {
         const nodeCode = (err as NodeJS.ErrnoException).code;
         const code = dnsErrorCode(nodeCode);
+        dnsLookups.inc({ type, result: code.toLowerCase() });
         throw new DnsError(code, question, describeDnsErrorCode(code, nodeCode), { cause: err });
       }
     };

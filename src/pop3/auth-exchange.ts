@@ -12,7 +12,7 @@ import {
 import type { SaslContext, SaslMechanism } from '../sasl/mechanism.js';
 import { err, type Pop3Response } from './response.js';
 
-export { SASL_MAX_LINE, loginFailed } from '../sasl/conversation.js';
+export { SASL_MAX_LINE, loginFailed, loginSucceeded } from '../sasl/conversation.js';
 
 /** The same for an unknown user, a wrong password and a locked account: no account enumeration. */
 export const AUTH_FAILED = err('Authentication failed', 'AUTH');

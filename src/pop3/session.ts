@@ -17,7 +17,7 @@
 
 import type { TlsInfo } from '../mail/tls-info.js';
 import type { SaslContext, SaslMechanism } from '../sasl/mechanism.js';
-import { AUTH_FAILED, AuthExchange, loginFailed, openAuth, SASL_MAX_LINE, type AuthExchangeOptions, type AuthTurn } from './auth-exchange.js';
+import { AUTH_FAILED, AuthExchange, loginFailed, loginSucceeded, openAuth, SASL_MAX_LINE, type AuthExchangeOptions, type AuthTurn } from './auth-exchange.js';
 import { parseCommand, type Command } from './command.js';
 import { InputQueue } from '../util/input-queue.js';
 import { LineReader, type BadLineReason, type LineEvent } from '../util/line-reader.js';
@@ -370,7 +370,7 @@ export class Pop3Session {
       await loginFailed(this.authOptions, account ?? user, 'USER');
       return say(AUTH_FAILED);
     }
-    this.opts.guard.success(this.opts.clientIp, account);
+    loginSucceeded(this.authOptions, account, 'USER');
     return this.login(account);
   }
 

@@ -41,6 +41,7 @@ import {
 } from './recipient-state.js';
 import { DEFAULT_RETRY_POLICY, delayWarningDue, retryDelay, type RetryPolicy } from './retry-policy.js';
 import { Spool, type SpoolStats } from '../spool/spool.js';
+import { deliveryAttempts, deliveryLatency, type QueueDepth } from '../metrics/metrics.js';
 
 const MAX_BUFFERED_BYTES = 64 * 1024 * 1024;
 
@@ -221,6 +222,18 @@ export class QueueManager implements MessageSink {
     for (const msg of live) if (!msg.deleted) qm.schedule(msg);
     qm.control.start();
     return qm;
+  }
+
+  /** Messages by state, for the metrics: being delivered, due, waiting to retry, held. */
+  depth(): QueueDepth {
+    const depth = { active: 0, queued: 0, deferred: 0, hold: 0 };
+    for (const msg of this.messages.values()) {
+      if (msg.held) depth.hold++;
+      else if (msg.running) depth.active++;
+      else if (msg.recipients.some((s) => s.status === 'deferred')) depth.deferred++;
+      else depth.queued++;
+    }
+    return depth;
   }
 
   get stats(): QueueStats & { spool: SpoolStats } {
@@ -502,6 +515,7 @@ export class QueueManager implements MessageSink {
       const written = outcome.kind === 'failed' ? [] : (outcome.mailboxes ?? []);
       copies.push(...written);
       applyOutcome(s, outcome, ctx);
+      countDeliveryAttempt(job.remote ? 'remote' : 'local', s.status, msg.envelope.arrival.receivedAt);
       logDeliveryAttempt(this.opts.logger, {
         queueId: msg.queueId,
         local: !job.remote,
@@ -569,4 +583,10 @@ export class QueueManager implements MessageSink {
       recipientStates: msg.recipients.map(toStored),
     };
   }
+}
+
+/** One recipient's attempt in the metrics; a delivery also records how long it took since the 250. */
+function countDeliveryAttempt(destination: 'local' | 'remote', status: string, receivedAt: number): void {
+  deliveryAttempts.inc({ destination, status });
+  if (status === 'delivered') deliveryLatency.observe({ destination }, Math.max(0, Date.now() - receivedAt) / 1000);
 }

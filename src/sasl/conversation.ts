@@ -6,6 +6,7 @@
 import type { LineEvent } from '../util/line-reader.js';
 import type { SaslContext, SaslExchange, SaslMechanism, SaslStep } from './mechanism.js';
 import { decodeBase64 } from './sasl-text.js';
+import { authAttempts } from '../metrics/metrics.js';
 
 /**
  * RFC 4954 4: a server must accept SASL response lines, and the AUTH command with its initial
@@ -82,7 +83,7 @@ export class SaslConversation<T> {
       case 'success':
         // The right password for a locked account fails like a wrong one (auth-throttle.ts).
         if (this.opts.guard.isAccountLocked(step.identity)) return this.failed(step.identity);
-        this.opts.guard.success(this.opts.clientIp, step.identity);
+        loginSucceeded(this.opts, step.identity, this.mechanism.name);
         return { kind: 'authenticated', account: step.identity };
       case 'failure':
         if (step.challenge !== undefined) {
@@ -105,8 +106,15 @@ export class SaslConversation<T> {
   }
 }
 
+/** Counts a successful login: the guard forgets the client's failures. */
+export function loginSucceeded(opts: ConversationOptions, account: string, mechanism: string): void {
+  authAttempts.inc({ mechanism, result: 'success' });
+  opts.guard.success(opts.clientIp, account);
+}
+
 /** Counts a failed login and waits as long as the guard says (RFC 4954 9, RFC 5034 9). */
 export async function loginFailed(opts: ConversationOptions, account: string | undefined, mechanism: string): Promise<void> {
+  authAttempts.inc({ mechanism, result: 'failure' });
   const delay = opts.guard.failure(opts.clientIp, account, mechanism);
   // The session reads nothing meanwhile; input waits.
   if (delay > 0) await (opts.sleep ?? sleep)(delay);

@@ -45,7 +45,7 @@ async function start(extra: Record<string, unknown> = {}): Promise<TestServer> {
     hostname: 'mx.example.test',
     data_dir: dir,
     user: '',
-    listen: { mx: ['127.0.0.1:0'], submission: ['127.0.0.1:0'], submissions: ['127.0.0.1:0'], pop3: [], pop3s: [], http: [], https: [] },
+    listen: { mx: ['127.0.0.1:0'], submission: ['127.0.0.1:0'], submissions: ['127.0.0.1:0'], pop3: [], pop3s: [], http: [], https: [], metrics: [] },
     ...extra,
     auth: { throttle: { delay_ms: 0 }, ...(extra.auth as object | undefined) },
   });

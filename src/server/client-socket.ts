@@ -3,6 +3,7 @@
 // the client hang up first, and the bookkeeping of how the connection ended. connection.ts (SMTP)
 // and pop3-connection.ts extend it with their session, timers and log line.
 
+import { tlsHandshakeFailures } from '../metrics/metrics.js';
 import type net from 'node:net';
 import type tls from 'node:tls';
 import type { Logger } from 'pino';
@@ -27,6 +28,8 @@ export abstract class ClientSocket {
   /** True while a handshake is in progress: the plain socket is no longer ours to read. */
   protected upgrading = false;
   protected finished = false;
+  /** The listener the connection came in on: what its metrics are labelled with. */
+  abstract readonly listener: string;
   /** The session asked for a break in reading (too much input waits unprocessed). */
   protected paused = false;
   protected readonly startedAt = performance.now();
@@ -178,6 +181,7 @@ export abstract class ClientSocket {
   private handshakeFailed(err: unknown): void {
     this.upgrading = false;
     this.outcome ??= 'tls-failed';
+    tlsHandshakeFailures.inc({ listener: this.listener });
     this.socketSettings.logger.debug(
       { client_ip: this.clientIp, err: err instanceof Error ? err.message : String(err) },
       'TLS handshake failed',

@@ -5,7 +5,8 @@
 import type net from 'node:net';
 import { describeDnsblError } from '../dns/dnsbl-answer.js';
 import { logConnection, logMessage } from '../log/mail-log.js';
-import { reply } from '../mail/reply.js';
+import { bytesReceived, countReply, sessionsRefused, transactions } from '../metrics/metrics.js';
+import { reply, type Reply } from '../mail/reply.js';
 import type { DnsblVerdict } from '../policy/dnsbl-score.js';
 import type { ListenerKind } from '../mail/envelope.js';
 import type { SessionIo, TransactionEvent } from '../smtp/session-host.js';
@@ -59,6 +60,7 @@ export class Connection extends ClientSocket implements SessionIo {
   protected received(chunk: Buffer): void {
     const session = this.session;
     if (!session) return;
+    bytesReceived.inc({ listener: this.listener }, chunk.length);
     session.receive(chunk);
     this.armIdleTimer();
   }
@@ -109,7 +111,7 @@ export class Connection extends ClientSocket implements SessionIo {
       authGuard: this.settings.authGuard,
       sink: this.settings.sink,
       io: this,
-      events: { transaction: this.onTransaction },
+      events: { transaction: this.onTransaction, reply: this.onReply },
       logger: this.settings.logger,
       ...(this.tls ? { tls: this.tls } : {}),
     });
@@ -145,8 +147,10 @@ export class Connection extends ClientSocket implements SessionIo {
     if (verdict) this.logVerdict(verdict);
     if (session.talkedBeforeGreeting) {
       this.outcome ??= 'pregreet';
+      sessionsRefused.inc({ listener: this.listener, reason: 'pregreet' });
     } else if (verdict?.blocked) {
       this.outcome ??= 'dnsbl';
+      sessionsRefused.inc({ listener: this.listener, reason: 'dnsbl' });
       const lists = verdict.blockedBy.join(', ');
       session.refuse(reply(554, '5.7.1', `${this.settings.session.hostname} Service unavailable; client [${this.clientIp}] blocked using ${lists}`));
       return;
@@ -171,7 +175,12 @@ export class Connection extends ClientSocket implements SessionIo {
     else this.settings.logger.info(line, 'dnsbl');
   }
 
+  private readonly onReply = (r: Reply): void => {
+    countReply(this.listener, r.code, r.enhanced);
+  };
+
   private readonly onTransaction = (event: TransactionEvent): void => {
+    transactions.inc({ listener: this.listener, result: event.outcome.code < 400 ? 'accepted' : 'rejected' });
     logMessage(this.settings.logger, { clientIp: this.clientIp, helo: this.session?.stats.helo, tls: this.tls }, event);
   };
 

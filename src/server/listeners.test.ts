@@ -8,7 +8,7 @@ import { StartupError } from '../util/startup-error.js';
 
 const logger = pino({ level: 'silent' });
 const listenOnly = (mx: string[], submission: string[] = [], submissions: string[] = []) =>
-  configSchema.parse({ listen: { mx, submission, submissions, pop3: [], pop3s: [], http: [], https: [] } }).listen;
+  configSchema.parse({ listen: { mx, submission, submissions, pop3: [], pop3s: [], http: [], https: [], metrics: [] } }).listen;
 
 test('binds every address on ephemeral ports and reports them', async () => {
   const l = await Listeners.bind(listenOnly(['127.0.0.1:0'], ['127.0.0.1:0'], ['127.0.0.1:0']), logger);

@@ -11,12 +11,13 @@ import { describeErrno, StartupError } from '../util/startup-error.js';
 
 /**
  * What a listener serves: an SMTP role (ListenerKind), POP3 with STLS or over implicit TLS, or
- * HTTP and HTTPS (src/web/: client autoconfiguration and the MTA-STS policy).
+ * HTTP and HTTPS (src/web/: client autoconfiguration and the MTA-STS policy), or the Prometheus
+ * metrics (metrics-service.ts).
  */
-export type ServiceKind = ListenerKind | 'pop3' | 'pop3s' | 'http' | 'https';
+export type ServiceKind = ListenerKind | 'pop3' | 'pop3s' | 'http' | 'https' | 'metrics';
 
 /** In [listen] order; binding goes in this order, so the log lists them so. */
-export const SERVICE_KINDS: readonly ServiceKind[] = ['mx', 'submission', 'submissions', 'pop3', 'pop3s', 'http', 'https'];
+export const SERVICE_KINDS: readonly ServiceKind[] = ['mx', 'submission', 'submissions', 'pop3', 'pop3s', 'http', 'https', 'metrics'];
 
 export function isPop3(kind: ServiceKind): kind is 'pop3' | 'pop3s' {
   return kind === 'pop3' || kind === 'pop3s';

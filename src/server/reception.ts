@@ -4,12 +4,14 @@
 import type net from 'node:net';
 import type { Logger } from 'pino';
 import { logConnection } from '../log/mail-log.js';
+import { connectionsOpened, sessionsRefused } from '../metrics/metrics.js';
 import type { ConnectionLimiter } from '../policy/connection-limiter.js';
 import type { ListenerKind } from '../mail/envelope.js';
 import { formatReply, reply } from '../mail/reply.js';
 import { Connection } from './connection.js';
 import type { ConnectionSettings } from './connection-settings.js';
 import { isPop3, isWeb, type ServiceKind } from './listeners.js';
+import { MetricsConnection, type MetricsService } from './metrics-service.js';
 import { Pop3Connection, type Pop3ConnectionSettings } from './pop3-connection.js';
 import { WebConnection, type WebConnectionSettings } from '../web/web-connection.js';
 
@@ -19,6 +21,7 @@ export interface ReceptionSettings {
   readonly perListener: Record<ListenerKind, ConnectionSettings>;
   readonly pop3: Record<'pop3' | 'pop3s', Pop3ConnectionSettings>;
   readonly web: WebConnectionSettings;
+  readonly metrics: MetricsService;
   readonly logger: Logger;
 }
 
@@ -54,6 +57,7 @@ export class Reception {
       return;
     }
     const { limiter, logger, hostname } = this.settings;
+    connectionsOpened.inc({ listener: kind });
     const verdict = limiter.tryAcquire(ip);
     switch (verdict) {
       case 'ok':
@@ -61,7 +65,8 @@ export class Reception {
       case 'per-ip':
       case 'total':
         refuse(socket, kind, hostname, verdict);
-        if (isPop3(kind) || isWeb(kind)) {
+        sessionsRefused.inc({ listener: kind, reason: verdict });
+        if (isPop3(kind) || isWeb(kind) || kind === 'metrics') {
           const msg = isPop3(kind) ? 'pop3 connection' : 'http connection';
           logger.info({ client_ip: ip, client_port: port, listener: kind, outcome: 'refused', why: verdict }, msg);
           return;
@@ -89,7 +94,9 @@ export class Reception {
       ? new Pop3Connection(socket, ip, port, kind, this.settings.pop3[kind], finished)
       : isWeb(kind)
         ? new WebConnection(socket, ip, port, kind, this.settings.web, finished)
-        : new Connection(socket, ip, port, kind, this.settings.perListener[kind], finished);
+        : kind === 'metrics'
+          ? new MetricsConnection(socket, this.settings.metrics, finished)
+          : new Connection(socket, ip, port, kind, this.settings.perListener[kind], finished);
     this.open.add(connection);
     try {
       connection.open();
@@ -129,7 +136,7 @@ function refuse(socket: net.Socket, kind: ServiceKind, hostname: string, why: 'p
     return;
   }
   const text = why === 'per-ip' ? 'Too many connections from your address' : 'Too many connections';
-  if (kind === 'http') {
+  if (kind === 'http' || kind === 'metrics') {
     // RFC 9110 15.6.4: 503, the server cannot take the request now; its request is not read.
     socket.end(`HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nRetry-After: 10\r\nContent-Type: text/plain\r\nContent-Length: ${text.length + 1}\r\n\r\n${text}\n`);
     setTimeout(() => socket.destroy(), 2_000).unref();

@@ -53,7 +53,7 @@ function testConfig(dir: string, extra: Record<string, unknown> = {}): Config {
     hostname: 'mx.example.test',
     data_dir: dir,
     user: '',
-    listen: { mx: ['127.0.0.1:0'], submission: ['127.0.0.1:0'], submissions: ['127.0.0.1:0'], pop3: [], pop3s: [], http: [], https: [] },
+    listen: { mx: ['127.0.0.1:0'], submission: ['127.0.0.1:0'], submissions: ['127.0.0.1:0'], pop3: [], pop3s: [], http: [], https: [], metrics: [] },
     ...extra,
   });
 }
@@ -283,6 +283,7 @@ describe('reload and stop', () => {
         'pop3s = []',
         'http = []',
         'https = []',
+        'metrics = []',
         '',
       ].join('\n');
     fs.writeFileSync(file, toml('mx.example.test'));
@@ -385,7 +386,7 @@ describe('postern serve as a process', () => {
     await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
     cleanups.push(() => void busy.close());
     const port = (busy.address() as net.AddressInfo).port;
-    const file = writeConfig(dir, ['[listen]', `mx = ["127.0.0.1:${port}"]`, 'submission = ["127.0.0.1:0"]', 'submissions = ["127.0.0.1:0"]', 'pop3 = []', 'pop3s = []', 'http = []', 'https = []']);
+    const file = writeConfig(dir, ['[listen]', `mx = ["127.0.0.1:${port}"]`, 'submission = ["127.0.0.1:0"]', 'submissions = ["127.0.0.1:0"]', 'pop3 = []', 'pop3s = []', 'http = []', 'https = []', 'metrics = []']);
     const { code, stderr } = await run(['serve', '--config', file]).exit;
     assert.equal(code, 1);
     assert.equal(
@@ -415,7 +416,7 @@ describe('postern serve as a process', () => {
 
   test('serves, reloads on SIGHUP, and stops on SIGTERM with exit code 0', async () => {
     const dir = tempDir();
-    const file = writeConfig(dir, ['[listen]', 'mx = ["127.0.0.1:0"]', 'submission = ["127.0.0.1:0"]', 'submissions = ["127.0.0.1:0"]', 'pop3 = []', 'pop3s = []', 'http = []', 'https = []']);
+    const file = writeConfig(dir, ['[listen]', 'mx = ["127.0.0.1:0"]', 'submission = ["127.0.0.1:0"]', 'submissions = ["127.0.0.1:0"]', 'pop3 = []', 'pop3s = []', 'http = []', 'https = []', 'metrics = []']);
     const { exit, child, output } = run(['serve', '--config', file]);
     const listening = await eventually(() => {
       for (const line of output().stdout.split('\n')) {

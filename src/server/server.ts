@@ -38,6 +38,8 @@ import { connectionSettingsFor } from './connection-settings.js';
 import { formatHostPort, Listeners, SERVICE_KINDS, type BoundListener } from './listeners.js';
 import { pop3SettingsFor } from './pop3-settings.js';
 import { Reception, type ReceptionSettings } from './reception.js';
+import { MetricsService } from './metrics-service.js';
+import { clearQueueDepthSource, setQueueDepthSource, type QueueDepth } from '../metrics/metrics.js';
 import { describeErrno, firstLine, StartupError } from '../util/startup-error.js';
 import { ServerCertificates } from '../tls/server-certificates.js';
 import { clientSettings } from '../web/client-settings.js';
@@ -160,6 +162,8 @@ class Postern implements RunningServer {
   readonly reception: Reception;
   /** One per server: node:http's own timers and the keep-alive connections live in it. */
   private readonly web: WebService;
+  private readonly metrics: MetricsService;
+  private readonly queueDepth = (): QueueDepth => this.parts.queue.depth();
   private stopping: Promise<void> | undefined;
   private config: Config;
   private limiter: ConnectionLimiter;
@@ -178,6 +182,8 @@ class Postern implements RunningServer {
     this.limiter = newLimiter(config);
     this.submission = createSubmissionPolicy(parts.store, config, deps.logger);
     this.web = new WebService(this.site(config), deps.logger);
+    this.metrics = new MetricsService(deps.logger);
+    setQueueDepthSource(this.queueDepth);
     this.reception = new Reception(this.receptionSettings(config));
     this.warnAboutClientHost(config);
   }
@@ -236,6 +242,7 @@ class Postern implements RunningServer {
     // Saves the last per-account counts; the store must still be open.
     await this.submission.rateLimiter.close();
     await queue.close();
+    clearQueueDepthSource(this.queueDepth);
     await this.parts.local.close?.();
     await this.parts.remote.close();
     await store.close();
@@ -278,6 +285,7 @@ class Postern implements RunningServer {
         certificates: this.parts.certificates,
         logger,
       }),
+      metrics: this.metrics,
       web: { service: this.web, certificates: this.parts.certificates, handshakeTimeoutMs: WEB_HANDSHAKE_TIMEOUT_MS, logger },
       logger,
     };

@@ -128,6 +128,8 @@ export interface SessionIo {
 /** Events for the log: one per transaction outcome and per connection end. */
 export interface SessionEvents {
   transaction?(event: TransactionEvent): void;
+  /** Every reply the session sends, as it is queued (the greeting and refusals included). */
+  reply?(reply: Reply): void;
 }
 
 export interface TransactionEvent {

@@ -233,7 +233,7 @@ export class SmtpSession {
       this.closeWith(reply(554, '5.5.1', `${hostname} Protocol error: talked before the greeting`));
       return;
     }
-    this.out.push(formatReply(reply(220, undefined, `${hostname} ESMTP Postern`)));
+    this.send(reply(220, undefined, `${hostname} ESMTP Postern`));
     this.flush();
   }
 
@@ -730,9 +730,15 @@ export class SmtpSession {
 
   // ---- replies and the connection -------------------------------------------------------------
 
+  /** Queues a reply for the next flush, and tells the events (the server counts replies). */
+  private send(r: Reply): void {
+    this.out.push(formatReply(r));
+    this.opts.events?.reply?.(r);
+  }
+
   private respond(r: Reply): void {
     if (this.closed) return;
-    this.out.push(formatReply(r));
+    this.send(r);
     if (!blamesClient(r)) return;
     this.counters.errors += 1;
     if (this.counters.errors >= this.config.limits.maxErrors) {
@@ -768,7 +774,7 @@ export class SmtpSession {
 
   private closeWith(r: Reply): void {
     if (this.closed) return;
-    this.out.push(formatReply(r));
+    this.send(r);
     this.close();
   }
 

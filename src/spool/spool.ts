@@ -17,6 +17,7 @@ import { randomInt } from 'node:crypto';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Envelope, QueueId } from '../mail/envelope.js';
+import { spoolBatchSize, spoolSyncLatency } from '../metrics/metrics.js';
 import { fsyncDirectory } from './dir-sync.js';
 import {
   decodeMessagePayload,
@@ -293,7 +294,10 @@ export class Spool {
         if (buffers.length > 0) await writeAll(this.file, buffers, start);
         segment.size = offset;
         if (mustSync) {
+          const syncStarted = performance.now();
           await this.file.datasync();
+          spoolSyncLatency.observe((performance.now() - syncStarted) / 1000);
+          spoolBatchSize.observe(batch.length);
           this.unsynced = false;
           this.stats.syncs++;
         } else {

@@ -5,6 +5,7 @@
 
 import type net from 'node:net';
 import type { Logger } from 'pino';
+import { tlsHandshakeFailures } from '../metrics/metrics.js';
 import { tlsHandshake, type HandshakeCertificates } from '../tls/tls-handshake.js';
 import type { WebService } from './web-service.js';
 
@@ -51,6 +52,7 @@ export class WebConnection {
         this.settings.service.serve(secure, { ...facts, tlsVersion: secure.getProtocol() ?? undefined });
       },
       (err: unknown) => {
+        tlsHandshakeFailures.inc({ listener: this.listener });
         this.settings.logger.debug(
           { client_ip: this.clientIp, listener: this.listener, err: err instanceof Error ? err.message : String(err) },
           'TLS handshake failed',

@@ -31,6 +31,8 @@ export interface InstanceOptions {
   readonly pop3?: boolean;
   /** Also listen for HTTP and HTTPS (on port 0): autoconfig and MTA-STS. Default false. */
   readonly web?: boolean;
+  /** Also serve the Prometheus metrics (on port 0). Default false. */
+  readonly metrics?: boolean;
   /** Fixed submission port (a quiet log level hides the line that says which port 0 got). */
   readonly submissionPort?: number;
   /** Keys of [limits], e.g. { max_recipients: 5, greeting_delay_ms: 500 }. */
@@ -51,7 +53,7 @@ export interface InstanceOptions {
 }
 
 export interface Listener {
-  readonly kind: 'mx' | 'submission' | 'submissions' | 'pop3' | 'pop3s' | 'http' | 'https';
+  readonly kind: 'mx' | 'submission' | 'submissions' | 'pop3' | 'pop3s' | 'http' | 'https' | 'metrics';
   readonly address: string;
   readonly port: number;
 }
@@ -328,6 +330,8 @@ function renderConfig(dataDir: string, options: InstanceOptions): string {
       // Off unless asked for: the defaults (127.0.0.1:2080 and :2443) would collide between tests.
       http: options.web ? loopback(0) : [],
       https: options.web ? loopback(0) : [],
+      // Off unless asked for: the default (127.0.0.1:9425) would collide between tests.
+      metrics: options.metrics ? loopback(0) : [],
     },
     limits: { shutdown_grace: 5, ...options.limits },
     smtp: { ...options.smtp },
