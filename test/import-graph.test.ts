@@ -25,6 +25,7 @@ export const LAYERS: Readonly<Record<string, number>> = {
   spool: 3, // segments, group commit, recovery, directory fsync
   store: 4,
   dkim: 4,
+  'sender-auth': 4, // SPF, DKIM, DMARC, ARC (mailauth) and iprev of received mail; the Authentication-Results field
   sasl: 5, // mechanisms as step machines
   directory: 5, // who is local and which mailboxes an address reaches
   smtp: 6, // the server-side protocol

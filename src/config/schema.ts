@@ -285,6 +285,25 @@ const screen = z.strictObject({
   dnsbl_timeout: z.number().positive().max(30).default(2),
 });
 
+/** [sender_auth]: SPF, DKIM, DMARC, ARC and iprev of mail the MX receives (src/sender-auth/). */
+const senderAuth = z.strictObject({
+  /** Check mail from unauthenticated, untrusted clients of the MX listener. */
+  enabled: z.boolean().default(true),
+  /** Our name in Authentication-Results (RFC 8601 section 2.5); "" = hostname. */
+  authserv_id: z
+    .string()
+    .regex(/^$|^[!#$%&'*+.0-9A-Z^_`a-z{|}~-]+$/, 'expected a host name such as "mx.example.com" (an RFC 2045 token), or "" for the hostname')
+    .default(''),
+  /** A DMARC fail under p=reject: "reject" (550 5.7.1 after DATA), "quarantine" (Junk) or "record". */
+  dmarc_reject: z.enum(['reject', 'quarantine', 'record']).default('reject'),
+  /** A DMARC fail under p=quarantine: "quarantine" (the Junk folder) or "record". */
+  dmarc_quarantine: z.enum(['quarantine', 'record']).default('quarantine'),
+  /** An SPF fail on its own: "record" (the header and log say so) or "reject" (550 5.7.23). */
+  spf_fail: z.enum(['record', 'reject']).default('record'),
+  /** Seconds for all the checks of one message; past it, what is missing is temperror. */
+  timeout: z.number().positive().max(120).default(20),
+});
+
 export const configSchema = z.strictObject({
   /** Our name in the greeting, EHLO reply and Received headers. */
   hostname: z.string().min(1).default(osHostname() || 'localhost'),
@@ -367,6 +386,7 @@ export const configSchema = z.strictObject({
   tls_rpt: tlsRpt.prefault({}),
   doctor: doctor.prefault({}),
   screen: screen.prefault({}),
+  sender_auth: senderAuth.prefault({}),
   smtp: z
     .strictObject({
       /** Bare LF or CR in message data: "reject" (550 5.6.0) or "normalize" to CRLF. */

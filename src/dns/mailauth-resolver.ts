@@ -15,6 +15,8 @@ export function mailauthResolver(dns: DnsClient): (name: string, rrtype: string)
     AAAA: (n) => dns.aaaa(n),
     MX: (n) => dns.mx(n),
     PTR: (n) => dns.ptr(n),
+    // DMARC's np= asks whether the author domain exists at all (RFC 9989 section 4.10.1).
+    CNAME: (n) => dns.cname(n),
   };
   return async (name, rrtype) => {
     const lookup = lookups[rrtype.toUpperCase()];

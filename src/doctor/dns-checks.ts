@@ -2,7 +2,6 @@
 // (src/publish/dns-records.ts): every FAIL or WARN carries the expected record, as the zone-file
 // line `postern dns DOMAIN` prints, for its fix.
 
-import { isIP } from 'node:net';
 import type { DnsClient } from '../dns/resolver.js';
 import { parseStsRecord } from '../dns/mta-sts-policy.js';
 import type { DomainRecords, PublishedRecord } from '../publish/dns-records.js';
@@ -10,6 +9,7 @@ import { zoneLine } from '../publish/zone-file.js';
 import { ask, joinedTxt, sameName } from './dns-answer.js';
 import { findingsOf, type Finding, type FindingSink } from './finding.js';
 import { checkHost, spfRecords } from './spf.js';
+import { sameAddress } from '../util/network-list.js';
 
 export interface DomainDnsInput {
   readonly expected: DomainRecords;
@@ -207,15 +207,4 @@ async function addressesOf(name: string, dns: DnsClient): Promise<string[]> {
 
 function addressOf(record: PublishedRecord): string {
   return record.type === 'A' || record.type === 'AAAA' ? record.address : '';
-}
-
-/** Addresses compared as addresses: "2001:db8::1" and "2001:0db8:0:0::1" are one. */
-export function sameAddress(a: string, b: string): boolean {
-  if (isIP(a) !== isIP(b) || isIP(a) === 0) return false;
-  return canonical(a) === canonical(b);
-}
-
-function canonical(ip: string): string {
-  if (isIP(ip) === 4) return ip;
-  return new URL(`http://[${ip}]/`).hostname;
 }

@@ -6,7 +6,7 @@
 import { isIP } from 'node:net';
 import type { DnsClient } from '../dns/resolver.js';
 import { ask, sameName } from './dns-answer.js';
-import { sameAddress } from './dns-checks.js';
+import { sameAddress } from '../util/network-list.js';
 import { findingsOf, type Finding } from './finding.js';
 import { reverseName } from '../dns/reverse-name.js';
 

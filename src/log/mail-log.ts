@@ -12,6 +12,14 @@
 //   queue_id is null when the message was refused; outcome is the final reply,
 //   "<code> <enhanced> <text>", e.g. "250 2.0.0 OK: queued as 0H3x...". auth_user is the account
 //   the client authenticated as (null without AUTH): who is accountable for a submitted message.
+//   sender_auth is null for a message that was not checked (submission, trusted networks,
+//   [sender_auth] off), else what sender authentication found and did:
+//     { action: "deliver" | "quarantine" | "reject", reason, removed_fields,
+//       spf: { result, domain }, dkim: [{ result, domain, selector }, ...],
+//       dmarc: { result, domain, policy, pct, applied }, arc: { result, instance },
+//       iprev: { result, ip, name } }
+//   reason says what made the action ("dmarc example.com p=reject"), null when nothing failed;
+//   removed_fields counts Authentication-Results fields that claimed our authserv-id.
 //
 // One line per recipient and delivery attempt, the same for every courier:
 //   { msg: "local delivery attempt" | "remote delivery attempt", queue_id, recipient, status,
@@ -25,6 +33,7 @@
 import type { Logger } from 'pino';
 import type { ListenerKind } from '../mail/envelope.js';
 import type { TlsInfo } from '../mail/tls-info.js';
+import type { SenderAuthReport } from '../sender-auth/verdict.js';
 import type { TransactionEvent } from '../smtp/session-host.js';
 
 /**
@@ -124,7 +133,22 @@ export function logMessage(
       recipients: t.recipients,
       size: t.size,
       outcome: r.enhanced !== undefined ? `${r.code} ${r.enhanced} ${text}` : `${r.code} ${text}`,
+      sender_auth: t.senderAuth ? senderAuthFields(t.senderAuth) : null,
     },
     'message',
   );
+}
+
+function senderAuthFields(report: SenderAuthReport): Record<string, unknown> {
+  const { spf, dkim, dmarc, arc, iprev } = report.verdict;
+  return {
+    action: report.action,
+    reason: report.reason ?? null,
+    removed_fields: report.removedFields,
+    spf: { result: spf.result, domain: spf.domain ?? null },
+    dkim: dkim.map((d) => ({ result: d.result, domain: d.domain ?? null, selector: d.selector ?? null })),
+    dmarc: { result: dmarc.result, domain: dmarc.domain ?? null, policy: dmarc.policy ?? null, pct: dmarc.pct, applied: report.appliedDmarcPolicy ?? null },
+    arc: { result: arc.result, instance: arc.instance ?? null },
+    iprev: { result: iprev.result, ip: iprev.ip, name: iprev.name ?? null },
+  };
 }

@@ -67,4 +67,9 @@ export interface Envelope {
   readonly mailParams: MailParams;
   readonly recipients: readonly EnvelopeRecipient[];
   readonly arrival: Arrival;
+  /**
+   * The sender's domain asked for quarantine (DMARC p=quarantine, RFC 7489 section 6.3): local
+   * copies go to the mailbox's Junk folder. Optional so that envelopes spooled before it decode.
+   */
+  readonly quarantine?: boolean | undefined;
 }

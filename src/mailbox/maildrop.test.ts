@@ -21,6 +21,18 @@ function mailRoot(): string {
 const ALICE = 'alice@example.test';
 
 describe('MaildirMaildrops', () => {
+  test('the maildrop is the INBOX only: mail filed in the Junk folder is not offered over POP3', async () => {
+    const root = mailRoot();
+    const maildirs = new Maildirs(root, 'mx.example.test');
+    await maildirs.deliver(ALICE, 'a@remote.test', Buffer.from('Subject: inbox\r\n\r\n'));
+    await maildirs.deliver(ALICE, 'b@remote.test', Buffer.from('Subject: junk\r\n\r\n'), 'Junk');
+    const drop = await new MaildirMaildrops(root).open(ALICE);
+    assert.ok(drop !== 'in-use');
+    assert.equal(drop.messages.length, 1);
+    assert.match((await drop.read(0)).toString('latin1'), /Subject: inbox/);
+    drop.release();
+  });
+
   test('lists new/ and cur/ oldest first; sizes are the octets read gives, with CRLF', async () => {
     const root = mailRoot();
     const maildirs = new Maildirs(root, 'mx.example.test');

@@ -2,37 +2,10 @@
 // the banner is the one reverse DNS gives for the address, forward-confirmed (the name's A/AAAA
 // records include the address again): receivers check exactly this of the hosts that send to them.
 
-import { isIP } from 'node:net';
 import { replyLine } from '../mail/reply.js';
-import type { DnsClient } from '../dns/resolver.js';
-import { reverseName } from '../dns/reverse-name.js';
+import type { ReverseDns } from '../dns/reverse-dns.js';
 import type { ProbeConnection } from './probe-connection.js';
 import type { Findings, ProbeRole } from './report.js';
-
-/** Reverse DNS of one address, looked up once per probe. */
-export interface ReverseDns {
-  readonly names: readonly string[];
-  /** The PTR names whose A/AAAA records lead back to the address. */
-  readonly confirmed: readonly string[];
-  readonly error?: string;
-}
-
-export async function lookUpReverseDns(dns: DnsClient, address: string): Promise<ReverseDns> {
-  const name = reverseName(address);
-  if (name === undefined) return { names: [], confirmed: [], error: `${address} is not an IP address` };
-  let names: string[];
-  try {
-    names = (await dns.ptr(name)).map((n) => n.replace(/\.$/, '').toLowerCase());
-  } catch (err) {
-    return { names: [], confirmed: [], error: err instanceof Error ? err.message : String(err) };
-  }
-  const confirmed: string[] = [];
-  for (const name of names) {
-    const forward = await (isIP(address) === 6 ? dns.aaaa(name) : dns.a(name)).catch(() => [] as string[]);
-    if (forward.includes(address)) confirmed.push(name);
-  }
-  return { names, confirmed };
-}
 
 /** A greeting slower than this is a deliberate delay (a pregreet test or a tarpit), not load. */
 const SLOW_GREETING_MS = 3000;
@@ -57,7 +30,7 @@ export function checkConnection(f: Findings, conn: ProbeConnection, role: ProbeR
     f.warn('connection.banner-name', `The greeting does not start with a host name ("${banner}").`, 'Start the greeting with the server\'s fully qualified host name (RFC 5321 4.3.1).');
   }
   if (rdns.names.length === 0) {
-    f.warn('connection.reverse-dns', `The address ${conn.target.address} has no reverse DNS (PTR) name${rdns.error ? ` (${rdns.error})` : ''}.`, `Ask the owner of the address (hosting provider) to set its PTR record to the server's host name.`);
+    f.warn('connection.reverse-dns', `The address ${conn.target.address} has no reverse DNS (PTR) name${rdns.error ? ` (${rdns.error.message})` : ''}.`, `Ask the owner of the address (hosting provider) to set its PTR record to the server's host name.`);
     return;
   }
   f.pass('connection.reverse-dns', `The address ${conn.target.address} has the reverse DNS name ${rdns.names.join(', ')}.`);

@@ -27,6 +27,8 @@ export interface CourierJob {
   readonly message: Buffer;
   /** Mailboxes that got their copy in an earlier attempt (the spool's marks): never twice. */
   readonly alreadyDelivered: ReadonlySet<string>;
+  /** DMARC asked for quarantine (Envelope.quarantine): a local courier files it as junk. */
+  readonly quarantine?: boolean | undefined;
 }
 
 /**

@@ -552,6 +552,7 @@ export class QueueManager implements MessageSink {
         domain,
         message,
         alreadyDelivered: msg.marks,
+        quarantine: msg.envelope.quarantine === true,
       });
       if (outcomes.length !== group.length) throw new Error(`the courier gave ${outcomes.length} outcomes for ${group.length} recipients`);
       return outcomes;

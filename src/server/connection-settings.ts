@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import type { ListenerKind } from '../mail/envelope.js';
 import type { SaslMechanism } from '../sasl/mechanism.js';
-import type { AuthGuard, MessageSink, SessionConfig, SessionPolicy } from '../smtp/session-host.js';
+import type { AuthGuard, MessageAuthenticator, MessageSink, SessionConfig, SessionPolicy } from '../smtp/session-host.js';
 import type { HandshakeCertificates } from '../tls/tls-handshake.js';
 import type { ClientScreen } from './client-screen.js';
 
@@ -25,6 +25,8 @@ export interface ConnectionSettings {
   readonly greetingDelayMs: number;
   /** The DNS lists asked before the greeting; MX listener only, undefined when none are set. */
   readonly screen?: ClientScreen | undefined;
+  /** Sender authentication after DATA; MX listener only, undefined when [sender_auth] is off. */
+  readonly authenticator?: MessageAuthenticator | undefined;
   readonly logger: Logger;
 }
 
@@ -70,9 +72,10 @@ export function connectionSettingsFor(
     certificates: HandshakeCertificates;
     logger: Logger;
     screen?: ClientScreen | undefined;
+    authenticator?: MessageAuthenticator | undefined;
   },
 ): Record<ListenerKind, ConnectionSettings> {
-  const { mechanisms, screen, ...shared } = parts;
+  const { mechanisms, screen, authenticator, ...shared } = parts;
   const commandTimeoutMs = config.limits.command_timeout * 1000;
   const common = {
     ...shared,
@@ -84,7 +87,8 @@ export function connectionSettingsFor(
   };
   return {
     // Submission is not screened: its users log in, often from dynamic addresses the lists name.
-    mx: { ...common, screen, session: sessionConfigFor(config, 'mx', mechanisms) },
+    // Nor is its mail's sender authenticated: the account is (RFC 6409).
+    mx: { ...common, screen, authenticator, session: sessionConfigFor(config, 'mx', mechanisms) },
     submission: { ...common, session: sessionConfigFor(config, 'submission', mechanisms) },
     submissions: { ...common, session: sessionConfigFor(config, 'submissions', mechanisms) },
   };

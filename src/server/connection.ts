@@ -110,6 +110,7 @@ export class Connection extends ClientSocket implements SessionIo {
       policy: this.settings.policy,
       authGuard: this.settings.authGuard,
       sink: this.settings.sink,
+      authenticator: this.settings.authenticator,
       io: this,
       events: { transaction: this.onTransaction, reply: this.onReply },
       logger: this.settings.logger,

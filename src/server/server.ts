@@ -11,6 +11,7 @@ import type { Config } from '../config/schema.js';
 import { chooseLogFormat, createLogger, type LogFormat } from '../log/logger.js';
 import { ConnectionLimiter } from '../policy/connection-limiter.js';
 import { createSessionPolicy } from '../policy/session-policy.js';
+import { SenderAuthPolicy } from '../policy/sender-auth-policy.js';
 import { createSubmissionPolicy, type SubmissionPolicy } from '../policy/submission-policy.js';
 import { storeCredentials } from '../sasl/credentials.js';
 import { createMechanismsFromConfig } from '../sasl/registry.js';
@@ -151,7 +152,7 @@ interface Parts {
   readonly maildrops: MaildirMaildrops;
   /** Forwarded mail's senders, and the bounces that come back to them. */
   readonly srs: SrsCodec;
-  /** [relay] dns_servers, with its answer cache: delivery and the connect-time screen share it. */
+  /** [relay] dns_servers, with its answer cache: delivery, the connect-time screen and sender authentication share it. */
   readonly dns: DnsClient;
 }
 
@@ -276,6 +277,7 @@ class Postern implements RunningServer {
         certificates: this.parts.certificates,
         logger,
         screen: ClientScreen.fromConfig(config, this.parts.dns),
+        authenticator: SenderAuthPolicy.fromConfig(config, this.parts.dns),
       }),
       pop3: pop3SettingsFor(config, {
         maildrops: this.parts.maildrops,

@@ -6,6 +6,7 @@ import type { TlsInfo } from '../mail/tls-info.js';
 import type { SaslMechanism } from '../sasl/mechanism.js';
 import type { Envelope, ListenerKind, MailParams, QueueId, RcptParams } from '../mail/envelope.js';
 import type { Reply } from '../mail/reply.js';
+import type { SenderAuthReport } from '../sender-auth/verdict.js';
 
 
 /** Limits a session enforces itself (the server enforces connection counts and timeouts). */
@@ -91,6 +92,23 @@ export interface SessionPolicy {
 }
 
 /**
+ * Sender authentication of a complete message (SPF, DKIM, DMARC, ARC, iprev), asked after
+ * checkMessage and before the sink: the message to store, with its Authentication-Results field,
+ * or the refusal. Answered by src/policy/sender-auth-policy.ts; the server gives one to the MX
+ * listener only.
+ */
+export interface MessageAuthenticator {
+  authenticate(info: SessionInfo, envelope: Envelope, message: Buffer): Promise<AuthenticatedMessage>;
+}
+
+export type AuthenticatedMessage =
+  /** Not checked (an authenticated or trusted client): stored as it came. */
+  | { readonly kind: 'unchecked' }
+  /** Stored as `envelope` and `message` say (the header field added, perhaps quarantined). */
+  | { readonly kind: 'accept'; readonly envelope: Envelope; readonly message: Buffer; readonly report: SenderAuthReport }
+  | { readonly kind: 'refuse'; readonly reply: Reply; readonly report: SenderAuthReport };
+
+/**
  * Guessing passwords through AUTH (RFC 4954 9), answered by policy/auth-throttle.ts. `ip` is the
  * client's address; `account` the name the client claimed, when the mechanism learned one.
  */
@@ -141,4 +159,6 @@ export interface TransactionEvent {
   readonly outcome: Reply;
   /** The account the client authenticated as (AUTH), if any. */
   readonly authUser?: string | undefined;
+  /** What sender authentication found and did; undefined when the message was not checked. */
+  readonly senderAuth?: SenderAuthReport | undefined;
 }

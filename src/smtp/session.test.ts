@@ -2,7 +2,9 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { reply } from '../mail/reply.js';
-import type { SessionConfig } from './session-host.js';
+import type { AuthenticatedMessage, MessageAuthenticator, SessionConfig, SessionInfo } from './session-host.js';
+import type { Envelope } from '../mail/envelope.js';
+import type { SenderAuthReport } from '../sender-auth/verdict.js';
 import { blamesClient } from './session.js';
 import { EHLO, ENVELOPE, TLS, codes, converse, feed, harness, parseReplies, settle, type Harness } from '../../test/support/test-session.js';
 
@@ -225,6 +227,50 @@ describe('SmtpSession: RCPT TO', () => {
     const { replies, policy } = await converse(`${mail}${rcpts}`);
     assert.deepEqual(codes(replies.slice(2)), ['250 2.1.5', '250 2.1.5', '250 2.1.5', '452 4.5.3']);
     assert.equal(policy.recipients.length, 3);
+  });
+});
+
+/** Refuses messages containing "SPOOFED", adds a header and quarantines the others; remembers what it saw. */
+class FakeAuthenticator implements MessageAuthenticator {
+  seen: Array<{ info: SessionInfo; message: string }> = [];
+  readonly report = { action: 'deliver', reason: undefined, removedFields: 0 } as unknown as SenderAuthReport;
+  async authenticate(info: SessionInfo, envelope: Envelope, message: Buffer): Promise<AuthenticatedMessage> {
+    this.seen.push({ info, message: message.toString('latin1') });
+    if (message.includes('SPOOFED')) return { kind: 'refuse', reply: reply(550, '5.7.1', 'Message rejected: DMARC'), report: this.report };
+    return {
+      kind: 'accept',
+      envelope: { ...envelope, quarantine: true },
+      message: Buffer.concat([Buffer.from('Authentication-Results: mx.example; none\r\n'), message]),
+      report: this.report,
+    };
+  }
+}
+
+describe('SmtpSession: sender authentication after DATA', () => {
+  test('what the authenticator returns is stored, and its report goes into the event', async () => {
+    const authenticator = new FakeAuthenticator();
+    const { replies, sink, events } = await converse(`${ENVELOPE}DATA\r\nSubject: hi\r\n\r\nbody\r\n.\r\n`, { authenticator });
+    assert.equal(replies.at(-1), '250 2.0.0 OK: queued as Q00000000001');
+    assert.equal(authenticator.seen[0]?.message, 'Subject: hi\r\n\r\nbody\r\n');
+    assert.equal(sink.messages[0]?.message, 'Authentication-Results: mx.example; none\r\nSubject: hi\r\n\r\nbody\r\n');
+    assert.equal(sink.messages[0]?.envelope.quarantine, true);
+    assert.equal(events[0]?.senderAuth, authenticator.report);
+  });
+
+  test('its refusal is the reply after DATA: nothing is stored, the event has the report, the session goes on', async () => {
+    const authenticator = new FakeAuthenticator();
+    const { replies, sink, events } = await converse(`${ENVELOPE}DATA\r\nSubject: SPOOFED\r\n\r\nx\r\n.\r\nNOOP\r\n`, { authenticator });
+    assert.deepEqual(replies.slice(-2), ['550 5.7.1 Message rejected: DMARC', '250 2.0.0 OK']);
+    assert.equal(sink.messages.length, 0);
+    assert.equal(events[0]?.queueId, undefined);
+    assert.equal(events[0]?.senderAuth, authenticator.report);
+  });
+
+  test('a message the policy refuses never reaches it', async () => {
+    const authenticator = new FakeAuthenticator();
+    const { replies } = await converse(`${ENVELOPE}DATA\r\nSubject: FORGED\r\n\r\nx\r\n.\r\n`, { authenticator });
+    assert.equal(replies.at(-1), '553 5.7.1 Header From not owned');
+    assert.equal(authenticator.seen.length, 0);
   });
 });
 

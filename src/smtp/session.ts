@@ -26,7 +26,9 @@ import { hasNonAscii, parsePathArgument, type Mailbox } from './path-parser.js';
 import { receivedProtocol } from './received-protocol.js';
 import { SmtpError, formatReply, reply, toReply, type Reply } from '../mail/reply.js';
 import type {
+  AuthenticatedMessage,
   AuthGuard,
+  MessageAuthenticator,
   MessageSink,
   SessionConfig,
   SessionEvents,
@@ -36,6 +38,7 @@ import type {
 } from './session-host.js';
 import { normalizeDomain } from '../mail/address.js';
 import type { TlsInfo } from '../mail/tls-info.js';
+import type { SenderAuthReport } from '../sender-auth/verdict.js';
 
 export interface SessionOptions {
   config: SessionConfig;
@@ -45,6 +48,8 @@ export interface SessionOptions {
   /** Brute-force accounting for AUTH (policy/auth-throttle.ts). */
   authGuard: AuthGuard;
   sink: MessageSink;
+  /** Sender authentication after DATA (the MX listener); without it, messages are not checked. */
+  authenticator?: MessageAuthenticator | undefined;
   io: SessionIo;
   events?: SessionEvents;
   /** TLS already up at connect (implicit TLS listener, port 465). */
@@ -124,10 +129,11 @@ type Answer =
 
 /** How a complete message ended: queued (the client gets 250), or refused. */
 type Acceptance =
-  | { readonly kind: 'queued'; readonly queueId: QueueId; readonly reply: Reply }
-  | { readonly kind: 'refused'; readonly reply: Reply };
+  | { readonly kind: 'queued'; readonly queueId: QueueId; readonly reply: Reply; readonly senderAuth?: SenderAuthReport | undefined }
+  | { readonly kind: 'refused'; readonly reply: Reply; readonly senderAuth?: SenderAuthReport | undefined };
 
 const COMMAND: InputMode = { kind: 'command' };
+const UNCHECKED: AuthenticatedMessage = { kind: 'unchecked' };
 const STORING: InputMode = { kind: 'storing' };
 const CLOSED: InputMode = { kind: 'closed' };
 
@@ -676,12 +682,18 @@ export class SmtpSession {
     this.respond(acceptance.reply);
   }
 
-  /** Policy's last word on the message, then the sink, which resolves once the message is durable. */
+  /**
+   * Policy's last word on the message, sender authentication (which may refuse it, or add its
+   * header and quarantine it), then the sink, which resolves once the message is durable.
+   */
   private async accept(info: SessionInfo, envelope: Envelope, data: Buffer): Promise<Acceptance> {
     const refusal = await this.opts.policy.checkMessage(info, envelope, data);
     if (refusal) return { kind: 'refused', reply: refusal };
-    const queueId = await this.opts.sink.accept(envelope, data);
-    return { kind: 'queued', queueId, reply: reply(250, '2.0.0', `OK: queued as ${queueId}`) };
+    const checked = (await this.opts.authenticator?.authenticate(info, envelope, data)) ?? UNCHECKED;
+    if (checked.kind === 'refuse') return { kind: 'refused', reply: checked.reply, senderAuth: checked.report };
+    const stored = checked.kind === 'accept' ? checked : { envelope, message: data, report: undefined };
+    const queueId = await this.opts.sink.accept(stored.envelope, stored.message);
+    return { kind: 'queued', queueId, reply: reply(250, '2.0.0', `OK: queued as ${queueId}`), senderAuth: stored.report };
   }
 
   /** Counts the message and reports it for the log, whatever became of it. */
@@ -696,6 +708,7 @@ export class SmtpSession {
       size,
       outcome: acceptance.reply,
       authUser: this.authUser,
+      ...(acceptance.senderAuth ? { senderAuth: acceptance.senderAuth } : {}),
     });
   }
 

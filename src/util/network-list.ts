@@ -37,6 +37,17 @@ interface Network {
   readonly family: 'ipv4' | 'ipv6';
 }
 
+/** Addresses compared as addresses: "2001:db8::1" and "2001:0db8:0:0::1" are one. */
+export function sameAddress(a: string, b: string): boolean {
+  if (isIP(a) !== isIP(b) || isIP(a) === 0) return false;
+  return canonicalAddress(a) === canonicalAddress(b);
+}
+
+function canonicalAddress(ip: string): string {
+  if (isIP(ip) === 4) return ip;
+  return new URL(`http://[${ip}]/`).hostname;
+}
+
 /** "a.b.c.d/n", "v6/n", or a single address (a /32 or /128); undefined when it is none of those. */
 export function parseNetwork(text: string): Network | undefined {
   const slash = text.indexOf('/');

@@ -44,6 +44,8 @@ export interface InstanceOptions {
   readonly dkim?: Readonly<Record<string, unknown>>;
   /** Keys of [screen], e.g. { dnsbl_sites: ["bl.test*3"] }. */
   readonly screen?: Readonly<Record<string, unknown>>;
+  /** Keys of [sender_auth], e.g. { spf_fail: "reject" }. */
+  readonly senderAuth?: Readonly<Record<string, unknown>>;
   /** Keys of [dovecot] and [delivery], e.g. { imaps: ["127.0.0.1:10993"] } and { lmtp: "unix:/tmp/x/lmtp" }. */
   readonly dovecot?: Readonly<Record<string, unknown>>;
   readonly delivery?: Readonly<Record<string, unknown>>;
@@ -340,6 +342,7 @@ function renderConfig(dataDir: string, options: InstanceOptions): string {
     ...(options.queue ? { queue: { ...options.queue } } : {}),
     ...(options.dkim ? { dkim: { ...options.dkim } } : {}),
     ...(options.screen ? { screen: { ...options.screen } } : {}),
+    ...(options.senderAuth ? { sender_auth: { ...options.senderAuth } } : {}),
     ...(options.dovecot ? { dovecot: { ...options.dovecot } } : {}),
     ...(options.delivery ? { delivery: { ...options.delivery } } : {}),
     log: { level: options.logLevel ?? 'info', format: 'json' },

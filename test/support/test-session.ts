@@ -6,6 +6,7 @@ import type { Envelope, MailParams, RcptParams } from '../../src/mail/envelope.j
 import { SmtpError, reply, type Reply } from '../../src/mail/reply.js';
 import type {
   AuthGuard,
+  MessageAuthenticator,
   MessageSink,
   RecipientDecision,
   SessionConfig,
@@ -149,7 +150,12 @@ export interface Harness {
 }
 
 export function harness(
-  options: { config?: Partial<SessionConfig>; limits?: Partial<SessionConfig['limits']>; tls?: TlsInfo } = {},
+  options: {
+    config?: Partial<SessionConfig>;
+    limits?: Partial<SessionConfig['limits']>;
+    tls?: TlsInfo;
+    authenticator?: MessageAuthenticator;
+  } = {},
 ): Harness {
   const io = new FakeIo();
   const policy = new FakePolicy();
@@ -168,6 +174,7 @@ export function harness(
     events: { transaction: (e) => events.push(e) },
     now: () => 1_700_000_000_000,
     ...(options.tls ? { tls: options.tls } : {}),
+    ...(options.authenticator ? { authenticator: options.authenticator } : {}),
   });
   return { session, io, policy, sink, guard, events };
 }

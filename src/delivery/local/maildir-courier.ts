@@ -23,7 +23,9 @@ export class MaildirCourier implements Courier {
   async deliver(job: CourierJob): Promise<DeliveryOutcome[]> {
     const todo = [...new Set(job.recipients.flatMap((r) => r.mailboxes))].filter((m) => !job.alreadyDelivered.has(m));
     const written = new Set<string>();
-    const results = await Promise.allSettled(todo.map((m) => this.maildirs.deliver(m, job.sender, job.message)));
+    // DMARC quarantine (RFC 7489 section 6.3): into the Junk folder, where the user can still find it.
+    const folder = job.quarantine ? 'Junk' : undefined;
+    const results = await Promise.allSettled(todo.map((m) => this.maildirs.deliver(m, job.sender, job.message, folder)));
     results.forEach((result, i) => {
       const mailbox = todo[i] ?? '';
       if (result.status === 'fulfilled') written.add(mailbox);

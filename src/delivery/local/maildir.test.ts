@@ -40,6 +40,21 @@ describe('Maildirs.deliver', () => {
     assert.equal(Number(m[6]), statSync(path).size, 'W= (the size with CRLF) too: the copy has CRLF line ends');
   });
 
+  test('the Junk folder: Maildir++ .Junk/ with tmp, new, cur and a maildirfolder file, beside a real INBOX', async () => {
+    const root = mailRoot();
+    const maildirs = new Maildirs(root, 'mx.example.test');
+    const path = await maildirs.deliver('alice@example.test', 'bob@remote.test', Buffer.from('Subject: junk\r\n\r\n'), 'Junk');
+    const dir = join(root, 'example.test', 'alice');
+    assert.equal(path, join(dir, '.Junk', 'new', basename(path)));
+    assert.deepEqual(readdirSync(join(dir, '.Junk')).sort(), ['cur', 'maildirfolder', 'new', 'tmp']);
+    assert.equal(readFileSync(join(dir, '.Junk', 'maildirfolder'), 'utf8'), '');
+    // The INBOX exists (Dovecot needs the parent Maildir) and holds nothing: POP3 reads only it.
+    assert.deepEqual(readdirSync(join(dir, 'new')), []);
+    assert.deepEqual(readdirSync(join(dir, 'cur')), []);
+    const second = await maildirs.deliver('alice@example.test', 'bob@remote.test', Buffer.from('\r\n'), 'Junk');
+    assert.equal(readdirSync(join(dir, '.Junk', 'new')).length, 2, second);
+  });
+
   test('the null sender becomes Return-Path: <>, and CR/LF in addresses cannot add headers', async () => {
     const root = mailRoot();
     const maildirs = new Maildirs(root, 'mx.example.test');

@@ -1,6 +1,8 @@
 // Maildir delivery (https://cr.yp.to/proto/maildir.html): one Maildir per user under
 // <mail root>/<domain>/<local part>/. A copy is written to tmp/, fsync'd, renamed into new/ and
 // new/ is fsync'd: only then is it delivered, and a reader never sees a half-written file.
+// Quarantined mail goes to the Junk folder in Maildir++ layout, as Dovecot reads it: a Maildir
+// <maildir>/.Junk/ with an empty "maildirfolder" file, shown by IMAP as "Junk".
 
 import { mkdir, open, rename, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -27,6 +29,9 @@ function maildirHostname(hostname: string): string {
  */
 const DELIVERIES_PER_MAILDIR = 2;
 
+/** Maildir++ folders delivery may file into, below the INBOX. */
+export type MaildirFolder = 'Junk';
+
 export class Maildirs {
   private readonly perMaildir = new KeyedLimiter(DELIVERIES_PER_MAILDIR);
   private readonly created = new Map<string, Promise<void>>();
@@ -46,9 +51,12 @@ export class Maildirs {
    * The copy starts with Return-Path (RFC 5321 4.4: added at final delivery) and Delivered-To
    * (which mailbox this copy is for; lets a later hop see a loop).
    */
-  async deliver(mailbox: string, sender: string, message: Buffer): Promise<string> {
-    const dir = maildirPath(this.mailRoot, mailbox);
-    const final = await this.perMaildir.run(dir, () => this.writeIntoNew(dir, mailbox, sender, message));
+  async deliver(mailbox: string, sender: string, message: Buffer, folder?: MaildirFolder): Promise<string> {
+    const inbox = maildirPath(this.mailRoot, mailbox);
+    const dir = folder === undefined ? inbox : join(inbox, `.${folder}`);
+    // The INBOX first: Dovecot takes a folder without its parent Maildir for a broken mailbox.
+    if (folder !== undefined) await this.ensureMaildir(inbox, false);
+    const final = await this.perMaildir.run(dir, () => this.writeIntoNew(dir, mailbox, sender, message, folder !== undefined));
     // The new name is durable once new/ is. That fsync is shared by every copy renamed into this
     // Maildir while it waits, and waited for outside the slot, so the next copy is being written
     // meanwhile.
@@ -57,8 +65,8 @@ export class Maildirs {
   }
 
   /** Writes the copy to tmp/, makes its content durable and renames it into new/. */
-  private async writeIntoNew(dir: string, mailbox: string, sender: string, message: Buffer): Promise<string> {
-    await this.ensureMaildir(dir);
+  private async writeIntoNew(dir: string, mailbox: string, sender: string, message: Buffer, isFolder: boolean): Promise<string> {
+    await this.ensureMaildir(dir, isFolder);
     const prefix = Buffer.from(`Return-Path: <${headerAddress(sender)}>\r\nDelivered-To: ${headerAddress(mailbox)}\r\n`, 'utf8');
     const name = this.uniqueName(prefix.length + message.length);
     const tmp = join(dir, 'tmp', name);
@@ -101,10 +109,10 @@ export class Maildirs {
     return sync;
   }
 
-  private ensureMaildir(dir: string): Promise<void> {
+  private ensureMaildir(dir: string, isFolder: boolean): Promise<void> {
     let ready = this.created.get(dir);
     if (!ready) {
-      ready = createMaildir(dir);
+      ready = createMaildir(dir, isFolder);
       this.created.set(dir, ready);
       ready.catch(() => this.created.delete(dir));
     }
@@ -112,14 +120,24 @@ export class Maildirs {
   }
 }
 
-/** Creates tmp/, new/ and cur/; new directories are made durable up to the first existing one. */
-async function createMaildir(dir: string): Promise<void> {
+/**
+ * Creates tmp/, new/ and cur/ (and a folder's "maildirfolder" marker, Maildir++); new directories
+ * are made durable up to the first existing one.
+ */
+async function createMaildir(dir: string, isFolder: boolean): Promise<void> {
   const made: string[] = [];
   for (const sub of ['tmp', 'new', 'cur']) {
     const first = await mkdir(join(dir, sub), { recursive: true });
     if (first !== undefined) made.push(first);
   }
-  if (made.length === 0) return;
+  if (isFolder) {
+    // "a": created if missing, left alone if Dovecot made it first.
+    await (await open(join(dir, 'maildirfolder'), 'a')).close();
+  }
+  if (made.length === 0) {
+    if (isFolder) await fsyncDirectory(dir);
+    return;
+  }
   // A delivered file's name is durable only if every directory created above it is too:
   // fsync each parent, from the Maildir up to the parent of the highest new directory.
   const stop = dirname(made.reduce((a, b) => (a.length <= b.length ? a : b)));
