@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { after, before, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
+import { TestDnsServer } from './support/dns-server.js';
 import { dovecotListeners, TestDovecot } from './support/dovecot.js';
 import { runTool } from './support/external-tool.js';
 import { imaplib } from './support/imaplib.js';
@@ -28,6 +29,14 @@ const AUTH_FAILED = 'error: [AUTHENTICATIONFAILED] Authentication failed.';
 let nextClient = 10;
 function freshClientAddress(): string {
   return `127.0.0.${nextClient++}`;
+}
+
+async function eventuallyTrue(probe: () => boolean, what: string, server: PosternProcess): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    if (probe()) return;
+    await delay(50);
+  }
+  throw new Error(`timed out waiting for ${what}; log: ${server.log().slice(-3000)}`);
 }
 
 async function deliverByMx(port: number, rcpt: string, subject: string): Promise<void> {
@@ -51,9 +60,20 @@ describe('IMAP through Dovecot over Postern accounts and Maildirs', { skip: Test
   let instance: PosternInstance;
   let server: PosternProcess;
   let dovecot: TestDovecot | undefined;
+  let dns: TestDnsServer;
 
   before(async () => {
-    instance = new PosternInstance({ ...(await dovecotListeners()), pop3: true, submission: false });
+    dns = await TestDnsServer.start();
+    // A domain whose DMARC policy quarantines, for the Junk folder test; only 127.0.0.1 is
+    // trusted, so a client on another loopback address has its sender checked.
+    dns.set('_dmarc.quarantined.test', [{ type: 'TXT', strings: ['v=DMARC1; p=quarantine'] }]);
+    instance = new PosternInstance({
+      ...(await dovecotListeners()),
+      pop3: true,
+      submission: false,
+      relay: { dns_servers: [dns.address] },
+      limits: { trusted_networks: ['127.0.0.1/32'] },
+    });
     await instance.cliOk(['domain', 'add', 'example.test']);
     await instance.addUser(ALICE, PASSWORD);
     server = await instance.start();
@@ -66,7 +86,49 @@ describe('IMAP through Dovecot over Postern accounts and Maildirs', { skip: Test
       assert.deepEqual(dovecot?.processes(), [], 'no Dovecot process outlives stop()');
     } finally {
       await stopAndDispose(server, instance);
+      await dns.close();
     }
+  });
+
+  test('quarantined mail (DMARC p=quarantine) goes over LMTP to the folder Dovecot lists as Junk, not the INBOX', async () => {
+    const subject = `junk-${randomUUID()}`;
+    const client = await SmtpClient.connect(server.port('mx'), '127.0.0.1', '127.0.0.60');
+    try {
+      await client.expect(220);
+      await client.command('EHLO mail.stranger.test', 250);
+      const reply = await client.sendMail('spammer@stranger.test', [ALICE], `From: <billing@quarantined.test>\r\nSubject: ${subject}\r\n\r\npay now\r\n`);
+      assert.equal(reply.code, 250, reply.text);
+      await client.quit();
+    } finally {
+      client.destroy();
+    }
+    // Delivered over Dovecot's LMTP to alice+Junk@, which Dovecot files in Junk.
+    const junk = join(instance.maildirNew(ALICE), '..', '.Junk', 'new');
+    await eventuallyTrue(() => existsSync(junk) && readdirSync(junk).length > 0, `a message in ${junk}`, server);
+    const out = await imaplib(
+      dovecot!.port('imaps'),
+      `
+log(m.login('${ALICE}', '${PASSWORD}'))
+for attempt in range(100):
+    typ, data = m.select('Junk', readonly=True)
+    if typ == 'OK' and int(data[0]) > 0:
+        break
+    time.sleep(0.1)
+log(m.list())
+typ, data = m.search(None, 'SUBJECT', '"${subject}"')
+log(data)
+m.select('INBOX', readonly=True)
+typ, data = m.search(None, 'SUBJECT', '"${subject}"')
+log(data)
+m.logout()
+`,
+    );
+    assert.deepEqual(out[0], ['OK', ['Logged in']]);
+    const [status, folders] = out[1] as [string, string[]];
+    assert.equal(status, 'OK');
+    assert.ok(folders.some((f) => /"?Junk"?$/.test(f)), `LIST shows Junk: ${JSON.stringify(folders)}`);
+    assert.match(String((out[2] as string[])[0]), /^\d+$/, 'the message is in Junk');
+    assert.deepEqual(out[3], [''], 'and not in the INBOX');
   });
 
   test('imaplib over IMAPS: the Postern password, the mail Postern delivered, the certificate Postern presents', async () => {

@@ -111,7 +111,7 @@ describe('postern CLI', () => {
 
     const bad = join(dir, 'bad.toml');
     writeFileSync(bad, '[listen]\nsmtp = ["0.0.0.0:25"]\n');
-    assertFailure(await postern(['check-config', '--config', bad]), /unknown key "listen\.smtp" \(allowed: mx, submission, submissions, pop3, pop3s, http, https\)/);
+    assertFailure(await postern(['check-config', '--config', bad]), /unknown key "listen\.smtp" \(allowed: mx, submission, submissions, pop3, pop3s, http, https, metrics\)/);
     assertFailure(await postern(['check-config', '--config', join(dir, 'nope.toml')]), /config file ".*nope\.toml" not found/);
   });
 

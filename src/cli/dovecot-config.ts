@@ -96,6 +96,17 @@ function lmtpService(config: Config, account: MailAccount): string[] {
   }
   // The built-in socket in base_dir is mode 0666 (any local user could deliver); root only.
   lines.push('  unix_listener lmtp {', '    mode = 0600', '  }', '}');
+  if (config.recipient_delimiter !== '') {
+    lines.push(
+      '# Quarantined mail (DMARC p=quarantine) comes as RCPT TO:<user+Junk@domain>: filed in Junk,',
+      '# which is created the first time.',
+      'protocol lmtp {',
+      '  lmtp_save_to_detail_mailbox = yes',
+      '  lda_mailbox_autocreate = yes',
+      '  lda_mailbox_autosubscribe = yes',
+      '}',
+    );
+  }
   return lines;
 }
 

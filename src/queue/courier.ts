@@ -27,7 +27,7 @@ export interface CourierJob {
   readonly message: Buffer;
   /** Mailboxes that got their copy in an earlier attempt (the spool's marks): never twice. */
   readonly alreadyDelivered: ReadonlySet<string>;
-  /** DMARC asked for quarantine (Envelope.quarantine): a local courier files it as junk. */
+  /** DMARC asked for quarantine (Envelope.quarantine): a local courier files it in JUNK_FOLDER. */
   readonly quarantine?: boolean | undefined;
 }
 
@@ -67,3 +67,6 @@ export interface Courier {
   /** Ends the sessions it keeps open, once the queue has closed; never throws. */
   close?(): Promise<void>;
 }
+
+/** Where quarantined mail is filed: the folder name mail programs give the RFC 6154 \\Junk use. */
+export const JUNK_FOLDER = 'Junk';

@@ -322,7 +322,7 @@ function localCourier(config: Config, logger: Logger): Courier {
   } catch (err) {
     throw new StartupError(err instanceof Error ? err.message : String(err), { cause: err });
   }
-  return new LmtpCourier({ endpoint, lhloName: config.hostname, logger });
+  return new LmtpCourier({ endpoint, lhloName: config.hostname, recipientDelimiter: config.recipient_delimiter, logger });
 }
 
 function readCaFile(path: string): string {

@@ -16,7 +16,7 @@ export interface ImaplibOptions {
 export async function imaplib(port: number, body: string, options: ImaplibOptions = {}): Promise<unknown[]> {
   requireTool('python3', 'python3');
   const script = `
-import imaplib, json, socket, ssl
+import imaplib, json, socket, ssl, time
 out = []
 def plain(x):
     if isinstance(x, bytes):

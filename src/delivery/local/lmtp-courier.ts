@@ -17,7 +17,7 @@
 
 import type { Logger } from 'pino';
 import { reply } from '../../mail/reply.js';
-import type { Courier, CourierJob, CourierRecipient, DeliveryOutcome } from '../../queue/courier.js';
+import { JUNK_FOLDER, type Courier, type CourierJob, type CourierRecipient, type DeliveryOutcome } from '../../queue/courier.js';
 import { RFC5321_TIMEOUTS, StaleSessionError, type ClientEndpoint, type ClientTimeouts, type OutboundTransaction } from '../client/client-session.js';
 import { ConnectionPool } from '../client/connection-pool.js';
 import { recipientOutcome } from '../client/recipient-outcome.js';
@@ -36,6 +36,12 @@ export interface LmtpCourierOptions {
   readonly endpoint: ClientEndpoint;
   /** Our name in LHLO. */
   readonly lhloName: string;
+  /**
+   * [recipient_delimiter]: quarantined mail goes to RCPT TO:<user+Junk@domain>, which Dovecot
+   * files in Junk (lmtp_save_to_detail_mailbox, as `postern dovecot config` sets it up).
+   * Empty: no detail can be given, and quarantined mail goes to the INBOX like any other.
+   */
+  readonly recipientDelimiter?: string;
   readonly logger: Logger;
   readonly maxConnections?: number;
   readonly idleMs?: number;
@@ -66,6 +72,14 @@ export class LmtpCourier implements Courier {
     }
   }
 
+  /** user@domain -> user+Junk@domain: the mailbox's Junk folder, by the LMTP server's detail rule. */
+  private junkAddress(mailbox: string): string {
+    const delimiter = this.opts.recipientDelimiter ?? '';
+    const at = mailbox.lastIndexOf('@');
+    if (delimiter === '' || at <= 0) return mailbox;
+    return `${mailbox.slice(0, at)}${delimiter}${JUNK_FOLDER}${mailbox.slice(at)}`;
+  }
+
   /** QUITs idle sessions. */
   async close(): Promise<void> {
     await this.pool.close();
@@ -75,7 +89,7 @@ export class LmtpCourier implements Courier {
   private async transact(job: CourierJob, todo: readonly string[]): Promise<Map<string, DeliveryOutcome>> {
     const tx: OutboundTransaction = {
       sender: job.sender,
-      recipients: todo.map((address) => ({ address })),
+      recipients: todo.map((address) => ({ address: job.quarantine ? this.junkAddress(address) : address })),
       message: job.message,
       // RET and ENVID stay with us: filing into the mailbox is final delivery, and its DSNs are
       // ours to send (RFC 3461 4.1), as for a Maildir.

@@ -5,7 +5,7 @@
 
 import type { Logger } from 'pino';
 import { reply } from '../../mail/reply.js';
-import type { Courier, CourierJob, DeliveryOutcome } from '../../queue/courier.js';
+import { JUNK_FOLDER, type Courier, type CourierJob, type DeliveryOutcome } from '../../queue/courier.js';
 import type { Maildirs } from './maildir.js';
 
 const DELIVERED = reply(250, '2.0.0', 'Delivered to the mailbox');
@@ -24,7 +24,7 @@ export class MaildirCourier implements Courier {
     const todo = [...new Set(job.recipients.flatMap((r) => r.mailboxes))].filter((m) => !job.alreadyDelivered.has(m));
     const written = new Set<string>();
     // DMARC quarantine (RFC 7489 section 6.3): into the Junk folder, where the user can still find it.
-    const folder = job.quarantine ? 'Junk' : undefined;
+    const folder = job.quarantine ? JUNK_FOLDER : undefined;
     const results = await Promise.allSettled(todo.map((m) => this.maildirs.deliver(m, job.sender, job.message, folder)));
     results.forEach((result, i) => {
       const mailbox = todo[i] ?? '';
