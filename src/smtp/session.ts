@@ -27,10 +27,10 @@ import { receivedProtocol } from './received-protocol.js';
 import { SmtpError, formatReply, reply, toReply, type Reply } from '../mail/reply.js';
 import type {
   AuthGuard,
+  ClientStanding,
   MessageSink,
   SessionConfig,
   SessionEvents,
-  ClientStanding,
   SessionInfo,
   SessionIo,
   SessionPolicy,
