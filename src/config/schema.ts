@@ -3,6 +3,7 @@
 
 import { hostname as osHostname } from 'node:os';
 import { z } from 'zod';
+import { normalizeDomain } from '../mail/address.js';
 import { parseDuration } from '../util/duration.js';
 import { parseNetwork } from '../util/network-list.js';
 
@@ -304,6 +305,28 @@ const senderAuth = z.strictObject({
   timeout: z.number().positive().max(120).default(20),
 });
 
+/** A sender domain, as written in a config list (IDNs as U-labels or A-labels). */
+const senderDomain = z
+  .string()
+  .refine((d) => d.includes('.') && normalizeDomain(d) !== undefined, 'expected a domain name, e.g. "bank.example"');
+
+/** [greylist]: postgrey's greylisting at RCPT TO on the MX listener (src/policy/greylist.ts). */
+const greylist = z.strictObject({
+  enabled: z.boolean().default(false),
+  /** Seconds a new (client, sender, recipient) triplet must wait before a retry passes (postgrey --delay). */
+  delay: z.number().int().min(1).max(86_400).default(300),
+  /** Days after which a triplet or client not seen again is forgotten (--max-age). */
+  max_age: z.number().positive().max(3650).default(35),
+  /** Days a triplet that never passed may still be retried before it starts over (--retry-window). */
+  retry_window: z.number().positive().max(3650).default(2),
+  /** Successful retries after which a client network is no longer greylisted; 0 = never (--auto-whitelist-clients). */
+  auto_whitelist_clients: z.number().int().min(0).default(5),
+  /** Group clients by IPv4 /24 and IPv6 /64, as sender farms retry from another host (--lookup-by-subnet). */
+  lookup_by_subnet: z.boolean().default(true),
+  /** Sender domains (and their subdomains) that skip greylisting when SPF passes for the client. */
+  spf_allowlist: z.array(senderDomain).default([]),
+});
+
 export const configSchema = z.strictObject({
   /** Our name in the greeting, EHLO reply and Received headers. */
   hostname: z.string().min(1).default(osHostname() || 'localhost'),
@@ -387,6 +410,7 @@ export const configSchema = z.strictObject({
   doctor: doctor.prefault({}),
   screen: screen.prefault({}),
   sender_auth: senderAuth.prefault({}),
+  greylist: greylist.prefault({}),
   smtp: z
     .strictObject({
       /** Bare LF or CR in message data: "reject" (550 5.6.0) or "normalize" to CRLF. */

@@ -31,6 +31,15 @@ test('an allowlist answer inside its pattern subtracts; outside it counts nothin
   assert.deepEqual(outside.hits.map((h) => h.site.zone), ['bl.example']);
 });
 
+test('allowlisted: only when the allowlists outweigh the blocklists (score below zero)', () => {
+  assert.equal(dnsblVerdict(sites, [none, codes('127.0.9.2'), none], 3).allowlisted, true);
+  assert.equal(dnsblVerdict(sites, [codes('127.0.0.2'), codes('127.0.9.2'), none], 3).allowlisted, true);
+  // 3 + (-5) + 1 + 1 = 0: allowlisted needs the sum below zero.
+  const offset = [...sites, parseDnsblSite('more.example*1')];
+  assert.equal(dnsblVerdict(offset, [codes('127.0.0.2'), codes('127.0.9.2'), codes('127.0.0.10'), codes('127.0.0.2')], 9).allowlisted, false);
+  assert.equal(dnsblVerdict(sites, [none, none, none], 3).allowlisted, false);
+});
+
 test('127.255.255.0/24 answers are errors, never listings; lists without an answer count 0', () => {
   const v = dnsblVerdict(sites, [codes('127.255.255.254'), { kind: 'no-answer', reason: 'late' }, none], 1);
   assert.equal(v.score, 0);

@@ -30,6 +30,8 @@ export interface DnsblVerdict {
   readonly score: number;
   /** score >= threshold: refuse the client. */
   readonly blocked: boolean;
+  /** score < 0: the allowlists vouch for the client more than the blocklists accuse it. */
+  readonly allowlisted: boolean;
   /** Sites whose answer matched, with the codes that did. */
   readonly hits: readonly { readonly site: DnsblSite; readonly codes: readonly string[] }[];
   /** Sites that answered with their own error codes (127.255.255.0/24): not listings. */
@@ -118,5 +120,5 @@ export function dnsblVerdict(sites: readonly DnsblSite[], answers: readonly Dnsb
     .sort((a, b) => b.site.weight - a.site.weight)
     .map((h) => h.site.zone)
     .filter((zone, i, all) => all.indexOf(zone) === i);
-  return { score, blocked: score >= threshold, hits, errors, unanswered, blockedBy };
+  return { score, blocked: score >= threshold, allowlisted: score < 0, hits, errors, unanswered, blockedBy };
 }

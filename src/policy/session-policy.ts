@@ -14,6 +14,7 @@ import { hasRoutingTrick, parseRecipient } from '../directory/recipient-address.
 import { RecipientResolver, type Resolution } from '../directory/recipient-resolver.js';
 import type { SubmissionPolicy } from './submission-policy.js';
 import { isSrsLocalPart, type SrsCodec } from '../srs/srs.js';
+import type { GreylistGate } from './greylist-gate.js';
 
 export interface PolicyOptions {
   /** Plus-addressing separator: alice+tag@d reaches alice@d ("" turns it off). */
@@ -30,6 +31,8 @@ export interface PolicyOptions {
   submission?: SubmissionPolicy;
   /** Checks SRS0 addresses at our domains, where bounces to forwarded mail come back. */
   srs?: SrsCodec;
+  /** [greylist] enabled: asked about each recipient we would accept from an unauthenticated MX client. */
+  greylist?: GreylistGate;
 }
 
 export function createSessionPolicy(store: DirectoryStore, opts: PolicyOptions): SessionPolicy {
@@ -41,6 +44,7 @@ class MxPolicy implements SessionPolicy {
   private readonly log: Logger | undefined;
   private readonly submission: SubmissionPolicy | undefined;
   private readonly srs: SrsCodec | undefined;
+  private readonly greylist: GreylistGate | undefined;
 
   constructor(
     private readonly store: DirectoryStore,
@@ -50,6 +54,7 @@ class MxPolicy implements SessionPolicy {
     this.log = opts.logger;
     this.submission = opts.submission;
     this.srs = opts.srs;
+    this.greylist = opts.greylist;
   }
 
   async checkSender(info: SessionInfo, sender: string, _params: MailParams): Promise<Reply | undefined> {
@@ -65,7 +70,13 @@ class MxPolicy implements SessionPolicy {
 
   async checkRecipient(info: SessionInfo, recipient: string, _params: RcptParams, accepted = 0): Promise<RecipientDecision> {
     const decision = await this.decideRecipient(info, recipient);
-    if (!decision.accept || info.authUser === undefined || !this.submission) return decision;
+    if (!decision.accept) return decision;
+    if (info.authUser === undefined) {
+      // Last, so that a 451 never hides a refusal the client would get on its retry anyway.
+      const greylisted = await this.greylist?.check(info, decision.address);
+      return greylisted ? { accept: false, reply: greylisted } : decision;
+    }
+    if (!this.submission) return decision;
     // Only recipients we would accept count against the account's daily quota.
     const overQuota = await this.submission.rateLimiter.checkRecipient(info.authUser, accepted);
     return overQuota ? { accept: false, reply: overQuota } : decision;

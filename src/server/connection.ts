@@ -156,7 +156,7 @@ export class Connection extends ClientSocket implements SessionIo {
       session.refuse(reply(554, '5.7.1', `${this.settings.session.hostname} Service unavailable; client [${this.clientIp}] blocked using ${lists}`));
       return;
     }
-    session.start();
+    session.start(verdict ? { dnsAllowlisted: verdict.allowlisted } : undefined);
     this.armIdleTimer();
   }
 

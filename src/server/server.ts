@@ -12,6 +12,7 @@ import { chooseLogFormat, createLogger, type LogFormat } from '../log/logger.js'
 import { ConnectionLimiter } from '../policy/connection-limiter.js';
 import { createSessionPolicy } from '../policy/session-policy.js';
 import { SenderAuthPolicy } from '../policy/sender-auth-policy.js';
+import { GreylistGate } from '../policy/greylist-gate.js';
 import { createSubmissionPolicy, type SubmissionPolicy } from '../policy/submission-policy.js';
 import { storeCredentials } from '../sasl/credentials.js';
 import { createMechanismsFromConfig } from '../sasl/registry.js';
@@ -57,10 +58,17 @@ export interface RunningServer {
   stop(): Promise<void>;
 }
 
-export async function startServer(
-  config: Config,
-  deps: { logger: Logger; configPath?: string },
-): Promise<RunningServer> {
+/**
+ * `now`: the greylist's clock, for in-process tests that walk it past the delay; `postern serve`
+ * passes none (the system clock), and no config key can set it.
+ */
+export interface ServerDeps {
+  readonly logger: Logger;
+  readonly configPath?: string;
+  readonly now?: () => number;
+}
+
+export async function startServer(config: Config, deps: ServerDeps): Promise<RunningServer> {
   const { logger } = deps;
   const account = serviceAccount(config);
   if (account && config.user === '') {
@@ -176,7 +184,7 @@ class Postern implements RunningServer {
 
   constructor(
     config: Config,
-    private readonly deps: { logger: Logger; configPath?: string },
+    private readonly deps: ServerDeps,
     private readonly parts: Parts,
   ) {
     this.config = config;
@@ -259,6 +267,7 @@ class Postern implements RunningServer {
       logger,
       submission: this.submission,
       srs: this.parts.srs,
+      greylist: GreylistGate.fromConfig(config, { store: this.parts.store, dns: this.parts.dns, logger, now: this.deps.now }),
     });
     const { queue, store } = this.parts;
     const recordAuthUser = config.submission.received_auth;

@@ -57,6 +57,16 @@ export interface SessionInfo {
   readonly helo: string | undefined;
   readonly tls: TlsInfo | undefined;
   readonly authUser: string | undefined;
+  /** MAIL FROM of the open transaction ('' for the null sender); absent outside a transaction. */
+  readonly sender?: string | undefined;
+  /** The connect-time DNS lists vouched for the client (see ClientStanding). */
+  readonly dnsAllowlisted?: boolean;
+}
+
+/** What the connect-time screen (src/server/client-screen.ts) learned, given to SmtpSession.start. */
+export interface ClientStanding {
+  /** Allowlists outweighed blocklists: the DNS list score was below zero. */
+  readonly dnsAllowlisted: boolean;
 }
 
 export type RecipientDecision =

@@ -29,6 +29,7 @@ import type {
   AuthenticatedMessage,
   AuthGuard,
   MessageAuthenticator,
+  ClientStanding,
   MessageSink,
   SessionConfig,
   SessionEvents,
@@ -164,6 +165,7 @@ export class SmtpSession {
   private transaction: Transaction | undefined;
   private tlsInfo: TlsInfo | undefined;
   private authUser: string | undefined;
+  private standing: ClientStanding | undefined;
 
   private started = false;
   private talkedEarly = false;
@@ -230,9 +232,11 @@ export class SmtpSession {
     return this.talkedEarly;
   }
 
-  start(): void {
+  /** The greeting; `standing` is what the connect-time screen learned of the client, if it ran. */
+  start(standing?: ClientStanding): void {
     if (this.started || this.closed) return;
     this.started = true;
+    this.standing = standing;
     const hostname = this.config.hostname;
     if (this.talkedEarly) {
       // A client that does not wait for the greeting is a spam engine, not an MTA (RFC 5321 4.3.1).
@@ -819,6 +823,8 @@ export class SmtpSession {
       helo: this.hello?.name,
       tls: this.tlsInfo,
       authUser: this.authUser,
+      sender: this.transaction?.sender,
+      dnsAllowlisted: this.standing?.dnsAllowlisted ?? false,
     };
   }
 }

@@ -134,6 +134,26 @@ export const MIGRATIONS: readonly Migration[] = [
       setMaildir.run(mailboxDirectory(address), address);
     }
   },
+  // 6: the greylist (src/policy/greylist.ts), as postgrey keeps it: one row per triplet with the
+  // times it was first and last seen, and one per client network with its successful retries
+  // (the auto-whitelist). last_seen is indexed for the purge, which deletes by age.
+  `
+  CREATE TABLE greylist (
+    client      TEXT NOT NULL,
+    sender      TEXT NOT NULL,
+    recipient   TEXT NOT NULL,
+    first_seen  INTEGER NOT NULL,
+    last_seen   INTEGER NOT NULL,
+    PRIMARY KEY (client, sender, recipient)
+  ) WITHOUT ROWID;
+  CREATE INDEX greylist_by_last_seen ON greylist(last_seen);
+  CREATE TABLE greylist_clients (
+    client     TEXT PRIMARY KEY,
+    passed     INTEGER NOT NULL,
+    last_seen  INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  CREATE INDEX greylist_clients_by_last_seen ON greylist_clients(last_seen);
+  `,
 ];
 
 /** Brings the database up to the latest schema; safe when the CLI and the server start together. */

@@ -1,8 +1,8 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
 import { openSqliteStore } from './sqlite-store.js';
 import { MIGRATIONS } from './migrations.js';
@@ -297,10 +297,13 @@ describe('SQLite store', () => {
 
   test('migration 5 names the Maildirs of accounts that existed before it', async () => {
     const path = join(dir, `db${++counter}`, 'postern.db');
-    await openSqliteStore(path).close();
-    // Back to schema 4: the users table as it was, with one account in it.
+    mkdirSync(dirname(path));
+    // A database as migrations 1 to 4 left it, with one account in it.
     const db = new Database(path);
-    db.exec('DROP VIEW dovecot_passwords; DROP VIEW dovecot_mailboxes; ALTER TABLE users DROP COLUMN maildir;');
+    for (const m of MIGRATIONS.slice(0, 4)) {
+      if (typeof m === 'string') db.exec(m);
+      else m(db);
+    }
     db.exec("INSERT INTO domains VALUES ('example.test', 1)");
     db.exec("INSERT INTO users (address, domain, password_hash, created_at) VALUES ('.dot@example.test', 'example.test', 'h', 1)");
     db.pragma('user_version = 4');

@@ -13,12 +13,14 @@ import { normalizeAliasSource } from './alias-source.js';
 import { migrate } from './migrations.js';
 import { SqliteSubmissionTables } from './sqlite-submission.js';
 import { SqliteQueueTables } from './sqlite-queue.js';
+import { SqliteGreylistTables } from './sqlite-greylist.js';
 import { fromSecretColumns, toSecretColumns, type UserSecretColumns } from './user-secret-columns.js';
 import type { UserSecrets } from '../auth/user-secrets.js';
 import { StoreError } from './store.js';
 import type { Alias, Domain, QueueEntry, Store, User } from './store.js';
 import type { SubmissionCounters, UserLimits, UserLimitsChange } from './store.js';
 import type { QueueAction, QueueRequest } from './store.js';
+import type { GreylistClient, GreylistPurge, GreylistSighting, GreylistTriplet } from './store.js';
 
 export function openSqliteStore(path: string): Store {
   let db: Db;
@@ -58,6 +60,7 @@ class SqliteStore implements Store {
   private readonly db: Db;
   private readonly submission: SqliteSubmissionTables;
   private readonly queue: SqliteQueueTables;
+  private readonly greylist: SqliteGreylistTables;
   // Prepared once: preparing parses SQL, and lookups run for every RCPT TO.
   private readonly sql: {
     insertDomain: Statement<[string, number]>;
@@ -83,6 +86,7 @@ class SqliteStore implements Store {
     this.db = db;
     this.submission = new SqliteSubmissionTables(db);
     this.queue = new SqliteQueueTables(db);
+    this.greylist = new SqliteGreylistTables(db);
     this.sql = {
       insertDomain: db.prepare('INSERT INTO domains (name, created_at) VALUES (?, ?) ON CONFLICT DO NOTHING'),
       deleteDomain: db.prepare('DELETE FROM domains WHERE name = ?'),
@@ -277,6 +281,28 @@ class SqliteStore implements Store {
 
   async saveSubmissionCounters(entries: ReadonlyMap<string, SubmissionCounters>): Promise<void> {
     this.submission.saveSubmissionCounters(entries);
+  }
+
+  // --- greylist (see sqlite-greylist.ts) ---
+
+  async greylistSighting(triplet: GreylistTriplet): Promise<GreylistSighting | undefined> {
+    return this.greylist.sighting(triplet);
+  }
+
+  async saveGreylistSighting(triplet: GreylistTriplet, sighting: GreylistSighting): Promise<void> {
+    this.greylist.saveSighting(triplet, sighting);
+  }
+
+  async greylistClient(client: string): Promise<GreylistClient | undefined> {
+    return this.greylist.client(client);
+  }
+
+  async saveGreylistClient(client: string, state: GreylistClient): Promise<void> {
+    this.greylist.saveClient(client, state);
+  }
+
+  async purgeGreylist(purge: GreylistPurge): Promise<{ triplets: number; clients: number }> {
+    return this.greylist.purge(purge);
   }
 
   async close(): Promise<void> {

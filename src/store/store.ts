@@ -1,5 +1,5 @@
 // Persistent state, one interface per concern: the directory (domains, users, aliases), the
-// queue's bookkeeping, and the submission policy's overrides and counters. Each part of the server
+// queue's bookkeeping, the submission policy's overrides and counters, and the greylist. Each part of the server
 // asks for the narrowest one it needs. SQLite (sqlite-store.ts) implements all three as one Store;
 // a PostgreSQL implementation fills the same seams, which is why every method is async even
 // though better-sqlite3 is synchronous.
@@ -174,8 +174,47 @@ export interface SubmissionStore {
   saveSubmissionCounters(entries: ReadonlyMap<string, SubmissionCounters>): Promise<void>;
 }
 
+/** One greylist triplet (src/policy/greylist.ts): the client's network, the sender and the recipient, normalized. */
+export interface GreylistTriplet {
+  readonly client: string;
+  readonly sender: string;
+  readonly recipient: string;
+}
+
+/** When a triplet was first and last seen, in milliseconds since the epoch. */
+export interface GreylistSighting {
+  readonly firstSeen: number;
+  readonly lastSeen: number;
+}
+
+/** A client network's successful retries, counted towards the greylist's auto-whitelist. */
+export interface GreylistClient {
+  readonly passed: number;
+  /** The last time `passed` grew (or, once whitelisted, the client was last refreshed). */
+  readonly lastSeen: number;
+}
+
+/** What the greylist may forget: see GreylistStore.purgeGreylist. */
+export interface GreylistPurge {
+  /** Triplets and clients last seen before this. */
+  readonly seenBefore: number;
+  /** Triplets that never passed (lastSeen - firstSeen < delayMs) and were last seen before this. */
+  readonly unpassedSeenBefore: number;
+  readonly delayMs: number;
+}
+
+/** The greylist's memory (src/policy/greylist.ts): it must outlive a restart, since clients retry minutes later. */
+export interface GreylistStore {
+  greylistSighting(triplet: GreylistTriplet): Promise<GreylistSighting | undefined>;
+  saveGreylistSighting(triplet: GreylistTriplet, sighting: GreylistSighting): Promise<void>;
+  greylistClient(client: string): Promise<GreylistClient | undefined>;
+  saveGreylistClient(client: string, state: GreylistClient): Promise<void>;
+  /** Deletes the rows the purge names; returns how many triplets and clients went. */
+  purgeGreylist(purge: GreylistPurge): Promise<{ triplets: number; clients: number }>;
+}
+
 /** All of it, as one database holds it. */
-export interface Store extends DirectoryStore, QueueStore, SubmissionStore {
+export interface Store extends DirectoryStore, QueueStore, SubmissionStore, GreylistStore {
   close(): Promise<void>;
 }
 
