@@ -53,7 +53,7 @@ function config(dir: string, extra: Record<string, unknown>): Config {
     hostname: 'mx.example.test',
     data_dir: dir,
     user: '',
-    listen: { mx: ['127.0.0.1:0'], submission: [], submissions: [], pop3: [], pop3s: [], http: [], https: [] },
+    listen: { mx: ['127.0.0.1:0'], submission: [], submissions: [], pop3: [], pop3s: [], http: [], https: [], metrics: [] },
     relay: { dns_servers: [dns.address], dns_cache_seconds: 0 },
     ...extra,
   });
