@@ -13,6 +13,7 @@ import { normalizeDomain, splitAddress } from '../mail/address.js';
 import { hasRoutingTrick, parseRecipient } from '../directory/recipient-address.js';
 import { RecipientResolver, type Resolution } from '../directory/recipient-resolver.js';
 import type { SubmissionPolicy } from './submission-policy.js';
+import type { ClientRateLimits } from './client-rate.js';
 import { isSrsLocalPart, type SrsCodec } from '../srs/srs.js';
 
 export interface PolicyOptions {
@@ -30,6 +31,8 @@ export interface PolicyOptions {
   submission?: SubmissionPolicy;
   /** Checks SRS0 addresses at our domains, where bounces to forwarded mail come back. */
   srs?: SrsCodec;
+  /** Messages per client IP per minute, for sessions without AUTH (client-rate.ts). */
+  clientRates?: ClientRateLimits;
 }
 
 export function createSessionPolicy(store: DirectoryStore, opts: PolicyOptions): SessionPolicy {
@@ -41,6 +44,7 @@ class MxPolicy implements SessionPolicy {
   private readonly log: Logger | undefined;
   private readonly submission: SubmissionPolicy | undefined;
   private readonly srs: SrsCodec | undefined;
+  private readonly clientRates: ClientRateLimits | undefined;
 
   constructor(
     private readonly store: DirectoryStore,
@@ -50,12 +54,15 @@ class MxPolicy implements SessionPolicy {
     this.log = opts.logger;
     this.submission = opts.submission;
     this.srs = opts.srs;
+    this.clientRates = opts.clientRates;
   }
 
   async checkSender(info: SessionInfo, sender: string, _params: MailParams): Promise<Reply | undefined> {
     // The null reverse-path is how bounces arrive and must be accepted (RFC 5321 4.5.5).
     if (sender !== '' && !isValidSender(sender)) return reply(501, '5.1.7', `<${sender}>: Bad sender address syntax`);
-    if (info.authUser === undefined || !this.submission) return undefined;
+    // A client without AUTH (the MX's) is held to its address's message rate; an account has its own.
+    if (info.authUser === undefined) return this.clientRates?.checkMessage(info.clientIp, info.listener);
+    if (!this.submission) return undefined;
     // Submission (RFC 6409 6.1): the account may use only its own addresses, within its quota.
     return (
       (await this.submission.senderIdentity.checkEnvelopeSender(info.authUser, sender)) ??
