@@ -31,9 +31,14 @@ const limits = z.strictObject({
   max_connections_per_ip: z.number().int().min(1).default(50),
   /** Simultaneous connections in all. */
   max_connections: z.number().int().min(1).default(1000),
+  /** New connections from one client IP (IPv6: one /64) per minute, SMTP and POP3 each (src/policy/client-rate.ts); 0 = no limit. */
+  client_connection_rate: z.number().int().min(0).default(60),
+  /** Messages (MAIL FROM) from one client IP per minute in sessions without AUTH; 0 = no limit. */
+  client_message_rate: z.number().int().min(0).default(100),
   /**
-   * Client networks exempt from max_connections_per_ip (not from max_connections). They get no
-   * other privilege: relay and AUTH rules are the same for them as for anyone.
+   * Client networks exempt from max_connections_per_ip and the client rates (not from
+   * max_connections). They get no other privilege: relay and AUTH rules are the same for them as
+   * for anyone.
    */
   trusted_networks: z
     .array(z.string().refine((n) => parseNetwork(n) !== undefined, 'expected an IP address or network, e.g. "127.0.0.0/8" or "::1/128"'))

@@ -19,10 +19,9 @@
 // Every failure is logged as ONE line (keys are an interface, as in log/mail-log.ts):
 //   { msg: "auth failed", client_ip, account, mechanism, failures, account_failures, delay_ms,
 //     ip_locked, account_locked }
-// account is the name the client claimed (null if none). A fail2ban filter for the JSON log:
-//   [Definition]
-//   failregex = ^\{.*"client_ip":"<HOST>".*"msg":"auth failed"\}$
-// (pino writes msg last; account names are JSON-escaped, so they cannot fake the match.)
+// account is the name the client claimed (null if none). contrib/fail2ban/filter.d/postern.conf
+// matches this line by client_ip, which must stay its first key (pino writes msg last; account
+// names are JSON-escaped, so they cannot fake the match).
 
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';

@@ -20,11 +20,20 @@ export function rollTo(w: RateWindowState | undefined, now: number, length: numb
   return { start, current: 0, previous: 0 };
 }
 
-/** Events in the `length` ms before `now` (rounded down). */
-export function countInWindow(w: RateWindowState | undefined, now: number, length: number): number {
+/**
+ * Events in the `length` ms before `now`, the previous window's share rounded down by default.
+ * Math.ceil never lets a burst through just because it straddles a window boundary (N events at
+ * 10:00:59.9 and one at 10:01:00.1 count N + 1), for limits meant to hold exactly (client-rate.ts).
+ */
+export function countInWindow(
+  w: RateWindowState | undefined,
+  now: number,
+  length: number,
+  round: (share: number) => number = Math.floor,
+): number {
   const r = rollTo(w, now, length);
   const elapsed = Math.min(1, Math.max(0, (now - r.start) / length));
-  return r.current + Math.floor(r.previous * (1 - elapsed));
+  return r.current + round(r.previous * (1 - elapsed));
 }
 
 /** The state after `n` more events at `now`. */

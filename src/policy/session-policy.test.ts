@@ -9,6 +9,8 @@ import { openSqliteStore } from '../store/sqlite-store.js';
 import type { Store } from '../store/store.js';
 import { normalizeDomain } from '../mail/address.js';
 import { MAX_ALIAS_DEPTH } from '../directory/recipient-resolver.js';
+import { NetworkList } from '../util/network-list.js';
+import { ClientRateLimits } from './client-rate.js';
 import { createSessionPolicy, type PolicyOptions } from './session-policy.js';
 
 const HOSTNAME = 'mx.example.test';
@@ -337,4 +339,16 @@ describe('checkSender', () => {
       assert.equal(r?.enhanced, '5.1.7');
     });
   }
+
+  test('a client without AUTH is held to its message rate; an account, and a bad sender, are not counted', async () => {
+    const clientRates = new ClientRateLimits({ connectionsPerMinute: 0, messagesPerMinute: 2, trusted: new NetworkList([]) });
+    const p = policy({ clientRates });
+    assert.equal((await p.checkSender(anonymous, 'no-at-sign', {}))?.code, 501);
+    for (let i = 0; i < 5; i++) assert.equal(await p.checkSender(authenticated, 'alice@local.test', {}), undefined);
+    assert.equal(await p.checkSender(anonymous, 'someone@remote.test', {}), undefined);
+    assert.equal(await p.checkSender(anonymous, '', {}), undefined);
+    const r = await p.checkSender(anonymous, 'someone@remote.test', {});
+    assert.deepEqual([r?.code, r?.enhanced], [450, '4.7.1']);
+    assert.equal(await p.checkSender({ ...anonymous, clientIp: '192.0.2.11' }, 'someone@remote.test', {}), undefined);
+  });
 });

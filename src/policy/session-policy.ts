@@ -13,6 +13,7 @@ import { normalizeDomain, splitAddress } from '../mail/address.js';
 import { hasRoutingTrick, parseRecipient } from '../directory/recipient-address.js';
 import { RecipientResolver, type Resolution } from '../directory/recipient-resolver.js';
 import type { SubmissionPolicy } from './submission-policy.js';
+import type { ClientRateLimits } from './client-rate.js';
 import { isSrsLocalPart, type SrsCodec } from '../srs/srs.js';
 import type { GreylistGate } from './greylist-gate.js';
 
@@ -33,6 +34,8 @@ export interface PolicyOptions {
   srs?: SrsCodec;
   /** [greylist] enabled: asked about each recipient we would accept from an unauthenticated MX client. */
   greylist?: GreylistGate;
+  /** Messages per client IP per minute, for sessions without AUTH (client-rate.ts). */
+  clientRates?: ClientRateLimits;
 }
 
 export function createSessionPolicy(store: DirectoryStore, opts: PolicyOptions): SessionPolicy {
@@ -45,6 +48,7 @@ class MxPolicy implements SessionPolicy {
   private readonly submission: SubmissionPolicy | undefined;
   private readonly srs: SrsCodec | undefined;
   private readonly greylist: GreylistGate | undefined;
+  private readonly clientRates: ClientRateLimits | undefined;
 
   constructor(
     private readonly store: DirectoryStore,
@@ -55,12 +59,15 @@ class MxPolicy implements SessionPolicy {
     this.submission = opts.submission;
     this.srs = opts.srs;
     this.greylist = opts.greylist;
+    this.clientRates = opts.clientRates;
   }
 
   async checkSender(info: SessionInfo, sender: string, _params: MailParams): Promise<Reply | undefined> {
     // The null reverse-path is how bounces arrive and must be accepted (RFC 5321 4.5.5).
     if (sender !== '' && !isValidSender(sender)) return reply(501, '5.1.7', `<${sender}>: Bad sender address syntax`);
-    if (info.authUser === undefined || !this.submission) return undefined;
+    // A client without AUTH (the MX's) is held to its address's message rate; an account has its own.
+    if (info.authUser === undefined) return this.clientRates?.checkMessage(info.clientIp, info.listener);
+    if (!this.submission) return undefined;
     // Submission (RFC 6409 6.1): the account may use only its own addresses, within its quota.
     return (
       (await this.submission.senderIdentity.checkEnvelopeSender(info.authUser, sender)) ??

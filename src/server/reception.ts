@@ -1,10 +1,11 @@
-// Admission and bookkeeping of connections: the connection limits, the set of open connections,
-// and ending them all at shutdown.
+// Admission and bookkeeping of connections: the connection rates and limits, the set of open
+// connections, and ending them all at shutdown.
 
 import type net from 'node:net';
 import type { Logger } from 'pino';
 import { logConnection } from '../log/mail-log.js';
 import { connectionsOpened, sessionsRefused } from '../metrics/metrics.js';
+import type { ClientRateLimits } from '../policy/client-rate.js';
 import type { ConnectionLimiter } from '../policy/connection-limiter.js';
 import type { ListenerKind } from '../mail/envelope.js';
 import { formatReply, reply } from '../mail/reply.js';
@@ -18,6 +19,8 @@ import { WebConnection, type WebConnectionSettings } from '../web/web-connection
 export interface ReceptionSettings {
   readonly hostname: string;
   readonly limiter: ConnectionLimiter;
+  /** New connections per client per minute (SMTP and POP3; HTTP has its own limits). */
+  readonly rates: ClientRateLimits;
   readonly perListener: Record<ListenerKind, ConnectionSettings>;
   readonly pop3: Record<'pop3' | 'pop3s', Pop3ConnectionSettings>;
   readonly web: WebConnectionSettings;
@@ -56,8 +59,16 @@ export class Reception {
       socket.destroy();
       return;
     }
-    const { limiter, logger, hostname } = this.settings;
+    const { limiter, rates, logger, hostname } = this.settings;
     connectionsOpened.inc({ listener: kind });
+    // Counted first, so that a connection over the rate never takes a slot of the concurrent cap.
+    const rated = isPop3(kind) ? 'pop3' : isWeb(kind) || kind === 'metrics' ? undefined : 'smtp';
+    if (rated !== undefined && !rates.admitConnection(ip, rated, kind)) {
+      refuse(socket, kind, hostname, 'rate');
+      sessionsRefused.inc({ listener: kind, reason: 'rate' });
+      logRefusal(logger, ip, port, kind, 'rate');
+      return;
+    }
     const verdict = limiter.tryAcquire(ip);
     switch (verdict) {
       case 'ok':
@@ -66,23 +77,7 @@ export class Reception {
       case 'total':
         refuse(socket, kind, hostname, verdict);
         sessionsRefused.inc({ listener: kind, reason: verdict });
-        if (isPop3(kind) || isWeb(kind) || kind === 'metrics') {
-          const msg = isPop3(kind) ? 'pop3 connection' : 'http connection';
-          logger.info({ client_ip: ip, client_port: port, listener: kind, outcome: 'refused', why: verdict }, msg);
-          return;
-        }
-        logConnection(logger, {
-          clientIp: ip,
-          clientPort: port,
-          listener: kind,
-          helo: undefined,
-          tls: undefined,
-          messages: 0,
-          rejected: 0,
-          errors: 0,
-          durationMs: 0,
-          outcome: 'refused',
-        });
+        logRefusal(logger, ip, port, kind, verdict);
         return;
     }
     const finished = (c: OpenConnection): void => {
@@ -127,7 +122,35 @@ export class Reception {
   }
 }
 
-function refuse(socket: net.Socket, kind: ServiceKind, hostname: string, why: 'per-ip' | 'total'): void {
+type Refusal = 'per-ip' | 'total' | 'rate';
+
+const REFUSAL_TEXT: Record<Refusal, string> = {
+  'per-ip': 'Too many connections from your address',
+  total: 'Too many connections',
+  rate: 'Too many connections from your address in the last minute',
+};
+
+function logRefusal(logger: Logger, ip: string, port: number, kind: ServiceKind, why: Refusal): void {
+  if (isPop3(kind) || isWeb(kind) || kind === 'metrics') {
+    const msg = isPop3(kind) ? 'pop3 connection' : 'http connection';
+    logger.info({ client_ip: ip, client_port: port, listener: kind, outcome: 'refused', why }, msg);
+    return;
+  }
+  logConnection(logger, {
+    clientIp: ip,
+    clientPort: port,
+    listener: kind,
+    helo: undefined,
+    tls: undefined,
+    messages: 0,
+    rejected: 0,
+    errors: 0,
+    durationMs: 0,
+    outcome: 'refused',
+  });
+}
+
+function refuse(socket: net.Socket, kind: ServiceKind, hostname: string, why: Refusal): void {
   socket.on('error', () => socket.destroy());
   // On the implicit-TLS listeners a plaintext reply would be garbage to the client, and a
   // handshake is exactly the work the limit exists to avoid: just close.
@@ -135,7 +158,7 @@ function refuse(socket: net.Socket, kind: ServiceKind, hostname: string, why: 'p
     socket.destroy();
     return;
   }
-  const text = why === 'per-ip' ? 'Too many connections from your address' : 'Too many connections';
+  const text = REFUSAL_TEXT[why];
   if (kind === 'http' || kind === 'metrics') {
     // RFC 9110 15.6.4: 503, the server cannot take the request now; its request is not read.
     socket.end(`HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nRetry-After: 10\r\nContent-Type: text/plain\r\nContent-Length: ${text.length + 1}\r\n\r\n${text}\n`);

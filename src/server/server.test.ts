@@ -316,6 +316,39 @@ describe('reload and stop', () => {
     assert.match((await after.readReply()).raw, /^220 mx2\.example\.test /);
   });
 
+  test('a reload changes the client connection rate and keeps the counts', async () => {
+    const dir = tempDir();
+    const file = path.join(dir, 'postern.toml');
+    const toml = (rate: number) =>
+      [
+        'hostname = "mx.example.test"',
+        `data_dir = "${dir}"`,
+        'user = ""',
+        '[listen]',
+        'mx = ["127.0.0.1:0"]',
+        'submission = []',
+        'submissions = []',
+        'pop3 = []',
+        'pop3s = []',
+        'http = []',
+        'https = []',
+        '[limits]',
+        'trusted_networks = []',
+        `client_connection_rate = ${rate}`,
+        '',
+      ].join('\n');
+    fs.writeFileSync(file, toml(2));
+    const t = await start({}, { configPath: file, config: loadConfig(file).config });
+    const greeting = async () => (await (await connect(t.port('mx'))).readReply()).code;
+    // Well within a minute: the counts cannot age out between these connections.
+    assert.deepEqual([await greeting(), await greeting(), await greeting()], [220, 220, 421]);
+    fs.writeFileSync(file, toml(4));
+    await t.server.reload();
+    // The refused one counted too: this is the 4th of 4, and the next is over.
+    assert.deepEqual([await greeting(), await greeting()], [220, 421]);
+    assert.equal(t.logs.filter((l) => l.msg === 'connection rate limit exceeded').length, 2);
+  });
+
   test('stop() ends idle sessions with 421 4.3.2 and lets a message in DATA finish', async () => {
     const t = await start();
     const sending = await connect(t.port('mx'));

@@ -9,6 +9,7 @@ import type { Logger } from 'pino';
 import { loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { chooseLogFormat, createLogger, type LogFormat } from '../log/logger.js';
+import { ClientRateLimits, clientRateRules } from '../policy/client-rate.js';
 import { ConnectionLimiter } from '../policy/connection-limiter.js';
 import { createSessionPolicy } from '../policy/session-policy.js';
 import { SenderAuthPolicy } from '../policy/sender-auth-policy.js';
@@ -181,6 +182,8 @@ class Postern implements RunningServer {
    * (its [auth.throttle] and [submission] limit changes apply after a restart).
    */
   private readonly submission: SubmissionPolicy;
+  /** One per server, like submission: a reload must not hand a flooding client a fresh count. */
+  private readonly clientRates: ClientRateLimits;
 
   constructor(
     config: Config,
@@ -190,6 +193,7 @@ class Postern implements RunningServer {
     this.config = config;
     this.limiter = newLimiter(config);
     this.submission = createSubmissionPolicy(parts.store, config, deps.logger);
+    this.clientRates = new ClientRateLimits(clientRateRules(config), { logger: deps.logger });
     this.web = new WebService(this.site(config), deps.logger);
     this.metrics = new MetricsService(deps.logger);
     setQueueDepthSource(this.queueDepth);
@@ -228,6 +232,7 @@ class Postern implements RunningServer {
       // undercounts until they end: a reload loosens the limits for a while, never tightens them.
       this.limiter = newLimiter(next);
     }
+    this.clientRates.update(clientRateRules(next));
     this.config = next;
     this.web.update(this.site(next));
     this.reception.update(this.receptionSettings(next));
@@ -268,6 +273,7 @@ class Postern implements RunningServer {
       submission: this.submission,
       srs: this.parts.srs,
       greylist: GreylistGate.fromConfig(config, { store: this.parts.store, dns: this.parts.dns, logger, now: this.deps.now }),
+      clientRates: this.clientRates,
     });
     const { queue, store } = this.parts;
     const recordAuthUser = config.submission.received_auth;
@@ -278,6 +284,7 @@ class Postern implements RunningServer {
     return {
       hostname: config.hostname,
       limiter: this.limiter,
+      rates: this.clientRates,
       perListener: connectionSettingsFor(config, {
         policy,
         authGuard,

@@ -26,6 +26,18 @@ describe('LruMap', () => {
     assert.equal(m.delete('a'), false);
   });
 
+  test('oldest() names the least recently used entry without making it used', () => {
+    const m = new LruMap<string, number>(3);
+    assert.equal(m.oldest(), undefined);
+    m.set('a', 1);
+    m.set('b', 2);
+    m.get('a');
+    assert.deepEqual(m.oldest(), ['b', 2]);
+    assert.deepEqual(m.oldest(), ['b', 2]);
+    m.delete('b');
+    assert.deepEqual(m.oldest(), ['a', 1]);
+  });
+
   test('a capacity below 1 is a programming error', () => {
     assert.throws(() => new LruMap(0), RangeError);
   });

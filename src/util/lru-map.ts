@@ -39,4 +39,9 @@ export class LruMap<K, V> {
   has(key: K): boolean {
     return this.entries.has(key);
   }
+
+  /** The least recently used entry, without making it used: for dropping expired entries first. */
+  oldest(): [K, V] | undefined {
+    return this.entries.entries().next().value;
+  }
 }
