@@ -111,7 +111,12 @@ async function runPop3(world: FuzzWorld, input: Pop3Input): Promise<void> {
   const output = h.io.output;
   const responses = parseResponses(output);
   assert.ok(responses[0]?.startsWith('+OK pop.example'), 'the greeting comes first');
-  for (const r of responses) assert.ok(Buffer.byteLength(r.split('|')[0] ?? '', 'latin1') + 2 <= 512, `a status line over 512 octets: ${r.slice(0, 80)}`);
+  for (const r of responses) {
+    // A "+ " challenge is SASL data (RFC 5034 4), not a status line: SCRAM's server-first echoes
+    // the client's nonce, so it grows with what the client sent.
+    if (r.startsWith('+ ')) continue;
+    assert.ok(Buffer.byteLength(r.split('|')[0] ?? '', 'latin1') + 2 <= 512, `a status line over 512 octets: ${r.slice(0, 80)}`);
+  }
   const sentQuit = input.steps.some((s) => /quit/i.test(s.bytes.toString('latin1')));
   for (const drop of h.maildrops.opened) {
     assert.equal(drop.released + (drop.committed ? 1 : 0), 1, 'the maildrop lock ends exactly once');
