@@ -10,8 +10,3 @@ export interface FuzzTarget<T> {
   /** Feeds one input to the machine; rejects (an assertion) when a property does not hold. */
   check(input: T): Promise<void>;
 }
-
-/** Waits a turn of the event loop: lets pending I/O callbacks and timers of the machine run. */
-export function turn(): Promise<void> {
-  return new Promise((resolve) => setImmediate(resolve));
-}
