@@ -15,6 +15,13 @@ describe('password hashing', () => {
     assert.equal(await verifyPassword('', hash), false);
   });
 
+  test('a password with NUL octets never matches, though HMAC would pad the real one with them', async () => {
+    const hash = await hashPassword('correct horse');
+    for (const padded of ['correct horse\0', 'correct horse\0\0\0', '\0']) {
+      assert.equal(await verifyPassword(padded, hash), false, JSON.stringify(padded));
+    }
+  });
+
   test('salts every hash', async () => {
     const [a, b] = await Promise.all([hashPassword('same'), hashPassword('same')]);
     assert.notEqual(a, b);

@@ -28,6 +28,10 @@ export async function hashPassword(password: string): Promise<string> {
 
 /** False for a wrong password and for a hash this module cannot read (never throws for those). */
 export async function verifyPassword(password: string, hash: string): Promise<boolean> {
+  // HMAC pads a key shorter than its block with zero octets (RFC 2104 2), and scrypt's PBKDF2 keys
+  // HMAC with the password, so "pencil\0" derives the same key as "pencil". No stored password
+  // contains NUL (SASLprep refuses control characters when one is set, RFC 4013 2.3): none matches.
+  if (password.includes('\0')) return false;
   const parsed = parseScryptHash(hash);
   if (!parsed) return false;
   const key = await deriveKey(password, parsed.salt, parsed.params, parsed.key.length);

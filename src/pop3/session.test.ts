@@ -5,6 +5,7 @@ import type { SaslMechanism } from '../sasl/mechanism.js';
 import { createMechanisms } from '../sasl/registry.js';
 import { ScramClient } from '../sasl/scram-client.js';
 import { MemoryCredentials } from '../../test/support/test-credentials.js';
+import { cutAt } from '../../test/support/session-feed.js';
 import {
   ALICE,
   ALICE_MESSAGES,
@@ -520,18 +521,6 @@ describe('Pop3Session: pipelining (RFC 2449 6.6)', () => {
 
 // ---- properties -----------------------------------------------------------------------------
 
-/** Splits a buffer at the given cut points (taken modulo its length). */
-function cut(bytes: Buffer, cuts: number[]): Buffer[] {
-  const points = [...new Set(cuts.map((c) => (bytes.length === 0 ? 0 : c % bytes.length)))].sort((a, b) => a - b);
-  const pieces: Buffer[] = [];
-  let last = 0;
-  for (const p of points) {
-    if (p > last) pieces.push(bytes.subarray(last, p));
-    last = Math.max(last, p);
-  }
-  pieces.push(bytes.subarray(last));
-  return pieces;
-}
 
 const token = fc.constantFrom(
   LOGIN,
@@ -576,7 +565,7 @@ describe('Pop3Session: properties', () => {
         async (tls, tokens, cuts) => {
           const h = harness({ limits: { maxErrors: 1000 }, ...(tls ? { tls: TLS } : {}) });
           h.session.start();
-          for (const piece of cut(Buffer.from(tokens.join(''), 'latin1'), cuts)) h.session.receive(piece);
+          for (const piece of cutAt(Buffer.from(tokens.join(''), 'latin1'), cuts)) h.session.receive(piece);
           await settle(h.session);
           h.session.disconnected();
           assert.ok(parseResponses(h.io.output)[0]?.startsWith('+OK pop.example'));

@@ -42,6 +42,11 @@ describe('LOGIN', () => {
     }
   });
 
+  test('the password followed by NUL octets is a wrong password', async () => {
+    const step = lastStep(await runExchange(login.begin(TLS), 'alice@example.test', Buffer.from('pencil\0')));
+    assert.equal(step.kind === 'failure' && step.reason, 'bad-credentials');
+  });
+
   test('an empty or non-UTF-8 user name, and extra responses, are malformed', async () => {
     assert.equal(lastStep(await runExchange(login.begin(TLS), '')).kind, 'failure');
     const bad = lastStep(await runExchange(login.begin(TLS), Buffer.from([0xc3, 0x28])));

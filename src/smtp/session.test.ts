@@ -7,6 +7,7 @@ import type { Envelope } from '../mail/envelope.js';
 import type { SenderAuthReport } from '../sender-auth/verdict.js';
 import { blamesClient } from './session.js';
 import { EHLO, ENVELOPE, TLS, codes, converse, feed, harness, parseReplies, settle, type Harness } from '../../test/support/test-session.js';
+import { cutAt } from '../../test/support/session-feed.js';
 
 // ---- tests ----------------------------------------------------------------------------------
 
@@ -646,18 +647,6 @@ describe('SmtpSession: pipelining (RFC 2920)', () => {
 
 // ---- property tests -------------------------------------------------------------------------
 
-/** Splits a buffer at the given cut points (taken modulo its length). */
-function cut(bytes: Buffer, cuts: number[]): Buffer[] {
-  const points = [...new Set(cuts.map((c) => (bytes.length === 0 ? 0 : c % bytes.length)))].sort((a, b) => a - b);
-  const pieces: Buffer[] = [];
-  let last = 0;
-  for (const p of points) {
-    if (p > last) pieces.push(bytes.subarray(last, p));
-    last = Math.max(last, p);
-  }
-  pieces.push(bytes.subarray(last));
-  return pieces;
-}
 
 const token = fc.constantFrom(
   'EHLO x\r\n',
@@ -696,7 +685,7 @@ describe('SmtpSession: properties', () => {
         async (tokens, cuts) => {
           const h = harness({ limits: { maxErrors: 1000 } });
           h.session.start();
-          for (const piece of cut(Buffer.from(tokens.join(''), 'latin1'), cuts)) h.session.receive(piece);
+          for (const piece of cutAt(Buffer.from(tokens.join(''), 'latin1'), cuts)) h.session.receive(piece);
           await settle(h.session);
           parseReplies(h.io.output);
           assert.ok(h.io.output.startsWith('220 mx.example ESMTP Postern\r\n'));
@@ -716,7 +705,7 @@ describe('SmtpSession: properties', () => {
         const h = harness({ config: { bareNewline: 'normalize' } });
         h.session.start();
         const input = Buffer.from(`${ENVELOPE}DATA\r\n${stuffed}.\r\nNOOP\r\n`, 'latin1');
-        for (const chunk of cut(input, cuts)) h.session.receive(chunk);
+        for (const chunk of cutAt(input, cuts)) h.session.receive(chunk);
         await settle(h.session);
         assert.equal(h.sink.messages.length, 1);
         assert.equal(h.sink.messages[0]?.message, body.replace(/\r\n|\r|\n/g, '\r\n'));

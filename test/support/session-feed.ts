@@ -27,3 +27,16 @@ export async function feedInPieces(session: FedSession, bytes: Buffer, fragment 
   }
   await settle(session);
 }
+
+/** Splits `bytes` at the given cut points (taken modulo its length), as a socket might deliver it. */
+export function cutAt(bytes: Buffer, cuts: readonly number[]): Buffer[] {
+  const points = [...new Set(cuts.map((c) => (bytes.length === 0 ? 0 : c % bytes.length)))].sort((a, b) => a - b);
+  const pieces: Buffer[] = [];
+  let last = 0;
+  for (const p of points) {
+    if (p > last) pieces.push(bytes.subarray(last, p));
+    last = Math.max(last, p);
+  }
+  pieces.push(bytes.subarray(last));
+  return pieces;
+}
