@@ -162,8 +162,9 @@ async function configurePostern(hostname: string, domain: string, recipient: str
 
 function checksOff(): Record<string, Record<string, unknown>> {
   return {
-    // Not trusted, so that the only difference from "on" is the checks themselves.
-    limits: { trusted_networks: [] },
+    // Not trusted, so that the only difference from "on" is the checks themselves: the client
+    // rates (on by default) are off too.
+    limits: { trusted_networks: [], client_connection_rate: 0, client_message_rate: 0 },
     sender_auth: { enabled: false },
   };
 }

@@ -108,6 +108,7 @@ describe('[sender_auth] SPF, DKIM, DMARC, ARC and iprev on the MX', () => {
   let good: Key;
   let lax: Key;
   let forwarder: Key;
+  let otherForwarder: Key;
 
   /** The message log line of a transaction from `ip` whose outcome matches (a refused one has no queue id). */
   const lineFrom = (ip: string, outcome: RegExp) =>
@@ -131,7 +132,7 @@ describe('[sender_auth] SPF, DKIM, DMARC, ARC and iprev on the MX', () => {
       // Only 127.0.0.1 is trusted: the other loopback addresses are strangers' servers.
       limits: { trusted_networks: ['127.0.0.1/32'] },
       relay: { dns_servers: [dns.address] },
-      senderAuth: { spf_fail: 'record' },
+      senderAuth: { spf_fail: 'record', arc_trusted_sealers: ['fwd.test'] },
       submission: true,
     });
     await instance.cliOk(['domain', 'add', 'postern.test']);
@@ -156,6 +157,7 @@ describe('[sender_auth] SPF, DKIM, DMARC, ARC and iprev on the MX', () => {
     dns.set('postern.test', [{ type: 'TXT', strings: ['v=spf1 -all'] }]);
 
     forwarder = publishKey(dns, 'fwd.test', 'arc');
+    otherForwarder = publishKey(dns, 'other-fwd.test', 'arc');
     dns.set('fwd.test', [{ type: 'TXT', strings: [`v=spf1 ip4:${FORWARDER_IP} -all`] }]);
 
     server = await instance.start();
@@ -299,6 +301,40 @@ describe('[sender_auth] SPF, DKIM, DMARC, ARC and iprev on the MX', () => {
     assert.match(ar, /arc=pass/);
     const auth = (await lineOf(sent)).sender_auth as Record<string, unknown>;
     assert.deepEqual(auth.arc, { result: 'pass', instance: 1 });
+  });
+
+  /** bob@good.test's signed message, as a mailing list at `list` changed it (a tag in the Subject) and sealed it. */
+  async function listMail(subject: string, list: Key): Promise<Buffer> {
+    const original = await signWithMailauth(compose('bob@good.test', subject), good);
+    const changed = Buffer.from(original.toString('latin1').replace(`Subject: ${subject}`, `Subject: [list] ${subject}`), 'latin1');
+    const seal = await sealMessage(changed, {
+      signingDomain: list.domain,
+      selector: list.selector,
+      privateKey: list.pem,
+      // What the list saw on arrival, before it changed the message.
+      authResults: `${list.domain}; dkim=pass header.d=good.test; spf=pass smtp.mailfrom=good.test; dmarc=pass header.from=good.test`,
+      cv: 'none',
+    });
+    return Buffer.concat([seal, changed]);
+  }
+
+  test('list mail from a p=reject domain: a trusted ARC sealer that saw dmarc=pass overrides the DMARC fail; an untrusted one does not', async () => {
+    const subject = marker('arc-override');
+    // The list sends from its own address: SPF passes for fwd.test, which is not the From domain.
+    const sent = await sendRaw(server.port(), FORWARDER_IP, 'list-bounces@fwd.test', await listMail(subject, forwarder), 'mail.fwd.test');
+    assert.equal(sent.code, 250, sent.text);
+    const ar = ourResults((await instance.waitForMessage(ALICE, subject)).text)[0] ?? '';
+    assert.match(ar, /dkim=fail [^;]*header\.d=good\.test/);
+    assert.match(ar, /dmarc=fail [^;]*header\.from=good\.test policy\.dmarc=none/);
+    assert.match(ar, /arc=pass/);
+    const auth = (await lineOf(sent)).sender_auth as Record<string, unknown>;
+    assert.equal(auth.action, 'deliver');
+    assert.equal(auth.reason, 'dmarc good.test p=reject, overridden: ARC sealed by fwd.test (trusted), which saw dmarc=pass');
+
+    const untrusted = marker('arc-untrusted');
+    const refused = await sendRaw(server.port(), FORWARDER_IP, 'list-bounces@fwd.test', await listMail(untrusted, otherForwarder), 'mail.fwd.test');
+    assert.equal(refused.code, 550, refused.text);
+    assert.match(refused.text, /5\.7\.1 Message rejected: good\.test publishes DMARC p=reject/);
   });
 
   test('an SPF fail alone is recorded and delivered by default, and refused with 550 5.7.23 once spf_fail = "reject"', async () => {

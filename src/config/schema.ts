@@ -308,6 +308,8 @@ const senderAuth = z.strictObject({
   spf_fail: z.enum(['record', 'reject']).default('record'),
   /** Seconds for all the checks of one message; past it, what is missing is temperror. */
   timeout: z.number().positive().max(120).default(20),
+  /** Forwarders whose valid ARC seal showing dmarc=pass overrides a DMARC fail (RFC 8617 7.2). */
+  arc_trusted_sealers: z.array(z.string().regex(/^[a-z0-9.-]+\.[a-z0-9-]+$/i, 'expected a domain name such as "google.com"')).default([]),
 });
 
 /** A sender domain, as written in a config list (IDNs as U-labels or A-labels). */

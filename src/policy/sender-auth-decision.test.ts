@@ -1,16 +1,16 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { DmarcVerdict, SenderAuthVerdict, SpfVerdict } from '../sender-auth/verdict.js';
+import type { ArcVerdict, DmarcVerdict, SenderAuthVerdict, SpfVerdict } from '../sender-auth/verdict.js';
 import { decideSenderAuth, type SenderAuthRules } from './sender-auth-decision.js';
 
-const DEFAULTS: SenderAuthRules = { dmarcReject: 'reject', dmarcQuarantine: 'quarantine', spfFail: 'record' };
+const DEFAULTS: SenderAuthRules = { dmarcReject: 'reject', dmarcQuarantine: 'quarantine', spfFail: 'record', arcTrustedSealers: [] };
 
-function verdict(dmarc: Partial<DmarcVerdict>, spf: Partial<SpfVerdict> = {}): SenderAuthVerdict {
+function verdict(dmarc: Partial<DmarcVerdict>, spf: Partial<SpfVerdict> = {}, arc: Partial<ArcVerdict> = {}): SenderAuthVerdict {
   return {
     spf: { result: 'none', domain: 'spam.test', resinfo: 'spf=none', ...spf },
     dkim: [{ result: 'fail', domain: 'bank.test', selector: 's', resinfo: 'dkim=fail' }],
     dmarc: { result: 'fail', domain: 'bank.test', policy: 'reject', pct: 100, comment: undefined, ...dmarc },
-    arc: { result: 'none', instance: undefined, resinfo: 'arc=none' },
+    arc: { result: 'none', instance: undefined, sealer: undefined, sealerDmarc: undefined, resinfo: 'arc=none', ...arc },
     iprev: { result: 'pass', ip: '192.0.2.1', name: 'mail.spam.test', comment: undefined },
   };
 }
@@ -70,6 +70,26 @@ describe('decideSenderAuth', () => {
       const v = verdict({ result: 'none', policy: undefined }, { result });
       assert.equal(decideSenderAuth(v, { ...DEFAULTS, spfFail: 'reject' }, never).action, 'deliver', result);
     }
+  });
+
+  test('ARC (RFC 8617 7.2): a valid seal by a trusted forwarder that saw dmarc=pass overrides a DMARC fail, nothing less does', () => {
+    const listMail = { result: 'pass', instance: 1, sealer: 'lists.example', sealerDmarc: 'pass' } as const;
+    const trusting = { ...DEFAULTS, arcTrustedSealers: ['lists.example'] };
+    const overridden = decideSenderAuth(verdict({}, {}, listMail), trusting, never);
+    assert.deepEqual(overridden, {
+      action: 'deliver',
+      appliedDmarcPolicy: 'none',
+      reason: 'dmarc bank.test p=reject, overridden: ARC sealed by lists.example (trusted), which saw dmarc=pass',
+    });
+    assert.equal(decideSenderAuth(verdict({ policy: 'quarantine' }, {}, listMail), trusting, never).action, 'deliver');
+    // Not trusted, a broken chain, or a forwarder that did not see a pass: the policy stands.
+    assert.equal(decideSenderAuth(verdict({}, {}, listMail), DEFAULTS, never).action, 'reject');
+    assert.equal(decideSenderAuth(verdict({}, {}, { ...listMail, result: 'fail' }), trusting, never).action, 'reject');
+    assert.equal(decideSenderAuth(verdict({}, {}, { ...listMail, sealerDmarc: 'fail' }), trusting, never).action, 'reject');
+    assert.equal(decideSenderAuth(verdict({}, {}, { ...listMail, sealerDmarc: undefined }), trusting, never).action, 'reject');
+    // spf_fail = "reject" is the operator's own rule, which ARC does not lift.
+    const spfFail = verdict({}, { result: 'fail' }, listMail);
+    assert.equal(decideSenderAuth(spfFail, { ...trusting, spfFail: 'reject' }, never).action, 'reject');
   });
 
   test('domains from the message cannot put control characters into the reply', () => {

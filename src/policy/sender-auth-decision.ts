@@ -8,6 +8,12 @@
 //   lookup that failed says nothing about the sender.
 // - SPF (RFC 7208 section 8.4): a "fail" alone is recorded unless spf_fail = "reject"; DMARC is
 //   how a domain asks receivers to act on it.
+// - ARC (RFC 8617 section 7.2): a mailing list that changes a message breaks its DKIM signature
+//   and sends it from its own address, so a p=reject sender's list mail fails DMARC at every
+//   subscriber. A forwarder that sealed the message with ARC says what it saw on arrival; if its
+//   chain validates, it is one the operator trusts (arc_trusted_sealers), and it saw dmarc=pass,
+//   the DMARC failure is overridden (RFC 7489 section 7.2.1.1's local_policy override): the
+//   message is delivered, and the header and log say so.
 
 import { reply, type Reply } from '../mail/reply.js';
 import type { DmarcPolicy, SenderAuthAction, SenderAuthVerdict } from '../sender-auth/verdict.js';
@@ -19,6 +25,8 @@ export interface SenderAuthRules {
   readonly dmarcQuarantine: 'quarantine' | 'record';
   /** An SPF fail ("-all" matched): only record it, or refuse the message (550 5.7.23). */
   readonly spfFail: 'record' | 'reject';
+  /** Forwarders (lower-case domains) whose ARC seal, if valid and showing dmarc=pass, overrides a DMARC fail. */
+  readonly arcTrustedSealers: readonly string[];
 }
 
 export type SenderAuthDecision =
@@ -36,9 +44,16 @@ export type SenderAuthDecision =
 
 /** `random` gives [0, 1), like Math.random: tests pass their own. */
 export function decideSenderAuth(verdict: SenderAuthVerdict, rules: SenderAuthRules, random: () => number): SenderAuthDecision {
-  const applied = appliedDmarcPolicy(verdict, random);
-  const sampledOut = applied !== undefined && applied !== verdict.dmarc.policy;
-  const dmarcReason = `dmarc ${verdict.dmarc.domain ?? ''} p=${verdict.dmarc.policy ?? 'none'}${sampledOut ? ` (pct=${verdict.dmarc.pct}: applied ${applied})` : ''}`;
+  const sampled = appliedDmarcPolicy(verdict, random);
+  const sampledOut = sampled !== undefined && sampled !== verdict.dmarc.policy;
+  const trustedSealer = sampled === 'reject' || sampled === 'quarantine' ? arcOverride(verdict, rules) : undefined;
+  const applied = trustedSealer === undefined ? sampled : 'none';
+  const dmarcReason =
+    `dmarc ${verdict.dmarc.domain ?? ''} p=${verdict.dmarc.policy ?? 'none'}${sampledOut ? ` (pct=${verdict.dmarc.pct}: applied ${sampled})` : ''}` +
+    (trustedSealer === undefined ? '' : `, overridden: ARC sealed by ${trustedSealer} (trusted), which saw dmarc=pass`);
+  if (trustedSealer !== undefined && !(verdict.spf.result === 'fail' && rules.spfFail === 'reject')) {
+    return { action: 'deliver', appliedDmarcPolicy: applied, reason: dmarcReason };
+  }
 
   if (applied === 'reject' && rules.dmarcReject === 'reject') {
     return { action: 'reject', appliedDmarcPolicy: applied, reason: dmarcReason, reply: dmarcRefusal(verdict) };
@@ -52,6 +67,13 @@ export function decideSenderAuth(verdict: SenderAuthVerdict, rules: SenderAuthRu
   // Recorded, not acted on: the header and the log line still say what failed.
   const recorded = applied === 'reject' || applied === 'quarantine' ? `${dmarcReason}, recorded only` : undefined;
   return { action: 'deliver', appliedDmarcPolicy: applied, reason: recorded };
+}
+
+/** The trusted forwarder whose valid ARC seal vouches for a DMARC pass on arrival; undefined if none. */
+function arcOverride(verdict: SenderAuthVerdict, rules: SenderAuthRules): string | undefined {
+  const { result, sealer, sealerDmarc } = verdict.arc;
+  if (result !== 'pass' || sealer === undefined || sealerDmarc !== 'pass') return undefined;
+  return rules.arcTrustedSealers.includes(sealer) ? sealer : undefined;
 }
 
 /** The policy that applies to a failing message after pct sampling; undefined unless DMARC failed. */

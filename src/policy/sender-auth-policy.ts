@@ -42,7 +42,12 @@ export class SenderAuthPolicy implements MessageAuthenticator {
       dns,
       hostname: config.hostname,
       authservId: s.authserv_id === '' ? config.hostname : s.authserv_id,
-      rules: { dmarcReject: s.dmarc_reject, dmarcQuarantine: s.dmarc_quarantine, spfFail: s.spf_fail },
+      rules: {
+        dmarcReject: s.dmarc_reject,
+        dmarcQuarantine: s.dmarc_quarantine,
+        spfFail: s.spf_fail,
+        arcTrustedSealers: s.arc_trusted_sealers.map((d) => d.toLowerCase()),
+      },
       trusted: new NetworkList(config.limits.trusted_networks),
       timeoutMs: s.timeout * 1000,
     });

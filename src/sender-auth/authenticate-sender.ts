@@ -134,9 +134,19 @@ function dmarcVerdict(r: AuthenticateResult): DmarcVerdict {
 
 function arcVerdict(r: AuthenticateResult): ArcVerdict {
   const arc = r.arc;
-  if (!arc) return { result: 'none', instance: undefined, resinfo: 'arc=none' };
+  if (!arc) return { result: 'none', instance: undefined, sealer: undefined, sealerDmarc: undefined, resinfo: 'arc=none' };
   const result: ArcResult = arc.status.result === 'pass' ? 'pass' : arc.status.result === 'fail' ? 'fail' : 'none';
-  return { result, instance: typeof arc.i === 'number' && arc.i > 0 ? arc.i : undefined, resinfo: arc.info ?? `arc=${result}` };
+  // mailauth keeps the last instance's AMS and its parsed ARC-Authentication-Results (RFC 8617 4.1.1).
+  const last = arc as { signature?: { signingDomain?: unknown }; authenticationResults?: { dmarc?: { result?: unknown } } };
+  const sealer = typeof last.signature?.signingDomain === 'string' ? last.signature.signingDomain.toLowerCase() : undefined;
+  const sealerDmarc = typeof last.authenticationResults?.dmarc?.result === 'string' ? last.authenticationResults.dmarc.result.toLowerCase() : undefined;
+  return {
+    result,
+    instance: typeof arc.i === 'number' && arc.i > 0 ? arc.i : undefined,
+    sealer: result === 'pass' ? sealer : undefined,
+    sealerDmarc: result === 'pass' ? sealerDmarc : undefined,
+    resinfo: arc.info ?? `arc=${result}`,
+  };
 }
 
 /** What the verdict is when there is none: temperror everywhere, which is never acted on. */
@@ -146,7 +156,7 @@ function unknownVerdict(facts: SenderFacts, why: string): SenderAuthVerdict {
     spf: { result: 'temperror', domain, resinfo: formatResinfo('spf', 'temperror', why, []) },
     dkim: [{ result: 'temperror', domain: undefined, selector: undefined, resinfo: formatResinfo('dkim', 'temperror', why, []) }],
     dmarc: { result: 'temperror', domain: undefined, policy: undefined, pct: 100, comment: why },
-    arc: { result: 'none', instance: undefined, resinfo: formatResinfo('arc', 'none', why, []) },
+    arc: { result: 'none', instance: undefined, sealer: undefined, sealerDmarc: undefined, resinfo: formatResinfo('arc', 'none', why, []) },
     iprev: { result: 'temperror', ip: facts.ip, name: undefined, comment: why },
   };
 }

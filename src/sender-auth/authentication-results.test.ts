@@ -20,7 +20,7 @@ const VERDICT: SenderAuthVerdict = {
     { result: 'fail', domain: 'list.test', selector: 's2', resinfo: 'dkim=fail header.d=list.test header.s=s2' },
   ],
   dmarc: { result: 'pass', domain: 'example.com', policy: 'reject', pct: 100, comment: undefined },
-  arc: { result: 'none', instance: undefined, resinfo: 'arc=none' },
+  arc: { result: 'none', instance: undefined, sealer: undefined, sealerDmarc: undefined, resinfo: 'arc=none' },
   iprev: { result: 'pass', ip: '192.0.2.1', name: 'mail.example.com', comment: undefined },
 };
 

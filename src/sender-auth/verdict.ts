@@ -52,6 +52,10 @@ export interface ArcVerdict {
   readonly result: ArcResult;
   /** The highest ARC instance (i=) on the message; undefined without ARC sets. */
   readonly instance: number | undefined;
+  /** Who added that instance (its ARC-Message-Signature's d=): the last forwarder. */
+  readonly sealer: string | undefined;
+  /** The dmarc result that forwarder recorded in its ARC-Authentication-Results, if any. */
+  readonly sealerDmarc: string | undefined;
   readonly resinfo: string;
 }
 
