@@ -10,6 +10,7 @@
 import { randomBytes, scryptSync } from 'node:crypto';
 import { deriveCramMd5Secret } from '../../src/auth/cram-md5-secret.js';
 import { deriveScramSecret, type ScramHash } from '../../src/auth/scram-secrets.js';
+import { SASL_MECHANISMS } from '../../src/config/schema.js';
 import { normalizeAddress } from '../../src/mail/address.js';
 import type { TlsInfo } from '../../src/mail/tls-info.js';
 import { CramMd5Mechanism } from '../../src/sasl/cram-md5.js';
@@ -44,17 +45,8 @@ export const TLS13: TlsInfo = { version: 'TLSv1.3', cipher: 'TLS_AES_256_GCM_SHA
 /** Seconds since the epoch, as the OAuth mechanisms see it. */
 export const OAUTH_NOW = 1_700_000_000;
 
-export const MECHANISM_NAMES = [
-  'SCRAM-SHA-256-PLUS',
-  'SCRAM-SHA-256',
-  'SCRAM-SHA-1-PLUS',
-  'SCRAM-SHA-1',
-  'PLAIN',
-  'LOGIN',
-  'CRAM-MD5',
-  'OAUTHBEARER',
-  'XOAUTH2',
-] as const;
+/** Every mechanism Postern implements, in the order it offers them. */
+export const MECHANISM_NAMES = SASL_MECHANISMS;
 export type MechanismName = (typeof MECHANISM_NAMES)[number];
 
 /** scrypt at the smallest cost password.ts accepts, in its PHC form. */
