@@ -25,7 +25,7 @@ describe('MaildirMaildrops', () => {
     const root = mailRoot();
     const maildirs = new Maildirs(root, 'mx.example.test');
     await maildirs.deliver(ALICE, 'a@remote.test', Buffer.from('Subject: inbox\r\n\r\n'));
-    await maildirs.deliver(ALICE, 'b@remote.test', Buffer.from('Subject: junk\r\n\r\n'), 'Junk');
+    await maildirs.deliver(ALICE, 'b@remote.test', Buffer.from('Subject: junk\r\n\r\n'), { folder: 'Junk' });
     const drop = await new MaildirMaildrops(root).open(ALICE);
     assert.ok(drop !== 'in-use');
     assert.equal(drop.messages.length, 1);

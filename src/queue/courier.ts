@@ -66,6 +66,14 @@ export interface Courier {
   deliver(job: CourierJob): Promise<DeliveryOutcome[]>;
   /** Ends the sessions it keeps open, once the queue has closed; never throws. */
   close?(): Promise<void>;
+  /**
+   * At startup, before anything is delivered: for messages the spool gave back, which of the
+   * given local mailboxes (those without a durable mark) already hold the copy that the previous
+   * run filed before it died. The queue counts those as delivered, so a crash between a copy and
+   * its mark does not file the message twice. A courier that cannot look leaves this out (LMTP:
+   * the server owns the mailboxes); a mailbox it cannot look into is simply not in the answer.
+   */
+  findEarlierCopies?(unmarked: ReadonlyMap<QueueId, readonly string[]>): Promise<Map<QueueId, string[]>>;
 }
 
 /** Where quarantined mail is filed: the folder name mail programs give the RFC 6154 \\Junk use. */

@@ -1,8 +1,8 @@
 import { test, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, readdirSync, readFileSync, writeFileSync, mkdirSync, existsSync } from 'node:fs';
+import { mkdtempSync, rmSync, readdirSync, readFileSync, writeFileSync, mkdirSync, existsSync, renameSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pino } from 'pino';
 import { Maildirs } from '../delivery/local/maildir.js';
@@ -102,6 +102,44 @@ describe('QueueManager', () => {
     await third.close();
     assert.equal(third.stats.delivered, 0);
     assert.equal(inbox(dir, 'alice@example.test').length, 3, 'nothing delivered a second time');
+  });
+
+  test('after a crash, a copy filed before it counts as delivered even though its mark was lost', async () => {
+    // The crash between a copy and its (lazily synced) mark, replayed: the spool holds the
+    // message with no marks, and alice's Maildir already holds the copy, moved to cur/ by a
+    // reader the way Dovecot does. Bob's copy was cut short in tmp/.
+    const { dir, store } = dataDir();
+    const first = await openQueue(dir, store, { deliveryPaused: true });
+    const both = testEnvelope([
+      { address: 'alice@example.test', mailboxes: ['alice@example.test'] },
+      { address: 'bob@example.test', mailboxes: ['bob@example.test'] },
+    ]);
+    const id = await first.accept(both, testMessage(3));
+    const other = await first.accept(toAlice, testMessage(4));
+    await first.close();
+    const maildirs = new Maildirs(join(dir, 'mail'), 'mx.example.test');
+    const filed = await maildirs.deliver('alice@example.test', 'sender@remote.test', testMessage(3), { queueId: id });
+    const aliceDir = join(dir, 'mail', 'example.test', 'alice');
+    renameSync(filed, join(aliceDir, 'cur', `${basename(filed)}:2,S`));
+    const bobTmp = join(dir, 'mail', 'example.test', 'bob', 'tmp');
+    mkdirSync(bobTmp, { recursive: true });
+    writeFileSync(join(bobTmp, `1.M1P1Q1K${id}.mx.example.test,S=1,W=1`), 'x');
+
+    const second = await openQueue(dir, store);
+    await waitFor('recovered deliveries', () => second.stats.delivered === 2);
+    await second.close();
+    assert.equal(readdirSync(join(aliceDir, 'cur')).length, 1, 'alice keeps the one copy of the first message');
+    const aliceNew = inbox(dir, 'alice@example.test');
+    assert.equal(aliceNew.length, 1, 'and gets the other message, which had no copy yet');
+    assert.ok(aliceNew[0]!.includes(`K${other}.`), aliceNew[0]);
+    assert.equal(inbox(dir, 'bob@example.test').length, 1, 'bob had no copy: he gets it now');
+    assert.deepEqual(readdirSync(bobTmp), [], 'the copy the crash cut short is cleared away');
+    assert.deepEqual(await store.queueList(), []);
+
+    const third = await openQueue(dir, store);
+    await sleep(50);
+    await third.close();
+    assert.equal(third.stats.delivered, 0);
   });
 
   test('200 concurrent accepts are all durable and delivered, sharing fsyncs', async () => {

@@ -13,7 +13,7 @@
 
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import type { Envelope, QueueId } from '../mail/envelope.js';
+import type { Envelope, EnvelopeRecipient, QueueId } from '../mail/envelope.js';
 import type { MessageSink } from '../smtp/session-host.js';
 import { reply, SmtpError } from '../mail/reply.js';
 import { Intake, type SpooledMessage } from '../intake/intake.js';
@@ -40,7 +40,7 @@ import {
   type RecipientState,
 } from './recipient-state.js';
 import { DEFAULT_RETRY_POLICY, delayWarningDue, retryDelay, type RetryPolicy } from './retry-policy.js';
-import { Spool, type SpoolStats } from '../spool/spool.js';
+import { Spool, type SpooledMessage as RecoveredMessage, type SpoolStats } from '../spool/spool.js';
 import { deliveryAttempts, deliveryLatency, type QueueDepth } from '../metrics/metrics.js';
 
 const MAX_BUFFERED_BYTES = 64 * 1024 * 1024;
@@ -194,16 +194,22 @@ export class QueueManager implements MessageSink {
     const bookkeeping = new QueueBookkeeping(opts.store, opts.logger);
     const qm = new QueueManager(opts, spool, bookkeeping);
     const stored = new Map((await opts.store.queueList()).map((e) => [e.queueId, e]));
+    const recipients = new Map(recovered.map((m) => [m.queueId, deliveryRecipients(m.envelope.recipients)]));
+    const earlier = await earlierCopies(opts, recovered, recipients);
     const live: QueuedMessage[] = [];
     for (const m of recovered) {
       const before = stored.get(m.queueId);
+      const found = earlier.get(m.queueId) ?? [];
+      const marks = new Set([...m.delivered, ...found]);
+      // Durable with the next batch, so the next restart need not look again.
+      spool.markDelivered(m.queueId, found);
       const msg: QueuedMessage = {
         queueId: m.queueId,
         envelope: m.envelope,
         size: m.size,
         message: undefined,
-        marks: new Set(m.delivered),
-        recipients: restoreStates(deliveryRecipients(m.envelope.recipients), m.delivered, before?.recipientStates),
+        marks,
+        recipients: restoreStates(recipients.get(m.queueId) ?? [], marks, before?.recipientStates),
         held: before?.state === 'hold',
         deleted: false,
         delayWarned: before?.delayWarned ?? false,
@@ -584,6 +590,32 @@ export class QueueManager implements MessageSink {
       recipientStates: msg.recipients.map(toStored),
     };
   }
+}
+
+/**
+ * Copies the previous run filed but whose marks did not become durable before it died (the
+ * marks ride along with the spool's next fdatasync): the local courier looks for them by queue
+ * id, once per mailbox, for the unmarked local mailboxes of unfinished recipients only.
+ */
+async function earlierCopies(
+  opts: QueueManagerOptions,
+  recovered: readonly RecoveredMessage[],
+  recipients: ReadonlyMap<QueueId, readonly EnvelopeRecipient[]>,
+): Promise<Map<QueueId, string[]>> {
+  if (!opts.local.findEarlierCopies) return new Map();
+  const unmarked = new Map<QueueId, string[]>();
+  for (const m of recovered) {
+    const mailboxes = (recipients.get(m.queueId) ?? [])
+      .filter((r) => !m.delivered.has(finishedMark(r.address)))
+      .flatMap((r) => r.mailboxes)
+      .filter((mailbox) => !m.delivered.has(mailbox));
+    if (mailboxes.length > 0) unmarked.set(m.queueId, [...new Set(mailboxes)]);
+  }
+  if (unmarked.size === 0) return new Map();
+  const found = await opts.local.findEarlierCopies(unmarked);
+  const copies = [...found.values()].reduce((n, list) => n + list.length, 0);
+  if (copies > 0) opts.logger.info({ messages: found.size, copies }, 'queue: copies filed before the restart count as delivered');
+  return found;
 }
 
 /** One recipient's attempt in the metrics; a delivery also records how long it took since the 250. */

@@ -14,6 +14,12 @@
 // deferred and sent again, so such a mailbox can get the message twice. The other way, marking
 // them delivered, could lose mail; a duplicate is the lesser harm. The window is the time the
 // server takes to answer, after it has stored the copies.
+// A crash of ours after the server's reply and before the spool's "delivered" mark is durable
+// (the mark rides along with the spool's next fsync: milliseconds under load, up to a second
+// when traffic stops) has the same effect after the restart. Unlike a Maildir (maildir.ts), the
+// server's mailboxes cannot be searched for the earlier copy, so this courier offers no
+// findEarlierCopies: LMTP delivery is at least once. Dovecot 2.3 has no lmtp_ setting that drops
+// a repeat; a Sieve script with "duplicate" (RFC 7352) can, keyed on Message-ID.
 
 import type { Logger } from 'pino';
 import { reply } from '../../mail/reply.js';

@@ -1,9 +1,12 @@
 // The courier for local mailboxes: one attempt writes a copy of the message into each Maildir its
 // recipients resolved to at RCPT time. Copies go out in parallel; each mailbox gets at most one,
 // even when two recipients (an alias and its target, say) lead to it, and none that already got
-// one in an earlier attempt (the job's alreadyDelivered: the spool's marks).
+// one in an earlier attempt (the job's alreadyDelivered: the spool's marks). After a crash the
+// marks may be behind the Maildirs: findEarlierCopies tells the queue which copies exist already
+// (each copy's name carries its queue id, see maildir.ts).
 
 import type { Logger } from 'pino';
+import type { QueueId } from '../../mail/envelope.js';
 import { reply } from '../../mail/reply.js';
 import { JUNK_FOLDER, type Courier, type CourierJob, type DeliveryOutcome } from '../../queue/courier.js';
 import type { Maildirs } from './maildir.js';
@@ -25,7 +28,7 @@ export class MaildirCourier implements Courier {
     const written = new Set<string>();
     // DMARC quarantine (RFC 7489 section 6.3): into the Junk folder, where the user can still find it.
     const folder = job.quarantine ? JUNK_FOLDER : undefined;
-    const results = await Promise.allSettled(todo.map((m) => this.maildirs.deliver(m, job.sender, job.message, folder)));
+    const results = await Promise.allSettled(todo.map((m) => this.maildirs.deliver(m, job.sender, job.message, { queueId: job.queueId, folder })));
     results.forEach((result, i) => {
       const mailbox = todo[i] ?? '';
       if (result.status === 'fulfilled') written.add(mailbox);
@@ -38,5 +41,30 @@ export class MaildirCourier implements Courier {
         ? { kind: 'delivered', reply: DELIVERED, remoteHost: this.hostname, mailboxes }
         : { kind: 'deferred', reply: UNAVAILABLE, remoteHost: this.hostname, reason: 'the mailbox could not be written on this server', mailboxes };
     });
+  }
+
+  async findEarlierCopies(unmarked: ReadonlyMap<QueueId, readonly string[]>): Promise<Map<QueueId, string[]>> {
+    const byMailbox = new Map<string, Set<QueueId>>();
+    for (const [queueId, mailboxes] of unmarked) {
+      for (const m of mailboxes) {
+        const ids = byMailbox.get(m) ?? new Set<QueueId>();
+        ids.add(queueId);
+        byMailbox.set(m, ids);
+      }
+    }
+    const found = new Map<QueueId, string[]>();
+    // One mailbox at a time: this runs once at startup, and a Maildir can be big.
+    for (const [mailbox, ids] of byMailbox) {
+      let here: Set<QueueId>;
+      try {
+        here = await this.maildirs.earlierCopies(mailbox, ids);
+      } catch (err) {
+        // Not knowing means delivering again: a possible duplicate, never a loss.
+        this.logger.warn({ err, mailbox }, 'cannot look for copies filed before the restart; the messages are delivered again');
+        continue;
+      }
+      for (const id of here) found.set(id, [...(found.get(id) ?? []), mailbox]);
+    }
+    return found;
   }
 }

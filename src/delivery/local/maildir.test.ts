@@ -1,11 +1,12 @@
 import { test, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, renameSync, rmSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative, resolve, sep, basename } from 'node:path';
 import fc from 'fast-check';
 import { maildirPath, safePathComponent } from '../../mailbox/maildir-path.js';
-import { Maildirs } from './maildir.js';
+import { baseName, uidlOf } from '../../mailbox/maildrop.js';
+import { Maildirs, queueIdOfName } from './maildir.js';
 
 const roots: string[] = [];
 after(() => roots.forEach((r) => rmSync(r, { recursive: true, force: true })));
@@ -43,7 +44,7 @@ describe('Maildirs.deliver', () => {
   test('the Junk folder: Maildir++ .Junk/ with tmp, new, cur and a maildirfolder file, beside a real INBOX', async () => {
     const root = mailRoot();
     const maildirs = new Maildirs(root, 'mx.example.test');
-    const path = await maildirs.deliver('alice@example.test', 'bob@remote.test', Buffer.from('Subject: junk\r\n\r\n'), 'Junk');
+    const path = await maildirs.deliver('alice@example.test', 'bob@remote.test', Buffer.from('Subject: junk\r\n\r\n'), { folder: 'Junk' });
     const dir = join(root, 'example.test', 'alice');
     assert.equal(path, join(dir, '.Junk', 'new', basename(path)));
     assert.deepEqual(readdirSync(join(dir, '.Junk')).sort(), ['cur', 'maildirfolder', 'new', 'tmp']);
@@ -51,7 +52,7 @@ describe('Maildirs.deliver', () => {
     // The INBOX exists (Dovecot needs the parent Maildir) and holds nothing: POP3 reads only it.
     assert.deepEqual(readdirSync(join(dir, 'new')), []);
     assert.deepEqual(readdirSync(join(dir, 'cur')), []);
-    const second = await maildirs.deliver('alice@example.test', 'bob@remote.test', Buffer.from('\r\n'), 'Junk');
+    const second = await maildirs.deliver('alice@example.test', 'bob@remote.test', Buffer.from('\r\n'), { folder: 'Junk' });
     assert.equal(readdirSync(join(dir, '.Junk', 'new')).length, 2, second);
   });
 
@@ -83,6 +84,66 @@ describe('Maildirs.deliver', () => {
       assert.ok(!rel.startsWith('..') && !rel.startsWith(sep), `${JSON.stringify(local)} -> ${path}`);
       assert.equal(rel.split(sep).length, 4, `domain/local/new/file for ${JSON.stringify(local)}: ${rel}`);
     }
+  });
+});
+
+describe('copies named by queue id, found again after a crash', () => {
+  const ID = '0AbCdEfG123xyzQW';
+
+  test('a copy of a queued message carries its queue id in the delivery identifier', async () => {
+    const maildirs = new Maildirs(mailRoot(), 'mx.example.test');
+    const path = await maildirs.deliver('alice@example.test', 's@r.test', Buffer.from('\r\n'), { queueId: ID });
+    assert.match(basename(path), new RegExp(`^\\d+\\.M\\d+P${process.pid}Q\\d+K${ID}\\.mx\\.example\\.test,S=\\d+,W=\\d+$`));
+    assert.equal(queueIdOfName(basename(path)), ID);
+    assert.equal(queueIdOfName(`${basename(path)}:2,RS`), ID, 'flags after ":2," do not hide it');
+    assert.equal(queueIdOfName('1700000000.M1P2Q3.mx.example.test,S=1,W=1'), undefined, 'a name without one');
+    assert.equal(queueIdOfName('1700000000.M1P2V3I4.dovecot.host,S=1,W=1'), undefined, 'a name Dovecot made');
+  });
+
+  test('two copies of one message in one Maildir still have distinct names, hence distinct UIDLs', async () => {
+    const maildirs = new Maildirs(mailRoot(), 'mx.example.test');
+    const a = await maildirs.deliver('alice@example.test', 's@r.test', Buffer.from('\r\n'), { queueId: ID });
+    const b = await maildirs.deliver('alice@example.test', 's@r.test', Buffer.from('\r\n'), { queueId: ID });
+    assert.notEqual(uidlOf(baseName(basename(a))), uidlOf(baseName(basename(b))));
+  });
+
+  test('earlierCopies finds copies in new/, in cur/ with flags, and in .Junk, and only those asked for', async () => {
+    const root = mailRoot();
+    const maildirs = new Maildirs(root, 'mx.example.test');
+    const dir = join(root, 'example.test', 'alice');
+    const inNew = 'AAAAAAAA000new01';
+    const inCur = 'AAAAAAAA000cur01';
+    const inJunk = 'AAAAAAAA000junk1';
+    const notAsked = 'AAAAAAAA000other';
+    const missing = 'AAAAAAAA000gone1';
+    await maildirs.deliver('alice@example.test', 's@r.test', Buffer.from('\r\n'), { queueId: inNew });
+    const read = await maildirs.deliver('alice@example.test', 's@r.test', Buffer.from('\r\n'), { queueId: inCur });
+    renameSync(read, join(dir, 'cur', `${basename(read)}:2,S`));
+    await maildirs.deliver('alice@example.test', 's@r.test', Buffer.from('\r\n'), { queueId: inJunk, folder: 'Junk' });
+    await maildirs.deliver('alice@example.test', 's@r.test', Buffer.from('\r\n'), { queueId: notAsked });
+    await maildirs.deliver('alice@example.test', 's@r.test', Buffer.from('\r\n'));
+
+    const found = await new Maildirs(root, 'mx.example.test').earlierCopies('alice@example.test', new Set([inNew, inCur, inJunk, missing]));
+    assert.deepEqual([...found].sort(), [inCur, inJunk, inNew].sort());
+  });
+
+  test('earlierCopies clears away the asked-for messages\' leftovers in tmp/ and nothing else', async () => {
+    const root = mailRoot();
+    const maildirs = new Maildirs(root, 'mx.example.test');
+    await maildirs.deliver('alice@example.test', 's@r.test', Buffer.from('\r\n'));
+    const tmp = join(root, 'example.test', 'alice', 'tmp');
+    const cutShort = `1700000000.M1P2Q3K${ID}.mx.example.test,S=1,W=1`;
+    const someoneElses = '1700000000.M1P2Q4KBBBBBBBB000zzzzz.mx.example.test,S=1,W=1';
+    writeFileSync(join(tmp, cutShort), 'x');
+    writeFileSync(join(tmp, someoneElses), 'x');
+    assert.deepEqual([...(await maildirs.earlierCopies('alice@example.test', new Set([ID])))], []);
+    assert.deepEqual(readdirSync(tmp), [someoneElses]);
+  });
+
+  test('earlierCopies of a mailbox that was never delivered to finds nothing', async () => {
+    const root = mailRoot();
+    mkdirSync(root, { recursive: true });
+    assert.equal((await new Maildirs(root, 'mx.example.test').earlierCopies('nobody@example.test', new Set([ID]))).size, 0);
   });
 });
 

@@ -3,11 +3,27 @@
 // new/ is fsync'd: only then is it delivered, and a reader never sees a half-written file.
 // Quarantined mail goes to the Junk folder in Maildir++ layout, as Dovecot reads it: a Maildir
 // <maildir>/.Junk/ with an empty "maildirfolder" file, shown by IMAP as "Junk".
+//
+// Exactly once across crashes. The queue marks a mailbox as served in the spool after its copy is
+// durable, and that mark rides along with the spool's next fdatasync (spool.ts): a crash between
+// the two leaves a durable copy without a durable mark, and the restarted queue would file the
+// message again. So each copy's name carries the queue id ("K<queue id>" in the delivery
+// identifier, see uniqueName), and at startup, for the messages the spool gives back, the queue
+// asks which unmarked mailboxes already hold their copy (earlierCopies): one readdir of new/ and
+// cur/ (Dovecot moves a file there and appends ":2,FLAGS" but keeps the base name), in the INBOX
+// and in .Junk, per mailbox, and only then. Normal delivery pays nothing for it: no readdir, no
+// extra fsync. The other ways were dearer or weaker: a durable "about to deliver" record before
+// each rename costs an fsync per copy on the hot path, and link() onto a fixed name only sees
+// new/, not a copy Dovecot has already moved to cur/.
+// Names stay unique (pid, counter and microseconds as before) even if a message is filed twice
+// into one Maildir, so POP3 UIDLs (maildrop.ts: the base name) stay unique and never change.
 
-import { mkdir, open, rename, unlink } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import type { QueueId } from '../../mail/envelope.js';
 import { maildirPath } from '../../mailbox/maildir-path.js';
+import { baseName } from '../../mailbox/maildrop.js';
 import { KeyedLimiter } from '../../util/keyed-limiter.js';
 import { DirectorySync, fsyncDirectory } from '../../spool/dir-sync.js';
 
@@ -32,6 +48,24 @@ const DELIVERIES_PER_MAILDIR = 2;
 /** Maildir++ folders delivery may file into, below the INBOX. */
 export type MaildirFolder = 'Junk';
 
+const FOLDERS: readonly MaildirFolder[] = ['Junk'];
+
+/** What one copy is: the message it belongs to (named in the file name) and where it goes. */
+export interface MaildirCopy {
+  /** The message's queue id, so that a restart can find this copy (earlierCopies). */
+  readonly queueId?: QueueId | undefined;
+  /** Into this Maildir++ folder instead of the INBOX. */
+  readonly folder?: MaildirFolder | undefined;
+}
+
+/** Our delivery identifier with a queue id: M<usecs>P<pid>Q<counter>K<queue id>, between the first two dots. */
+const KEYED_NAME = /^\d+\.M\d+P\d+Q\d+K([0-9A-Za-z]+)\./;
+
+/** The queue id a Maildir file name of ours carries (flags after ":" or not), if any. */
+export function queueIdOfName(name: string): string | undefined {
+  return KEYED_NAME.exec(baseName(name))?.[1];
+}
+
 export class Maildirs {
   private readonly perMaildir = new KeyedLimiter(DELIVERIES_PER_MAILDIR);
   private readonly created = new Map<string, Promise<void>>();
@@ -51,12 +85,13 @@ export class Maildirs {
    * The copy starts with Return-Path (RFC 5321 4.4: added at final delivery) and Delivered-To
    * (which mailbox this copy is for; lets a later hop see a loop).
    */
-  async deliver(mailbox: string, sender: string, message: Buffer, folder?: MaildirFolder): Promise<string> {
+  async deliver(mailbox: string, sender: string, message: Buffer, copy: MaildirCopy = {}): Promise<string> {
+    const { folder, queueId } = copy;
     const inbox = maildirPath(this.mailRoot, mailbox);
     const dir = folder === undefined ? inbox : join(inbox, `.${folder}`);
     // The INBOX first: Dovecot takes a folder without its parent Maildir for a broken mailbox.
     if (folder !== undefined) await this.ensureMaildir(inbox, false);
-    const final = await this.perMaildir.run(dir, () => this.writeIntoNew(dir, mailbox, sender, message, folder !== undefined));
+    const final = await this.perMaildir.run(dir, () => this.writeIntoNew(dir, mailbox, sender, message, folder !== undefined, queueId));
     // The new name is durable once new/ is. That fsync is shared by every copy renamed into this
     // Maildir while it waits, and waited for outside the slot, so the next copy is being written
     // meanwhile.
@@ -65,10 +100,17 @@ export class Maildirs {
   }
 
   /** Writes the copy to tmp/, makes its content durable and renames it into new/. */
-  private async writeIntoNew(dir: string, mailbox: string, sender: string, message: Buffer, isFolder: boolean): Promise<string> {
+  private async writeIntoNew(
+    dir: string,
+    mailbox: string,
+    sender: string,
+    message: Buffer,
+    isFolder: boolean,
+    queueId: QueueId | undefined,
+  ): Promise<string> {
     await this.ensureMaildir(dir, isFolder);
     const prefix = Buffer.from(`Return-Path: <${headerAddress(sender)}>\r\nDelivered-To: ${headerAddress(mailbox)}\r\n`, 'utf8');
-    const name = this.uniqueName(prefix.length + message.length);
+    const name = this.uniqueName(prefix.length + message.length, queueId);
     const tmp = join(dir, 'tmp', name);
     const final = join(dir, 'new', name);
     const file = await open(tmp, 'wx');
@@ -91,13 +133,43 @@ export class Maildirs {
    * Dovecot's name format, <secs>.M<usecs>P<pid>Q<n>.<host>,S=<size>,W=<size>: unique within
    * this process by the counter, across processes by the pid and time. S= (the file's size) and
    * W= (its size with CRLF line ends, what POP3 and IMAP report) let readers skip a stat and a
-   * read; our copies have CRLF line ends already, so the two are equal.
+   * read; our copies have CRLF line ends already, so the two are equal. K<queue id> ends the
+   * delivery identifier when the copy belongs to a queued message (a unique name may hold any
+   * characters but "/" and ":", https://cr.yp.to/proto/maildir.html; queue ids are [0-9A-Za-z]).
    */
-  private uniqueName(size: number): string {
+  private uniqueName(size: number, queueId: QueueId | undefined): string {
     const micros = Math.floor((performance.timeOrigin + performance.now()) * 1000);
     const secs = Math.floor(micros / 1_000_000);
     const usecs = micros % 1_000_000;
-    return `${secs}.M${usecs}P${process.pid}Q${++this.counter}.${this.host},S=${size},W=${size}`;
+    const key = queueId === undefined ? '' : `K${queueId}`;
+    return `${secs}.M${usecs}P${process.pid}Q${++this.counter}${key}.${this.host},S=${size},W=${size}`;
+  }
+
+  /**
+   * Which of these messages already have a copy in the mailbox (INBOX or a folder, new/ or cur/):
+   * for messages recovered after a crash, before they are delivered again. A copy is counted
+   * only once it is durable: its content was fdatasync'd before its rename, and the directory
+   * that holds its name is fsync'd here. Leftovers in tmp/ of these messages (a copy the crash
+   * cut short before its rename) are removed: they were never delivered and never will be.
+   * Call it before any delivery of these messages in this process.
+   */
+  async earlierCopies(mailbox: string, queueIds: ReadonlySet<QueueId>): Promise<Set<QueueId>> {
+    const inbox = maildirPath(this.mailRoot, mailbox);
+    const found = new Set<QueueId>();
+    for (const dir of [inbox, ...FOLDERS.map((f) => join(inbox, `.${f}`))]) {
+      for (const sub of ['new', 'cur']) {
+        const names = await namesIn(join(dir, sub));
+        const here = names.map(queueIdOfName).filter((id): id is QueueId => id !== undefined && queueIds.has(id));
+        if (here.length === 0) continue;
+        await fsyncDirectory(join(dir, sub));
+        for (const id of here) found.add(id);
+      }
+      for (const name of await namesIn(join(dir, 'tmp'))) {
+        const id = queueIdOfName(name);
+        if (id !== undefined && queueIds.has(id)) await unlink(join(dir, 'tmp', name)).catch(() => undefined);
+      }
+    }
+    return found;
   }
 
   private newDir(dir: string): DirectorySync {
@@ -117,6 +189,16 @@ export class Maildirs {
       ready.catch(() => this.created.delete(dir));
     }
     return ready;
+  }
+}
+
+/** A directory's entries; none if it does not exist (nothing was ever delivered there). */
+async function namesIn(dir: string): Promise<string[]> {
+  try {
+    return await readdir(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
   }
 }
 
