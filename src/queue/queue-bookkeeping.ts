@@ -16,6 +16,8 @@ export class QueueBookkeeping {
   private readonly inStore = new Set<QueueId>();
   private timer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> | undefined;
+  /** After close(): the store is about to close, and what still changes is repaired by reconcile. */
+  private closed = false;
 
   constructor(
     private readonly store: QueueStore,
@@ -34,11 +36,13 @@ export class QueueBookkeeping {
 
   /** Records a new entry, or a new state for an existing one. */
   put(entry: QueueEntry): void {
+    if (this.closed) return;
     this.pending.set(entry.queueId, entry);
     this.schedule();
   }
 
   remove(queueId: QueueId): void {
+    if (this.closed) return;
     this.pending.set(queueId, null);
     this.schedule();
   }
@@ -51,6 +55,16 @@ export class QueueBookkeeping {
     if (this.pending.size === 0) return;
     this.flushing = this.write().finally(() => (this.flushing = undefined));
     await this.flushing;
+  }
+
+  /**
+   * The last flush before the store closes. A delivery that outlived the queue's shutdown grace
+   * (a peer that never answers) may still finish later; its change is not written to a closed
+   * store but left to the next start's reconcile, which rebuilds the table from the spool.
+   */
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.flush();
   }
 
   private schedule(): void {

@@ -274,7 +274,7 @@ export class QueueManager implements MessageSink {
     await Promise.race([this.scheduler.idle(), timeout]);
     clearTimeout(timer);
     await this.spool.close();
-    await this.bookkeeping.flush().catch((err: unknown) => this.opts.logger.error({ err }, 'queue: final store update failed'));
+    await this.bookkeeping.close().catch((err: unknown) => this.opts.logger.error({ err }, 'queue: final store update failed'));
   }
 
   // --- operator actions (postern queue ...); each returns false for an unknown queue id ---
