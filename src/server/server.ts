@@ -30,7 +30,8 @@ import { parseLmtpEndpoint } from '../delivery/local/lmtp-client.js';
 import { LmtpCourier } from '../delivery/local/lmtp-courier.js';
 import type { Courier } from '../queue/courier.js';
 import { RemoteDelivery } from '../delivery/remote/remote-delivery.js';
-import type { MessageSink } from '../smtp/session-host.js';
+import type { AuthGuard, MessageSink } from '../smtp/session-host.js';
+import type { AuthThrottle } from '../policy/auth-throttle.js';
 import { openSqliteStore } from '../store/sqlite-store.js';
 import type { Store } from '../store/store.js';
 import type { Envelope, QueueId } from '../mail/envelope.js';
@@ -201,6 +202,8 @@ export interface Parts {
   readonly close: () => Promise<void>;
   /** Per-account counts kept in another process; by default this one keeps them. */
   readonly rates?: AccountRates;
+  /** The AUTH guard the sessions ask, around this process's throttle; by default the throttle. */
+  readonly authGuard?: (throttle: AuthThrottle) => AuthGuard;
   /** The metrics exposition; by default this process's registry. */
   readonly collectMetrics?: () => Promise<string>;
   readonly listeners: { readonly bound: readonly BoundListener[]; close(): void };
@@ -233,6 +236,7 @@ export class Postern implements RunningServer {
   private readonly submission: SubmissionPolicy;
   /** One per server, like submission: a reload must not hand a flooding client a fresh count. */
   private readonly clientRates: ClientRateLimits;
+  private readonly authGuard: AuthGuard;
 
   constructor(
     config: Config,
@@ -242,6 +246,7 @@ export class Postern implements RunningServer {
     this.config = config;
     this.limiter = newLimiter(config);
     this.submission = createSubmissionPolicy(parts.store, config, deps.logger, parts.rates);
+    this.authGuard = parts.authGuard?.(this.submission.authThrottle) ?? this.submission.authThrottle;
     this.clientRates = new ClientRateLimits(clientRateRules(config), { logger: deps.logger });
     this.web = new WebService(this.site(config), deps.logger);
     this.metrics = new MetricsService(deps.logger, parts.collectMetrics);
@@ -330,7 +335,7 @@ export class Postern implements RunningServer {
     const { sink: queue, store } = this.parts;
     const recordAuthUser = config.submission.received_auth;
     const sink: MessageSink = { accept: (envelope, message) => queue.accept(envelope, message, { recordAuthUser }) };
-    const authGuard = this.submission.authThrottle;
+    const { authGuard } = this;
     const credentials = storeCredentials(store);
     const mechanisms = createMechanismsFromConfig(config, credentials);
     return {

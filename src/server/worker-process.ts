@@ -13,6 +13,8 @@ import { SmtpError, type Reply } from '../mail/reply.js';
 import { MaildirMaildrops } from '../mailbox/maildrop.js';
 import { registry, setQueueDepthSource } from '../metrics/metrics.js';
 import type { AccountRates } from '../policy/rate-limits.js';
+import type { AuthThrottle } from '../policy/auth-throttle.js';
+import type { AuthGuard } from '../smtp/session-host.js';
 import { accountRateLimiter } from '../policy/submission-policy.js';
 import { SrsCodec } from '../srs/srs.js';
 import { loadSrsSecret } from '../srs/srs-secret.js';
@@ -38,6 +40,7 @@ interface Role {
 async function main(): Promise<void> {
   const start = await new Promise<Start>((resolve) => {
     process.once('message', (m: ToWorker) => resolve(m as Start));
+    send({ type: 'loaded' });
   });
   const name = start.role.kind === 'queue' ? 'queue' : start.role.index;
   const logger = createLogger({ level: start.config.log.level, format: start.logFormat }).child({ worker: name });
@@ -163,6 +166,22 @@ class QueueOwnerClient implements MessageQueue, AccountRates {
   }
 }
 
+/** This worker's throttle, and every failure and success told to the other workers. */
+function sharedAuthGuard(local: AuthThrottle): AuthGuard {
+  return {
+    beforeAttempt: (ip) => local.beforeAttempt(ip),
+    isAccountLocked: (account) => local.isAccountLocked(account),
+    failure(ip, account, mechanism) {
+      send({ type: 'auth', outcome: 'failure', ip, account });
+      return local.failure(ip, account, mechanism);
+    },
+    success(ip, account) {
+      send({ type: 'auth', outcome: 'success', ip, account });
+      local.success(ip, account);
+    },
+  };
+}
+
 async function sessionWorker(start: Start, logger: Logger): Promise<Role> {
   const { config } = start;
   const store = openSqliteStore(join(config.data_dir, 'postern.db'));
@@ -172,6 +191,7 @@ async function sessionWorker(start: Start, logger: Logger): Promise<Role> {
     const dns = createDnsClient({ servers: config.relay.dns_servers, maxCacheSeconds: config.relay.dns_cache_seconds });
     const certificates = ServerCertificates.fromSnapshot(config, start.certificates, logger);
     const owner = new QueueOwnerClient();
+    let throttle: AuthThrottle | undefined;
     const scrapes = new Map<number, (text: string | undefined) => void>();
     let nextScrape = 1;
     const collectMetrics = (): Promise<string> =>
@@ -186,6 +206,10 @@ async function sessionWorker(start: Start, logger: Logger): Promise<Role> {
       sink: owner,
       rates: owner,
       collectMetrics,
+      authGuard: (local) => {
+        throttle = local;
+        return sharedAuthGuard(local);
+      },
       listeners: { bound: start.listeners, close: () => {} },
       certificates,
       // POP3 connections all go to session worker 0: the maildrop locks are in its memory.
@@ -217,6 +241,10 @@ async function sessionWorker(start: Start, logger: Logger): Promise<Role> {
           }
           case 'collect':
             void registry.getMetricsAsJSON().then((metrics) => send({ type: 'collected', id: m.id, metrics }));
+            return;
+          case 'auth':
+            if (m.outcome === 'failure') throttle?.failureElsewhere(m.ip, m.account);
+            else if (m.account !== undefined) throttle?.success(m.ip, m.account);
             return;
           case 'reload':
             certificates.replace(m.config, m.certificates);

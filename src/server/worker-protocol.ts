@@ -38,9 +38,12 @@ export type ToWorker =
   | { readonly type: 'result'; readonly id: number; readonly result: QueueResult }
   | { readonly type: 'collect'; readonly id: number }
   | { readonly type: 'metrics'; readonly id: number; readonly text: string | undefined }
-  | { readonly type: 'stop' };
+  | { readonly type: 'stop' }
+  | AuthEvent;
 
 export type FromWorker =
+  /** Its code is loaded and it listens: messages sent before this would be lost. */
+  | { readonly type: 'loaded' }
   | { readonly type: 'ready' }
   | { readonly type: 'failed'; readonly message: string }
   | { readonly type: 'ended'; readonly id: number }
@@ -49,4 +52,16 @@ export type FromWorker =
   /** prom-client's getMetricsAsJSON(), the answer to 'collect'. */
   | { readonly type: 'collected'; readonly id: number; readonly metrics: unknown }
   /** A worker serving GET /metrics asks for every process's figures, summed. */
-  | { readonly type: 'scrape'; readonly id: number };
+  | { readonly type: 'scrape'; readonly id: number }
+  | AuthEvent;
+
+/**
+ * An AUTH outcome in one session worker, passed by the primary to the others, whose AUTH
+ * throttles count it too: the failures per IP and per account are the whole server's.
+ */
+export interface AuthEvent {
+  readonly type: 'auth';
+  readonly outcome: 'failure' | 'success';
+  readonly ip: string;
+  readonly account: string | undefined;
+}

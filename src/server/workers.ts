@@ -18,7 +18,8 @@
 // connections' slots are released, and calls waiting on a dead queue owner fail as 451 4.3.0 (the
 // client keeps the message and retries): nothing accepted is lost, the spool is recovered by the
 // next queue owner. All POP3 connections go to session worker 0, whose memory holds the maildrop
-// locks (RFC 1939 8: one session per maildrop). The AUTH throttle is per session worker.
+// locks (RFC 1939 8: one session per maildrop). Each session worker tells the others, through
+// the primary, of every AUTH failure and success, so that each AUTH throttle counts the server's.
 // The primary sums every process's metrics for GET /metrics.
 
 import { fork, type ChildProcess } from 'node:child_process';
@@ -271,10 +272,13 @@ export class Primary {
       listeners: this.listenerSet.bound,
       logFormat: this.deps.logFormat,
     };
-    proc.send(start);
     return new Promise<void>((resolve, reject) => {
       let settled = false;
       proc.on('message', (m: FromWorker) => {
+        if (m.type === 'loaded') {
+          proc.send(start);
+          return;
+        }
         if (m.type === 'ready' && !settled) {
           settled = true;
           child.ready = true;
@@ -328,6 +332,9 @@ export class Primary {
       }
       case 'collected':
         this.collecting.get(m.id)?.(m.metrics as Figures);
+        return;
+      case 'auth':
+        for (const other of this.sessions) if (other !== child && other.ready) other.process?.send(m satisfies ToWorker);
         return;
       case 'scrape':
         void this.collectMetrics().then((text) => child.process?.send({ type: 'metrics', id: m.id, text } satisfies ToWorker));

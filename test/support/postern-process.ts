@@ -52,6 +52,8 @@ export interface InstanceOptions {
   /** Extra environment for the server process, e.g. NODE_EXTRA_CA_CERTS for a test CA. */
   readonly env?: Readonly<Record<string, string>>;
   readonly logLevel?: 'trace' | 'debug' | 'info' | 'warn' | 'error';
+  /** Session worker processes; default: the config's default (one per core). */
+  readonly workers?: number;
 }
 
 export interface Listener {
@@ -323,6 +325,7 @@ function renderConfig(dataDir: string, options: InstanceOptions): string {
     ...(options.postmaster === undefined ? {} : { postmaster: options.postmaster }),
     // "": as root, switch to nobody after binding; otherwise stay who we are.
     user: '',
+    ...(options.workers === undefined ? {} : { workers: options.workers }),
     listen: {
       mx: loopback(options.mxPort ?? 0),
       submission: withSubmission ? loopback(options.submissionPort ?? 0) : [],
