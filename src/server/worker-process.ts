@@ -69,8 +69,15 @@ async function main(): Promise<void> {
     );
   };
   process.on('message', (m: ToWorker, handle: unknown) => (m.type === 'stop' ? stop() : role.onMessage(m, handle)));
-  // The primary is gone (even SIGKILLed): no orphan keeps serving.
-  process.on('disconnect', stop);
+  // The primary is gone (even SIGKILLed): no orphan keeps serving. At once, as if killed with it
+  // (the spool is made for that): a new primary's queue owner must not find this one still at
+  // work on the spool, and without the primary no session can hand on a message anyway.
+  process.on('disconnect', () => {
+    if (stopping !== undefined) return;
+    logger.warn('the primary process is gone; stopping at once');
+    logger.flush();
+    process.exit(1);
+  });
   process.on('SIGTERM', stop);
   send({ type: 'ready' });
 }
