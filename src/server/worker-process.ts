@@ -38,10 +38,13 @@ interface Role {
 }
 
 async function main(): Promise<void> {
-  const start = await new Promise<Start>((resolve) => {
-    process.once('message', (m: ToWorker) => resolve(m as Start));
+  const first = await new Promise<ToWorker>((resolve) => {
+    process.once('message', (m: ToWorker) => resolve(m));
     send({ type: 'loaded' });
   });
+  // Told to stop before it started (another process of the server failed to start).
+  if (first.type !== 'start') process.exit(0);
+  const start = first as Start;
   const name = start.role.kind === 'queue' ? 'queue' : start.role.index;
   const logger = createLogger({ level: start.config.log.level, format: start.logFormat }).child({ worker: name });
   // The primary answers these for the whole server (a terminal's ^C reaches every process).

@@ -131,10 +131,19 @@ export class Primary {
     try {
       listeners = await Listeners.bind(config.listen, logger);
       primary = new Primary(config, deps, account, listeners, certificates, workerCount(config));
-      await primary.startChild(primary.queueOwner);
-      await Promise.all(primary.sessions.map((c) => primary?.startChild(c)));
+      // Forked together, so they load their code at the same time; the session workers open the
+      // store only once the queue owner has (it creates and migrates it, and the SRS secret).
+      const owner = primary.startChild(primary.queueOwner);
+      const sessions = primary.sessions.map((c) => primary?.startChild(c, owner));
+      for (const p of sessions) p?.catch(() => undefined);
+      await owner;
+      await Promise.all(sessions);
     } catch (err) {
-      await primary?.stopChildren();
+      if (primary) {
+        // Not started again as they exit: the server is not starting after all.
+        primary.stopping = Promise.resolve();
+        await primary.stopChildren();
+      }
       listeners?.close();
       certificates.close();
       throw err;
@@ -256,7 +265,8 @@ export class Primary {
     return best;
   }
 
-  private startChild(child: Child): Promise<void> {
+  /** `after`: hold back its 'start' until this resolves. */
+  private startChild(child: Child, after: Promise<void> = Promise.resolve()): Promise<void> {
     const { account } = this;
     const proc = fork(WORKER_SCRIPT, [], {
       serialization: 'advanced',
@@ -276,7 +286,10 @@ export class Primary {
       let settled = false;
       proc.on('message', (m: FromWorker) => {
         if (m.type === 'loaded') {
-          proc.send(start);
+          after.then(
+            () => proc.send(start),
+            () => proc.kill('SIGTERM'),
+          );
           return;
         }
         if (m.type === 'ready' && !settled) {

@@ -188,7 +188,8 @@ export class PosternProcess {
 
   static async spawn(
     configPath: string,
-    readyTimeoutMs = 20_000,
+    // The primary and its workers each load the code: on a busy CI machine that passes 20 s.
+    readyTimeoutMs = 60_000,
     env: Readonly<Record<string, string>> = {},
   ): Promise<PosternProcess> {
     const child = spawn(process.execPath, [POSTERN_BIN, 'serve', '--config', configPath], {
