@@ -61,7 +61,12 @@ describe('several worker processes', () => {
   before(async () => {
     const [first, second] = await Promise.all([makeCertificate('first', ['mx.postern.test']), makeCertificate('renewed', ['mx.postern.test'])]);
     renewed = second;
-    instance = new PosternInstance({ hostname: 'mx.postern.test', workers: 2 });
+    instance = new PosternInstance({
+      hostname: 'mx.postern.test',
+      workers: 2,
+      // 127.0.0.1 stays exempt (the load below); the message-rate test comes from 127.0.0.50.
+      limits: { trusted_networks: ['127.0.0.1/32'], client_message_rate: 2 },
+    });
     // Root-only, like /etc/letsencrypt/live: the service account cannot read the key.
     keyDir = join(instance.root, 'keys');
     mkdirSync(keyDir, { mode: 0o700 });
@@ -126,6 +131,19 @@ describe('several worker processes', () => {
     assert.deepEqual([await submit(), await submit(), await submit()], [250, 250, 450]);
   });
 
+  test('[limits] client_message_rate counts the whole server\'s messages from a client', async () => {
+    const send = async (): Promise<number> => {
+      const client = await SmtpClient.connect(server.port(), '127.0.0.1', '127.0.0.50');
+      await client.expect(220);
+      await client.command('EHLO client.remote.test', 250);
+      const reply = await client.sendMail('bob@remote.test', ['alice@postern.test'], 'From: bob@remote.test\r\nSubject: rated\r\n\r\nrated\r\n');
+      await client.quit();
+      return reply.code;
+    };
+    // One connection each, so both workers take some; the limit is 2 a minute.
+    assert.deepEqual([await send(), await send(), await send()], [250, 250, 450]);
+  });
+
   test('AUTH failures are counted across the workers: the lockout is the whole server\'s', async () => {
     const attempt = async (): Promise<string> => {
       const client = await SmtpClient.open(server.port('submission'));
@@ -166,8 +184,8 @@ describe('several worker processes', () => {
     for (const pid of before) process.kill(pid, 'SIGKILL');
     await load;
     assert.ok(accepted.length > 0, 'no message was accepted at all');
-    // Two more: the counted submissions above.
-    const mail = await instance.waitForMail('alice@postern.test', accepted.length + 2);
+    // Four more: the counted submissions and the rated messages above.
+    const mail = await instance.waitForMail('alice@postern.test', accepted.length + 4);
     const texts = mail.map((m) => m.text).join('\n');
     for (const marker of accepted) assert.ok(texts.includes(marker), `accepted ${marker} was lost`);
     await server.waitForLog((e) => e.msg === 'worker process started again' && e.worker === 'queue');

@@ -202,6 +202,8 @@ export interface Parts {
   readonly close: () => Promise<void>;
   /** Per-account counts kept in another process; by default this one keeps them. */
   readonly rates?: AccountRates;
+  /** Told of every message the client rates count (a worker process tells the others). */
+  readonly onClientMessage?: (ip: string) => void;
   /** The AUTH guard the sessions ask, around this process's throttle; by default the throttle. */
   readonly authGuard?: (throttle: AuthThrottle) => AuthGuard;
   /** The metrics exposition; by default this process's registry. */
@@ -235,7 +237,7 @@ export class Postern implements RunningServer {
    */
   private readonly submission: SubmissionPolicy;
   /** One per server, like submission: a reload must not hand a flooding client a fresh count. */
-  private readonly clientRates: ClientRateLimits;
+  readonly clientRates: ClientRateLimits;
   private readonly authGuard: AuthGuard;
 
   constructor(
@@ -247,7 +249,7 @@ export class Postern implements RunningServer {
     this.limiter = newLimiter(config);
     this.submission = createSubmissionPolicy(parts.store, config, deps.logger, parts.rates);
     this.authGuard = parts.authGuard?.(this.submission.authThrottle) ?? this.submission.authThrottle;
-    this.clientRates = new ClientRateLimits(clientRateRules(config), { logger: deps.logger });
+    this.clientRates = new ClientRateLimits(clientRateRules(config), { logger: deps.logger, onMessage: parts.onClientMessage });
     this.web = new WebService(this.site(config), deps.logger);
     this.metrics = new MetricsService(deps.logger, parts.collectMetrics);
     if (parts.queue) setQueueDepthSource(this.queueDepth);

@@ -216,6 +216,7 @@ async function sessionWorker(start: Start, logger: Logger): Promise<Role> {
       sink: owner,
       rates: owner,
       collectMetrics,
+      onClientMessage: (ip) => send({ type: 'message-counted', ip }),
       authGuard: (local) => {
         throttle = local;
         return sharedAuthGuard(local);
@@ -255,6 +256,9 @@ async function sessionWorker(start: Start, logger: Logger): Promise<Role> {
           case 'auth':
             if (m.outcome === 'failure') throttle?.failureElsewhere(m.ip, m.account);
             else if (m.account !== undefined) throttle?.success(m.ip, m.account);
+            return;
+          case 'message-counted':
+            server.clientRates.messageElsewhere(m.ip);
             return;
           case 'reload':
             certificates.replace(m.config, m.certificates);

@@ -39,7 +39,8 @@ export type ToWorker =
   | { readonly type: 'collect'; readonly id: number }
   | { readonly type: 'metrics'; readonly id: number; readonly text: string | undefined }
   | { readonly type: 'stop' }
-  | AuthEvent;
+  | AuthEvent
+  | MessageCounted;
 
 export type FromWorker =
   /** Its code is loaded and it listens: messages sent before this would be lost. */
@@ -53,7 +54,14 @@ export type FromWorker =
   | { readonly type: 'collected'; readonly id: number; readonly metrics: unknown }
   /** A worker serving GET /metrics asks for every process's figures, summed. */
   | { readonly type: 'scrape'; readonly id: number }
-  | AuthEvent;
+  | AuthEvent
+  | MessageCounted;
+
+/** A message from `ip` that one session worker's client rates counted; the others count it too. */
+export interface MessageCounted {
+  readonly type: 'message-counted';
+  readonly ip: string;
+}
 
 /**
  * An AUTH outcome in one session worker, passed by the primary to the others, whose AUTH

@@ -19,7 +19,8 @@
 // client keeps the message and retries): nothing accepted is lost, the spool is recovered by the
 // next queue owner. All POP3 connections go to session worker 0, whose memory holds the maildrop
 // locks (RFC 1939 8: one session per maildrop). Each session worker tells the others, through
-// the primary, of every AUTH failure and success, so that each AUTH throttle counts the server's.
+// the primary, of every AUTH failure and success and every message the client rates count, so
+// that each worker's AUTH throttle and [limits] client_message_rate count the server's.
 // The primary sums every process's metrics for GET /metrics.
 
 import { fork, type ChildProcess } from 'node:child_process';
@@ -347,6 +348,7 @@ export class Primary {
         this.collecting.get(m.id)?.(m.metrics as Figures);
         return;
       case 'auth':
+      case 'message-counted':
         for (const other of this.sessions) if (other !== child && other.ready) other.process?.send(m satisfies ToWorker);
         return;
       case 'scrape':
