@@ -37,7 +37,7 @@ import type { Store } from '../store/store.js';
 import type { Envelope, QueueId } from '../mail/envelope.js';
 import type { AccountRates } from '../policy/rate-limits.js';
 import { NetworkList } from '../util/network-list.js';
-import { dropPrivileges, prepareDataDir, requireProgramReachable, serviceAccount } from '../util/privileges.js';
+import { dropPrivileges, prepareDataDir, requireProgramReachable, serviceAccount, type ServiceAccount } from '../util/privileges.js';
 import { listeningBanner } from './banner.js';
 import { ClientScreen } from './client-screen.js';
 import { connectionSettingsFor } from './connection-settings.js';
@@ -72,8 +72,11 @@ export interface ServerDeps {
   readonly now?: () => number;
 }
 
-export async function startServer(config: Config, deps: ServerDeps): Promise<RunningServer> {
-  const { logger } = deps;
+/**
+ * The account to run as (undefined unless we are root), with data_dir made ready for it and
+ * Postern's own files checked to be readable by it.
+ */
+export function prepareAccount(config: Config, logger: Logger): ServiceAccount | undefined {
   const account = serviceAccount(config);
   if (account && config.user === '') {
     logger.warn(
@@ -88,6 +91,12 @@ export async function startServer(config: Config, deps: ServerDeps): Promise<Run
     // Its messages already say what is wrong with which path, and what to do.
     throw new StartupError(err instanceof Error ? err.message : String(err), { cause: err });
   }
+  return account;
+}
+
+export async function startServer(config: Config, deps: ServerDeps): Promise<RunningServer> {
+  const { logger } = deps;
+  const account = prepareAccount(config, logger);
   // Read while still root: a configured key (e.g. under /etc/letsencrypt) is often root-only.
   const certificates = await ServerCertificates.load(config, logger, account ? { owner: account } : {});
 
@@ -285,16 +294,7 @@ export class Postern implements RunningServer {
   apply(next: Config): void {
     const { logger } = this.deps;
     logger.level = next.log.level;
-    const { limits } = this.config;
-    if (
-      limits.max_connections_per_ip !== next.limits.max_connections_per_ip ||
-      limits.max_connections !== next.limits.max_connections ||
-      JSON.stringify(limits.trusted_networks) !== JSON.stringify(next.limits.trusted_networks)
-    ) {
-      // Connections opened before stay counted (and released) in the old limiter, so the new one
-      // undercounts until they end: a reload loosens the limits for a while, never tightens them.
-      this.limiter = newLimiter(next);
-    }
+    this.limiter = reloadedLimiter(this.limiter, this.config, next);
     this.clientRates.update(clientRateRules(next));
     this.config = next;
     this.web.update(this.site(next));
@@ -406,6 +406,20 @@ function readCaFile(path: string): string {
   } catch (err) {
     throw new StartupError(`cannot read [relay] tls_ca_file "${path}": ${describeErrno(err)}`, { cause: err });
   }
+}
+
+/**
+ * The limiter after a reload: a new one when its limits changed. Connections opened before stay
+ * counted (and released) in the old limiter, so the new one undercounts until they end: a
+ * reload loosens the limits for a while, never tightens them.
+ */
+export function reloadedLimiter(current: ConnectionLimiter, config: Config, next: Config): ConnectionLimiter {
+  const { limits } = config;
+  const same =
+    limits.max_connections_per_ip === next.limits.max_connections_per_ip &&
+    limits.max_connections === next.limits.max_connections &&
+    JSON.stringify(limits.trusted_networks) === JSON.stringify(next.limits.trusted_networks);
+  return same ? current : newLimiter(next);
 }
 
 export function newLimiter(config: Config): ConnectionLimiter {

@@ -36,11 +36,11 @@ import { registry } from '../metrics/metrics.js';
 import { ClientRateLimits, clientRateRules } from '../policy/client-rate.js';
 import type { ConnectionLimiter } from '../policy/connection-limiter.js';
 import { ServerCertificates } from '../tls/server-certificates.js';
-import { prepareDataDir, requireProgramReachable, serviceAccount, type ServiceAccount } from '../util/privileges.js';
+import type { ServiceAccount } from '../util/privileges.js';
 import { firstLine, StartupError } from '../util/startup-error.js';
 import { isPop3, Listeners, type BoundListener, type ServiceKind } from './listeners.js';
 import { admit, type Admission } from './reception.js';
-import { newLimiter } from './server.js';
+import { newLimiter, prepareAccount, reloadedLimiter } from './server.js';
 import type { FromWorker, QueueResult, ToWorker, WorkerRole } from './worker-protocol.js';
 
 /** One process's figures: its registry's getMetricsAsJSON(). */
@@ -109,19 +109,7 @@ export class Primary {
    */
   static async start(config: Config, deps: PrimaryDeps): Promise<Primary> {
     const { logger } = deps;
-    const account = serviceAccount(config);
-    if (account && config.user === '') {
-      logger.warn(
-        { user: account.user },
-        'running as "nobody"; a dedicated user is recommended: useradd --system postern, then set user = "postern"',
-      );
-    }
-    try {
-      requireProgramReachable(account);
-      prepareDataDir(config.data_dir, account);
-    } catch (err) {
-      throw new StartupError(err instanceof Error ? err.message : String(err), { cause: err });
-    }
+    const account = prepareAccount(config, logger);
     let primary: Primary | undefined;
     // Read as root, and again as root on every reload: that is why this process keeps root.
     const certificates = await ServerCertificates.load(config, logger, {
@@ -159,11 +147,6 @@ export class Primary {
     return this.listenerSet.bound;
   }
 
-  /** The pids of the session workers (ready ones), in index order; the queue owner's last. */
-  get pids(): number[] {
-    return [...this.sessions, this.queueOwner].flatMap((c) => (c.process?.pid !== undefined ? [c.process.pid] : []));
-  }
-
   async reload(): Promise<void> {
     const { logger, configPath } = this.deps;
     let next = this.config;
@@ -180,15 +163,7 @@ export class Primary {
     }
     await this.certificates.reload(next);
     logger.level = next.log.level;
-    const { limits } = this.config;
-    if (
-      limits.max_connections_per_ip !== next.limits.max_connections_per_ip ||
-      limits.max_connections !== next.limits.max_connections ||
-      JSON.stringify(limits.trusted_networks) !== JSON.stringify(next.limits.trusted_networks)
-    ) {
-      // As in a single process (server.ts): open connections are released in the old limiter.
-      this.limiter = newLimiter(next);
-    }
+    this.limiter = reloadedLimiter(this.limiter, this.config, next);
     this.rates.update(clientRateRules(next));
     this.config = next;
     this.broadcastReload();
