@@ -29,9 +29,11 @@ function childrenOf(pid: number): number[] {
   return found;
 }
 
-function uidOf(pid: number): number {
+/** The real, effective, saved and file-system uids, then gids, then the supplementary groups. */
+function idsOf(pid: number): { uids: number[]; gids: number[]; groups: number[] } {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  return Number(/^Uid:\s+(\d+)/m.exec(status)?.[1]);
+  const numbers = (key: string): number[] => (new RegExp(`^${key}:(.*)$`, 'm').exec(status)?.[1] ?? '').trim().split(/\s+/).filter(Boolean).map(Number);
+  return { uids: numbers('Uid'), gids: numbers('Gid'), groups: numbers('Groups') };
 }
 
 function alive(pid: number): boolean {
@@ -99,8 +101,14 @@ describe('several worker processes', () => {
   test('the queue owner and session workers run as the service account, the primary as root', { skip: !asRoot && 'needs root' }, () => {
     const children = childrenOf(server.pid);
     assert.equal(children.length, 3, `expected the queue owner and 2 session workers, found ${children.length}`);
-    assert.equal(uidOf(server.pid), 0);
-    for (const pid of children) assert.notEqual(uidOf(pid), 0, `worker ${pid} runs as root`);
+    assert.equal(idsOf(server.pid).uids[0], 0);
+    for (const pid of children) {
+      const { uids, gids, groups } = idsOf(pid);
+      // Not one of them root's, saved ids and root's supplementary groups included.
+      assert.ok(uids.length === 4 && uids.every((id) => id !== 0), `worker ${pid} has uids ${uids.join(' ')}`);
+      assert.ok(gids.length === 4 && gids.every((id) => id !== 0), `worker ${pid} has gids ${gids.join(' ')}`);
+      assert.ok(!groups.includes(0), `worker ${pid} keeps group 0`);
+    }
   });
 
   test('a root-only key is re-read on SIGHUP and new connections present the new certificate', { skip: !asRoot && 'needs root' }, async () => {

@@ -105,7 +105,7 @@ export class Primary {
 
   /**
    * Binds, reads the certificates, starts the queue owner (which opens the store and recovers
-   * the spool) and then the session workers; resolves once all of them are ready.
+   * the spool) and the session workers; resolves once all of them are ready.
    */
   static async start(config: Config, deps: PrimaryDeps): Promise<Primary> {
     const { logger } = deps;
