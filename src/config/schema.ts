@@ -348,6 +348,11 @@ export const configSchema = z.strictObject({
   user: z.string().default(''),
   /** Group to switch to; empty: the user's primary group. */
   group: z.string().default(''),
+  /**
+   * Worker processes that run the sessions (src/server/workers.ts); 0: one per core. 1 keeps the
+   * whole server in one process.
+   */
+  workers: z.number().int().min(0).max(256).default(0),
   /** Separator for plus-addressing: alice+tag@ reaches alice@ ("" turns it off). */
   recipient_delimiter: z.string().max(1).default('+'),
   listen: z

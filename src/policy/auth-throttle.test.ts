@@ -15,6 +15,28 @@ function setup(overrides: Partial<AuthThrottleOptions> = {}): { throttle: AuthTh
 }
 
 describe('AuthThrottle', () => {
+  test("failures another worker saw count towards this one's lockouts, and are not logged again", () => {
+    const lines: Record<string, unknown>[] = [];
+    const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+    const { throttle } = setup({ ipMaxFailures: 3, accountMaxFailures: 100, logger });
+    throttle.failureElsewhere('192.0.2.1', 'alice@ours.test');
+    throttle.failureElsewhere('192.0.2.1', undefined);
+    assert.equal(throttle.beforeAttempt('192.0.2.1'), undefined);
+    assert.equal(lines.length, 0);
+    // The third failure, the first seen here, locks the IP: the counts are the server's.
+    throttle.failure('192.0.2.1', 'alice@ours.test');
+    assert.deepEqual(throttle.beforeAttempt('192.0.2.1'), AUTH_LOCKED_OUT);
+    assert.equal(lines.length, 1);
+  });
+
+  test('an account is locked by failures seen elsewhere too', () => {
+    const { throttle } = setup({ accountMaxFailures: 2 });
+    throttle.failureElsewhere('192.0.2.1', 'alice@ours.test');
+    assert.equal(throttle.isAccountLocked('alice@ours.test'), false);
+    throttle.failureElsewhere('198.51.100.7', 'Alice@Ours.Test');
+    assert.equal(throttle.isAccountLocked('alice@ours.test'), true);
+  });
+
   test('the delay doubles with each failure, from 0.5 s up to the 8 s cap', () => {
     const { throttle } = setup({ ipMaxFailures: 100 });
     const delays = Array.from({ length: 7 }, () => throttle.failure('192.0.2.1', undefined));

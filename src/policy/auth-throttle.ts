@@ -133,6 +133,16 @@ export class AuthThrottle {
     return delay;
   }
 
+  /**
+   * A failure another worker process saw (src/server/workers.ts), so that the counts are the
+   * whole server's, not one process's: counted like failure(), but not logged again.
+   */
+  failureElsewhere(ip: string, account: string | undefined): void {
+    const now = this.now();
+    this.count(this.ips, throttleKey(ip), this.ipLimit, now);
+    if (account !== undefined) this.count(this.accounts, accountKey(account), this.accountLimit, now);
+  }
+
   success(ip: string, _account: string): void {
     const key = throttleKey(ip);
     // A lockout is not lifted by a success (none can happen through beforeAttempt anyway).

@@ -172,3 +172,23 @@ describe('clientRateRules', () => {
     assert.throws(() => configSchema.parse({ limits: { client_message_rate: 1.5 } }));
   });
 });
+
+describe('ClientRateLimits: messages counted in another worker process', () => {
+  test('they count towards the limit here, are passed on by no one, and never refused or logged', () => {
+    const told: string[] = [];
+    const { limits, logs } = setup({}, { onMessage: (ip) => told.push(ip) });
+    limits.messageElsewhere('192.0.2.1');
+    limits.messageElsewhere('192.0.2.1');
+    assert.equal(logs.length, 0);
+    assert.deepEqual(told, []);
+    // The limit is 2: the first message seen here is the third.
+    assert.equal(limits.checkMessage('192.0.2.1', 'mx')?.code, 450);
+    assert.deepEqual(told, ['192.0.2.1']);
+  });
+
+  test('trusted clients are not counted', () => {
+    const { limits } = setup({ trusted: new NetworkList(['192.0.2.0/24']) });
+    for (let i = 0; i < 5; i++) limits.messageElsewhere('192.0.2.1');
+    assert.equal(limits.checkMessage('192.0.2.1', 'mx'), undefined);
+  });
+});

@@ -100,6 +100,8 @@ export interface ClientRateOptions {
   readonly now?: () => number;
   /** Per table; default MAX_TRACKED_CLIENTS. */
   readonly maxTracked?: number;
+  /** Told of every message counted here (a worker process tells the others). */
+  readonly onMessage?: (ip: string) => void;
 }
 
 /** One per server: the counts outlive a reload, which replaces only the rules (update). */
@@ -107,6 +109,7 @@ export class ClientRateLimits {
   private readonly connections: Record<ConnectionProtocol, RateTable>;
   private readonly messages: RateTable;
   private readonly logger: Logger | undefined;
+  private readonly onMessage: ((ip: string) => void) | undefined;
 
   constructor(
     private rules: ClientRateRules,
@@ -117,6 +120,16 @@ export class ClientRateLimits {
     this.connections = { smtp: new RateTable(max, now), pop3: new RateTable(max, now) };
     this.messages = new RateTable(max, now);
     this.logger = opts.logger;
+    this.onMessage = opts.onMessage;
+  }
+
+  /**
+   * A message another worker process counted (src/server/workers.ts), so that the count is the
+   * whole server's: counted like checkMessage, never refused nor logged here.
+   */
+  messageElsewhere(ip: string): void {
+    if (this.rules.messagesPerMinute === 0 || this.rules.trusted.contains(ip)) return;
+    this.messages.hit(throttleKey(ip));
   }
 
   update(rules: ClientRateRules): void {
@@ -142,6 +155,7 @@ export class ClientRateLimits {
   checkMessage(ip: string, listener: string): Reply | undefined {
     const limit = this.rules.messagesPerMinute;
     if (limit === 0 || this.rules.trusted.contains(ip)) return undefined;
+    this.onMessage?.(ip);
     const count = this.messages.hit(throttleKey(ip));
     if (count <= limit) return undefined;
     this.logger?.warn({ client_ip: ip, listener, count, limit }, 'message rate limit exceeded');

@@ -35,6 +35,13 @@ interface AccountUsage {
   limits: UserLimits | undefined;
 }
 
+/**
+ * What the session policy asks of the per-account counts: this process's AccountRateLimiter, or,
+ * with several worker processes, the one in the queue owner (src/server/workers.ts), so that the
+ * counts are not multiplied by the number of workers.
+ */
+export type AccountRates = Pick<AccountRateLimiter, 'checkMessage' | 'checkRecipient' | 'record' | 'close'>;
+
 export class AccountRateLimiter {
   private readonly usage = new Map<string, AccountUsage>();
   private readonly dirty = new Set<string>();

@@ -11,7 +11,14 @@ import { registry } from '../metrics/metrics.js';
 export class MetricsService {
   private readonly server: http.Server;
 
-  constructor(private readonly logger: Logger) {
+  /**
+   * `collect`: the exposition text; by default this process's registry. A worker process asks
+   * the primary, which sums every process's figures (src/server/workers.ts).
+   */
+  constructor(
+    private readonly logger: Logger,
+    private readonly collect: () => Promise<string> = () => registry.metrics(),
+  ) {
     this.server = http.createServer(
       // A scrape is one small request; anything slow or large is not Prometheus.
       { requestTimeout: 10_000, headersTimeout: 10_000, maxHeaderSize: 8192 },
@@ -40,7 +47,7 @@ export class MetricsService {
       return;
     }
     try {
-      const body = await registry.metrics();
+      const body = await this.collect();
       // node:http leaves the body out of an answer to HEAD itself.
       send(res, 200, registry.contentType, body);
     } catch (err) {

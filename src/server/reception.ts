@@ -52,36 +52,27 @@ export class Reception {
   }
 
   readonly onConnection = (socket: net.Socket, kind: ServiceKind): void => {
+    const admitted = admit(socket, kind, this.closing ? undefined : this.settings);
+    if (admitted === undefined) return;
+    const { limiter, ip } = admitted;
+    this.serve(socket, kind, () => limiter.release(ip));
+  };
+
+  /**
+   * Runs a session on an admitted connection (onConnection's checks passed here, or in the
+   * primary process that handed the socket on); `ended` runs once when it is over.
+   */
+  serve(socket: net.Socket, kind: ServiceKind, ended: () => void): void {
     const ip = clientAddress(socket);
     const port = socket.remotePort;
     if (ip === undefined || port === undefined || this.closing) {
-      // Already gone (reset before we got to it), or we are stopping.
       socket.destroy();
+      ended();
       return;
     }
-    const { limiter, rates, logger, hostname } = this.settings;
-    connectionsOpened.inc({ listener: kind });
-    // Counted first, so that a connection over the rate never takes a slot of the concurrent cap.
-    const rated = isPop3(kind) ? 'pop3' : isWeb(kind) || kind === 'metrics' ? undefined : 'smtp';
-    if (rated !== undefined && !rates.admitConnection(ip, rated, kind)) {
-      refuse(socket, kind, hostname, 'rate');
-      sessionsRefused.inc({ listener: kind, reason: 'rate' });
-      logRefusal(logger, ip, port, kind, 'rate');
-      return;
-    }
-    const verdict = limiter.tryAcquire(ip);
-    switch (verdict) {
-      case 'ok':
-        break;
-      case 'per-ip':
-      case 'total':
-        refuse(socket, kind, hostname, verdict);
-        sessionsRefused.inc({ listener: kind, reason: verdict });
-        logRefusal(logger, ip, port, kind, verdict);
-        return;
-    }
+    const { logger } = this.settings;
     const finished = (c: OpenConnection): void => {
-      limiter.release(ip);
+      ended();
       this.open.delete(c);
       if (this.open.size === 0) this.onEmpty?.();
     };
@@ -100,7 +91,7 @@ export class Reception {
       logger.error({ err, client_ip: ip }, 'cannot start a session');
       connection.destroy('error');
     }
-  };
+  }
 
   /**
    * Asks every session to end (idle ones at once, those receiving a message after it), waits up
@@ -121,6 +112,47 @@ export class Reception {
     for (const c of [...this.open]) c.destroy();
   }
 }
+
+/** What admission needs: the caps and rates, and how to word a refusal. */
+export type Admission = Pick<ReceptionSettings, 'hostname' | 'limiter' | 'rates' | 'logger'>;
+
+/**
+ * The connection rate and the concurrent caps, checked before any session starts: a refused
+ * client gets its one-line answer and the socket is closed. Admitted, the caller owns the slot
+ * and must release it (limiter.release(ip)) when the connection ends.
+ */
+export function admit(socket: net.Socket, kind: ServiceKind, admission: Admission | undefined): { ip: string; limiter: ConnectionLimiter } | undefined {
+  const ip = clientAddress(socket);
+  const port = socket.remotePort;
+  if (ip === undefined || port === undefined || admission === undefined) {
+    // Already gone (reset before we got to it), or we are stopping.
+    socket.destroy();
+    return undefined;
+  }
+  const { limiter, rates, logger, hostname } = admission;
+  connectionsOpened.inc({ listener: kind });
+    // Counted first, so that a connection over the rate never takes a slot of the concurrent cap.
+    const rated = isPop3(kind) ? 'pop3' : isWeb(kind) || kind === 'metrics' ? undefined : 'smtp';
+    if (rated !== undefined && !rates.admitConnection(ip, rated, kind)) {
+      refuse(socket, kind, hostname, 'rate');
+      sessionsRefused.inc({ listener: kind, reason: 'rate' });
+      logRefusal(logger, ip, port, kind, 'rate');
+      return undefined;
+    }
+    const verdict = limiter.tryAcquire(ip);
+    switch (verdict) {
+      case 'ok':
+        break;
+      case 'per-ip':
+      case 'total':
+        refuse(socket, kind, hostname, verdict);
+        sessionsRefused.inc({ listener: kind, reason: verdict });
+        logRefusal(logger, ip, port, kind, verdict);
+        return undefined;
+    }
+    return { ip, limiter };
+}
+
 
 type Refusal = 'per-ip' | 'total' | 'rate';
 

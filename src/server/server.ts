@@ -30,11 +30,14 @@ import { parseLmtpEndpoint } from '../delivery/local/lmtp-client.js';
 import { LmtpCourier } from '../delivery/local/lmtp-courier.js';
 import type { Courier } from '../queue/courier.js';
 import { RemoteDelivery } from '../delivery/remote/remote-delivery.js';
-import type { MessageSink } from '../smtp/session-host.js';
+import type { AuthGuard, MessageSink } from '../smtp/session-host.js';
+import type { AuthThrottle } from '../policy/auth-throttle.js';
 import { openSqliteStore } from '../store/sqlite-store.js';
 import type { Store } from '../store/store.js';
+import type { Envelope, QueueId } from '../mail/envelope.js';
+import type { AccountRates } from '../policy/rate-limits.js';
 import { NetworkList } from '../util/network-list.js';
-import { dropPrivileges, prepareDataDir, requireProgramReachable, serviceAccount } from '../util/privileges.js';
+import { dropPrivileges, prepareDataDir, requireProgramReachable, serviceAccount, type ServiceAccount } from '../util/privileges.js';
 import { listeningBanner } from './banner.js';
 import { ClientScreen } from './client-screen.js';
 import { connectionSettingsFor } from './connection-settings.js';
@@ -69,8 +72,11 @@ export interface ServerDeps {
   readonly now?: () => number;
 }
 
-export async function startServer(config: Config, deps: ServerDeps): Promise<RunningServer> {
-  const { logger } = deps;
+/**
+ * The account to run as (undefined unless we are root), with data_dir made ready for it and
+ * Postern's own files checked to be readable by it.
+ */
+export function prepareAccount(config: Config, logger: Logger): ServiceAccount | undefined {
   const account = serviceAccount(config);
   if (account && config.user === '') {
     logger.warn(
@@ -85,6 +91,12 @@ export async function startServer(config: Config, deps: ServerDeps): Promise<Run
     // Its messages already say what is wrong with which path, and what to do.
     throw new StartupError(err instanceof Error ? err.message : String(err), { cause: err });
   }
+  return account;
+}
+
+export async function startServer(config: Config, deps: ServerDeps): Promise<RunningServer> {
+  const { logger } = deps;
+  const account = prepareAccount(config, logger);
   // Read while still root: a configured key (e.g. under /etc/letsencrypt) is often root-only.
   const certificates = await ServerCertificates.load(config, logger, account ? { owner: account } : {});
 
@@ -97,64 +109,115 @@ export async function startServer(config: Config, deps: ServerDeps): Promise<Run
     // and before a single connection is handed on (Listeners holds them until accept()).
     if (account) dropPrivileges(account);
 
-    const store = openSqliteStore(join(config.data_dir, 'postern.db'));
-    cleanup.push(() => store.close());
-    // After the drop, like the store: the secret file belongs to the service account.
-    const srs = new SrsCodec(loadSrsSecret(config.data_dir));
-    // Outbound relay: resolver, MTA-STS policies, DKIM signer, then the delivery agent.
-    const { relay } = config;
-    const dns = createDnsClient({ servers: relay.dns_servers, maxCacheSeconds: relay.dns_cache_seconds });
-    // `ca` replaces Node's trust store, so the system's roots come along with tls_ca_file's.
-    const ca = relay.tls_ca_file === '' ? undefined : [...rootCertificates, readCaFile(relay.tls_ca_file)];
-    const mtaSts = relay.mta_sts.enabled
-      ? new MtaStsCache({ dns, dataDir: config.data_dir, httpsPort: relay.mta_sts.https_port, ...(ca ? { ca } : {}), logger })
-      : undefined;
-    const remote = new RemoteDelivery({ config, dns, mtaSts, signer: createMessageSigner(config, logger), logger });
-    cleanup.push(() => remote.close());
-    const local = localCourier(config, logger);
-    cleanup.push(() => local.close?.());
-    const queue = await QueueManager.open({
-      dataDir: config.data_dir,
-      hostname: config.hostname,
-      store,
-      logger,
-      local,
-      remote,
-      srs,
-      notices: deliveryNotices({
-        hostname: config.hostname,
-        store,
-        postmaster: config.postmaster,
-        recipientDelimiter: config.recipient_delimiter,
-        logger,
-      }),
-      ...queueSettings(config),
-    });
-    cleanup.push(() => queue.close());
-
+    const queueCleanup: (() => Promise<void> | void)[] = [];
+    cleanup.push(() => undoAll(queueCleanup));
+    const { store, srs, dns, queue } = await openQueue(config, logger, queueCleanup);
     const maildrops = new MaildirMaildrops(join(config.data_dir, 'mail'));
-    const server = new Postern(config, deps, { store, queue, local, remote, listeners, certificates, maildrops, srs, dns });
+    const server = new Postern(config, deps, {
+      store,
+      queue,
+      sink: queue,
+      listeners,
+      certificates,
+      maildrops,
+      srs,
+      dns,
+      close: () => undoAll(queueCleanup),
+    });
     listeners.accept(server.reception.onConnection);
     logger.info({ listeners: listeners.bound }, 'listening');
     return server;
   } catch (err) {
-    for (const undo of cleanup.reverse()) {
-      try {
-        await undo();
-      } catch {
-        // Already failing; the first error is the one to report.
-      }
-    }
+    await undoAll(cleanup).catch(() => undefined);
     throw err;
   }
 }
 
-interface Parts {
+/** Runs the closers last first; every one runs, and the first failure is thrown after them. */
+export async function undoAll(cleanup: (() => Promise<void> | void)[]): Promise<void> {
+  let first: unknown;
+  for (const undo of cleanup.splice(0).reverse()) {
+    try {
+      await undo();
+    } catch (err) {
+      first ??= err;
+    }
+  }
+  if (first !== undefined) throw first;
+}
+
+/** What owns the queue: the store, and the queue with its delivery agents. */
+export interface QueueParts {
   readonly store: Store;
+  readonly srs: SrsCodec;
+  readonly dns: DnsClient;
   readonly queue: QueueManager;
-  readonly local: Courier;
-  readonly remote: RemoteDelivery;
-  readonly listeners: Listeners;
+}
+
+/**
+ * Opens the store, the spool and the queue with its couriers, pushing their closers on `cleanup`
+ * (in order: undone in reverse). Runs as the service account: every file it creates is its own.
+ */
+export async function openQueue(config: Config, logger: Logger, cleanup: (() => Promise<void> | void)[]): Promise<QueueParts> {
+  const store = openSqliteStore(join(config.data_dir, 'postern.db'));
+  cleanup.push(() => store.close());
+  // After the drop, like the store: the secret file belongs to the service account.
+  const srs = new SrsCodec(loadSrsSecret(config.data_dir));
+  // Outbound relay: resolver, MTA-STS policies, DKIM signer, then the delivery agent.
+  const { relay } = config;
+  const dns = createDnsClient({ servers: relay.dns_servers, maxCacheSeconds: relay.dns_cache_seconds });
+  // `ca` replaces Node's trust store, so the system's roots come along with tls_ca_file's.
+  const ca = relay.tls_ca_file === '' ? undefined : [...rootCertificates, readCaFile(relay.tls_ca_file)];
+  const mtaSts = relay.mta_sts.enabled
+    ? new MtaStsCache({ dns, dataDir: config.data_dir, httpsPort: relay.mta_sts.https_port, ...(ca ? { ca } : {}), logger })
+    : undefined;
+  const remote = new RemoteDelivery({ config, dns, mtaSts, signer: createMessageSigner(config, logger), logger });
+  cleanup.push(() => remote.close());
+  const local = localCourier(config, logger);
+  cleanup.push(() => local.close?.());
+  const queue = await QueueManager.open({
+    dataDir: config.data_dir,
+    hostname: config.hostname,
+    store,
+    logger,
+    local,
+    remote,
+    srs,
+    notices: deliveryNotices({
+      hostname: config.hostname,
+      store,
+      postmaster: config.postmaster,
+      recipientDelimiter: config.recipient_delimiter,
+      logger,
+    }),
+    ...queueSettings(config),
+  });
+  cleanup.push(() => queue.close());
+  return { store, srs, dns, queue };
+}
+
+/** Where a session's accepted messages go: this process's queue, or the queue owner's. */
+export interface MessageQueue {
+  accept(envelope: Envelope, message: Buffer, opts: { recordAuthUser?: boolean }): Promise<QueueId>;
+}
+
+export interface Parts {
+  readonly store: Store;
+  /** The queue, when it is in this process (its depth goes to the metrics). */
+  readonly queue: QueueManager | undefined;
+  /** Where accepted messages go: the queue, or the queue owner process. */
+  readonly sink: MessageQueue;
+  /** Closes the store and, where it is here, the queue (after the sessions have ended). */
+  readonly close: () => Promise<void>;
+  /** Per-account counts kept in another process; by default this one keeps them. */
+  readonly rates?: AccountRates;
+  /** Told of every message the client rates count (a worker process tells the others). */
+  readonly onClientMessage?: (ip: string) => void;
+  /** The AUTH guard the sessions ask, around this process's throttle; by default the throttle. */
+  readonly authGuard?: (throttle: AuthThrottle) => AuthGuard;
+  /** The metrics exposition; by default this process's registry. */
+  readonly collectMetrics?: () => Promise<string>;
+  readonly listeners: { readonly bound: readonly BoundListener[]; close(): void };
   /** Reloaded in place (SIGHUP, or its files changed); connections ask it at each handshake. */
   readonly certificates: ServerCertificates;
   /** One per server: it holds the POP3 locks, one session per mailbox. */
@@ -168,12 +231,12 @@ interface Parts {
 /** How long an https client has for its TLS handshake. */
 const WEB_HANDSHAKE_TIMEOUT_MS = 10_000;
 
-class Postern implements RunningServer {
+export class Postern implements RunningServer {
   readonly reception: Reception;
   /** One per server: node:http's own timers and the keep-alive connections live in it. */
   private readonly web: WebService;
   private readonly metrics: MetricsService;
-  private readonly queueDepth = (): QueueDepth => this.parts.queue.depth();
+  private readonly queueDepth = (): QueueDepth => this.parts.queue?.depth() ?? { active: 0, queued: 0, deferred: 0, hold: 0 };
   private stopping: Promise<void> | undefined;
   private config: Config;
   private limiter: ConnectionLimiter;
@@ -183,7 +246,8 @@ class Postern implements RunningServer {
    */
   private readonly submission: SubmissionPolicy;
   /** One per server, like submission: a reload must not hand a flooding client a fresh count. */
-  private readonly clientRates: ClientRateLimits;
+  readonly clientRates: ClientRateLimits;
+  private readonly authGuard: AuthGuard;
 
   constructor(
     config: Config,
@@ -192,11 +256,12 @@ class Postern implements RunningServer {
   ) {
     this.config = config;
     this.limiter = newLimiter(config);
-    this.submission = createSubmissionPolicy(parts.store, config, deps.logger);
-    this.clientRates = new ClientRateLimits(clientRateRules(config), { logger: deps.logger });
+    this.submission = createSubmissionPolicy(parts.store, config, deps.logger, parts.rates);
+    this.authGuard = parts.authGuard?.(this.submission.authThrottle) ?? this.submission.authThrottle;
+    this.clientRates = new ClientRateLimits(clientRateRules(config), { logger: deps.logger, onMessage: parts.onClientMessage });
     this.web = new WebService(this.site(config), deps.logger);
-    this.metrics = new MetricsService(deps.logger);
-    setQueueDepthSource(this.queueDepth);
+    this.metrics = new MetricsService(deps.logger, parts.collectMetrics);
+    if (parts.queue) setQueueDepthSource(this.queueDepth);
     this.reception = new Reception(this.receptionSettings(config));
     this.warnAboutClientHost(config);
   }
@@ -221,23 +286,20 @@ class Postern implements RunningServer {
     }
     // Never throws: a certificate that fails to load is logged and its previous one kept.
     await this.parts.certificates.reload(next);
+    this.apply(next);
+    logger.info({ config: configPath ?? null }, 'reloaded');
+  }
+
+  /** A new config for everything but the certificates and [listen] (see reload). */
+  apply(next: Config): void {
+    const { logger } = this.deps;
     logger.level = next.log.level;
-    const { limits } = this.config;
-    if (
-      limits.max_connections_per_ip !== next.limits.max_connections_per_ip ||
-      limits.max_connections !== next.limits.max_connections ||
-      JSON.stringify(limits.trusted_networks) !== JSON.stringify(next.limits.trusted_networks)
-    ) {
-      // Connections opened before stay counted (and released) in the old limiter, so the new one
-      // undercounts until they end: a reload loosens the limits for a while, never tightens them.
-      this.limiter = newLimiter(next);
-    }
+    this.limiter = reloadedLimiter(this.limiter, this.config, next);
     this.clientRates.update(clientRateRules(next));
     this.config = next;
     this.web.update(this.site(next));
     this.reception.update(this.receptionSettings(next));
     this.warnAboutClientHost(next);
-    logger.info({ config: configPath ?? null }, 'reloaded');
   }
 
   stop(): Promise<void> {
@@ -247,7 +309,7 @@ class Postern implements RunningServer {
 
   private async shutdown(): Promise<void> {
     const { logger } = this.deps;
-    const { listeners, queue, store, certificates } = this.parts;
+    const { listeners, certificates } = this.parts;
     listeners.close();
     certificates.close();
     logger.info({ connections: this.reception.openConnections }, 'stopping');
@@ -255,11 +317,8 @@ class Postern implements RunningServer {
     this.web.close();
     // Saves the last per-account counts; the store must still be open.
     await this.submission.rateLimiter.close();
-    await queue.close();
+    await this.parts.close();
     clearQueueDepthSource(this.queueDepth);
-    await this.parts.local.close?.();
-    await this.parts.remote.close();
-    await store.close();
     logger.info('stopped');
   }
 
@@ -275,10 +334,10 @@ class Postern implements RunningServer {
       greylist: GreylistGate.fromConfig(config, { store: this.parts.store, dns: this.parts.dns, logger, now: this.deps.now }),
       clientRates: this.clientRates,
     });
-    const { queue, store } = this.parts;
+    const { sink: queue, store } = this.parts;
     const recordAuthUser = config.submission.received_auth;
     const sink: MessageSink = { accept: (envelope, message) => queue.accept(envelope, message, { recordAuthUser }) };
-    const authGuard = this.submission.authThrottle;
+    const { authGuard } = this;
     const credentials = storeCredentials(store);
     const mechanisms = createMechanismsFromConfig(config, credentials);
     return {
@@ -349,7 +408,21 @@ function readCaFile(path: string): string {
   }
 }
 
-function newLimiter(config: Config): ConnectionLimiter {
+/**
+ * The limiter after a reload: a new one when its limits changed. Connections opened before stay
+ * counted (and released) in the old limiter, so the new one undercounts until they end: a
+ * reload loosens the limits for a while, never tightens them.
+ */
+export function reloadedLimiter(current: ConnectionLimiter, config: Config, next: Config): ConnectionLimiter {
+  const { limits } = config;
+  const same =
+    limits.max_connections_per_ip === next.limits.max_connections_per_ip &&
+    limits.max_connections === next.limits.max_connections &&
+    JSON.stringify(limits.trusted_networks) === JSON.stringify(next.limits.trusted_networks);
+  return same ? current : newLimiter(next);
+}
+
+export function newLimiter(config: Config): ConnectionLimiter {
   const { limits } = config;
   return new ConnectionLimiter(limits.max_connections_per_ip, limits.max_connections, new NetworkList(limits.trusted_networks));
 }
@@ -376,7 +449,10 @@ export async function runServer(opts: { configPath?: string; logFormat?: LogForm
   const signals = new SignalLatch();
   let server: RunningServer;
   try {
-    server = await startServer(config, { logger, ...(loaded.path !== undefined ? { configPath: loaded.path } : {}) });
+    const paths = loaded.path !== undefined ? { configPath: loaded.path } : {};
+    // Loaded on demand, like the server itself: the worker processes need none of it.
+    const { Primary, workerCount } = await import('./workers.js');
+    server = workerCount(config) > 1 ? await Primary.start(config, { logger, logFormat: format, ...paths }) : await startServer(config, { logger, ...paths });
   } catch (err) {
     signals.dispose();
     if (!(err instanceof StartupError)) logger.debug({ err }, 'startup failed');

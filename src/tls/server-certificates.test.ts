@@ -241,3 +241,36 @@ describe('reloading', () => {
     assert.equal(await presentedCn(port), 'alpha');
   });
 });
+
+describe('snapshots, as a primary process hands them to its workers', () => {
+  test('a worker built from a snapshot serves the same certificates, and replace() swaps them', async () => {
+    const dir = freshDir();
+    const a = writeCertificate(dir, 'alpha', alpha);
+    const b = writeCertificate(dir, 'beta', beta);
+    const config = configFor(dir, { certificates: [a, { ...b, names: ['*.beta.test'] }] });
+    const primary = await load(config);
+    // Through structured clone, as over the IPC channel.
+    const worker = ServerCertificates.fromSnapshot(config, structuredClone(primary.snapshot()), pino({ level: 'silent' }));
+    const port = await echoServer(worker);
+    assert.equal(await presentedCn(port, 'x.beta.test'), 'beta');
+    assert.equal(await presentedCn(port), 'alpha');
+    assert.deepEqual(worker.presented, primary.presented);
+
+    const g = writeCertificate(dir, 'gamma', gamma);
+    const next = configFor(dir, { cert: g.cert, key: g.key });
+    worker.replace(next, [{ credentials: { cert: gamma.cert, key: gamma.key, certPath: g.cert, keyPath: g.key, generated: false }, configuredNames: undefined }]);
+    assert.equal(await presentedCn(port, 'x.beta.test'), 'gamma');
+  });
+
+  test('replace() with a snapshot that does not build keeps what is served', async () => {
+    const dir = freshDir();
+    const a = writeCertificate(dir, 'alpha', alpha);
+    const config = configFor(dir, { cert: a.cert, key: a.key });
+    const { logger, lines } = capturingLogger();
+    const worker = ServerCertificates.fromSnapshot(config, (await load(config)).snapshot(), logger);
+    // A key that belongs to another certificate.
+    worker.replace(config, [{ credentials: { cert: alpha.cert, key: beta.key, certPath: a.cert, keyPath: a.key, generated: false }, configuredNames: undefined }]);
+    assert.equal(await presentedCn(await echoServer(worker)), 'alpha');
+    assert.ok(lines.some((l) => l.msg === 'TLS certificates not replaced'));
+  });
+});

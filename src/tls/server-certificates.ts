@@ -35,6 +35,17 @@ export interface ServerCertificatesOptions {
   /** Reload when the files change (default true). */
   readonly watch?: boolean;
   readonly debounceMs?: number;
+  /** Called after a reload that changed what is served (the primary hands it to the workers). */
+  readonly onChange?: () => void;
+}
+
+/**
+ * The certificates as data: what a primary process, which may read root-only keys, hands to its
+ * unprivileged workers (src/server/workers.ts), which build the same contexts from it.
+ */
+export interface CertificateSnapshot {
+  readonly credentials: TlsCredentials;
+  readonly configuredNames: readonly string[] | undefined;
 }
 
 /** What the server presents for one certificate. */
@@ -104,6 +115,28 @@ export class ServerCertificates implements HandshakeCertificates {
     const rest: LoadedCertificate[] = [];
     for (const source of others) rest.push(await load(source));
     return new ServerCertificates(config, { first, rest }, logger, options);
+  }
+
+  /** Built from a primary's snapshot: nothing is read from disk and nothing watched. */
+  static fromSnapshot(config: Config, snapshot: readonly CertificateSnapshot[], logger: Logger): ServerCertificates {
+    return new ServerCertificates(config, loadedOf(snapshot), logger, { watch: false });
+  }
+
+  /** What is served now, as data to rebuild it elsewhere (see fromSnapshot). */
+  snapshot(): CertificateSnapshot[] {
+    return all(this.loaded).map((c) => ({ credentials: c.credentials, configuredNames: c.configuredNames }));
+  }
+
+  /** Serves a primary's newer snapshot; a certificate that fails to build keeps the old set. */
+  replace(config: Config, snapshot: readonly CertificateSnapshot[]): void {
+    try {
+      this.loaded = loadedOf(snapshot);
+    } catch (err) {
+      this.logger.error({ err: firstLine(err instanceof Error ? err.message : String(err)) }, 'TLS certificates not replaced');
+      return;
+    }
+    this.config = config;
+    this.table = tableOf(this.loaded);
   }
 
   get defaultContext(): tls.SecureContext {
@@ -191,7 +224,10 @@ export class ServerCertificates implements HandshakeCertificates {
     this.loaded = { first, rest };
     this.table = tableOf(this.loaded);
     this.rewatch();
-    if (changed) this.logger.info({ certificates: this.presented }, 'TLS certificates reloaded');
+    if (changed) {
+      this.logger.info({ certificates: this.presented }, 'TLS certificates reloaded');
+      this.options.onChange?.();
+    }
   }
 
   /** Watches the directories of the current files; a config reload may have moved them. */
@@ -235,10 +271,17 @@ function sourcesOf(config: Config): [CertificateSource, ...CertificateSource[]] 
   return [main, ...entries];
 }
 
-function build(credentials: TlsCredentials, source: CertificateSource): LoadedCertificate {
+function build(credentials: TlsCredentials, source: { readonly names: readonly string[] | undefined }): LoadedCertificate {
   const context = createSecureContext(credentials);
   const names = source.names ?? certificateNames(credentials.cert);
   return { credentials, names, configuredNames: source.names, context, x509: new X509Certificate(credentials.cert) };
+}
+
+function loadedOf(snapshot: readonly CertificateSnapshot[]): Loaded {
+  const built = snapshot.map(({ credentials, configuredNames }) => build(credentials, { names: configuredNames }));
+  const [first, ...rest] = built;
+  if (first === undefined) throw new Error('no certificate in the snapshot');
+  return { first, rest };
 }
 
 function all(loaded: Loaded): LoadedCertificate[] {

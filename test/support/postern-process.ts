@@ -52,6 +52,8 @@ export interface InstanceOptions {
   /** Extra environment for the server process, e.g. NODE_EXTRA_CA_CERTS for a test CA. */
   readonly env?: Readonly<Record<string, string>>;
   readonly logLevel?: 'trace' | 'debug' | 'info' | 'warn' | 'error';
+  /** Session worker processes; default: the config's default (one per core). */
+  readonly workers?: number;
 }
 
 export interface Listener {
@@ -186,7 +188,8 @@ export class PosternProcess {
 
   static async spawn(
     configPath: string,
-    readyTimeoutMs = 20_000,
+    // The primary and its workers each load the code: on a busy CI machine that passes 20 s.
+    readyTimeoutMs = 60_000,
     env: Readonly<Record<string, string>> = {},
   ): Promise<PosternProcess> {
     const child = spawn(process.execPath, [POSTERN_BIN, 'serve', '--config', configPath], {
@@ -323,6 +326,7 @@ function renderConfig(dataDir: string, options: InstanceOptions): string {
     ...(options.postmaster === undefined ? {} : { postmaster: options.postmaster }),
     // "": as root, switch to nobody after binding; otherwise stay who we are.
     user: '',
+    ...(options.workers === undefined ? {} : { workers: options.workers }),
     listen: {
       mx: loopback(options.mxPort ?? 0),
       submission: withSubmission ? loopback(options.submissionPort ?? 0) : [],
