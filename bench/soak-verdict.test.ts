@@ -1,0 +1,61 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { DeliveryLedger, flatness } from './soak-verdict.js';
+
+describe('flatness', () => {
+  it('ignores the warm-up tenth and accepts noise around a level', () => {
+    // The first tenth climbs from nothing (heap growing); afterwards the level wobbles by 5%.
+    const samples = Array.from({ length: 100 }, (_, i) => (i < 10 ? 10 * i : 100 + (i % 2 === 0 ? 5 : -5)));
+    const f = flatness(samples);
+    assert.equal(f.early, 100);
+    assert.equal(f.late, 100);
+    assert.equal(f.flat, true);
+  });
+
+  it('flags a steady rise of more than 10%', () => {
+    // A leak: +0.2% per sample, 100 -> ~120 over the run.
+    const samples = Array.from({ length: 100 }, (_, i) => 100 * (1 + 0.002 * i));
+    const f = flatness(samples);
+    assert.ok(f.ratio > 1.1, `ratio ${f.ratio}`);
+    assert.equal(f.flat, false);
+  });
+
+  it('flags a fall of more than 10% too: flat means flat', () => {
+    const samples = Array.from({ length: 50 }, (_, i) => (i < 25 ? 200 : 150));
+    assert.equal(flatness(samples).flat, false);
+  });
+
+  it('a single spike in the last fifth does not fail the run', () => {
+    const samples = Array.from({ length: 100 }, (_, i) => (i === 95 ? 130 : 100));
+    assert.equal(flatness(samples).flat, true);
+  });
+
+  it('refuses to judge too few samples', () => {
+    assert.throws(() => flatness([1, 2, 3]), /too few/);
+  });
+});
+
+describe('DeliveryLedger', () => {
+  it('counts each destination of a message, in either order of 250 and delivery', () => {
+    const ledger = new DeliveryLedger();
+    ledger.delivered('m1', 'a@soak.test'); // Delivered before the client read the 250.
+    ledger.accepted('m1', ['a@soak.test', 'B@soak.test']);
+    ledger.accepted('m2', ['a@soak.test']);
+    ledger.delivered('m1', 'b@soak.test');
+    assert.equal(ledger.owedCount, 3);
+    assert.equal(ledger.deliveredCount, 2);
+    assert.deepEqual(ledger.missing(), ['m2 -> a@soak.test']);
+    assert.deepEqual(ledger.unexpected(), []);
+  });
+
+  it('reports deliveries nobody was owed, and duplicates', () => {
+    const ledger = new DeliveryLedger();
+    ledger.accepted('m1', ['a@soak.test']);
+    ledger.delivered('m1', 'a@soak.test');
+    ledger.delivered('m1', 'a@soak.test');
+    ledger.delivered('m9', 'a@soak.test');
+    assert.equal(ledger.duplicates, 1);
+    assert.deepEqual(ledger.unexpected(), ['m9 -> a@soak.test']);
+    assert.deepEqual(ledger.missing(), []);
+  });
+});

@@ -1,0 +1,92 @@
+// What `npm run soak` judges, kept apart from the traffic so it can be tested on its own: whether
+// a series of samples (the server's RSS, its open descriptors) stayed flat, and whether every
+// message the server answered 250 for was delivered, each counted by a unique id.
+//
+// Flat: the mean of the last 20% of the samples against the mean of the second 10% (the first
+// 10% is warm-up: the heap grows to its working size, code is compiled, pools fill). A leak shows
+// as a steady rise, which moves the late mean away from the early one; a spike in one sample
+// barely moves a mean over a fifth of the run.
+
+/** Samples at least, so that each window holds one or more. */
+const MIN_SAMPLES = 10;
+
+export interface Flatness {
+  /** Mean of the samples in the second tenth of the run. */
+  readonly early: number;
+  /** Mean of the samples in the last fifth. */
+  readonly late: number;
+  /** late / early. */
+  readonly ratio: number;
+  /** |ratio - 1| <= tolerance. */
+  readonly flat: boolean;
+}
+
+export function flatness(samples: readonly number[], tolerance = 0.1): Flatness {
+  if (samples.length < MIN_SAMPLES) throw new Error(`${samples.length} samples are too few to judge (at least ${MIN_SAMPLES})`);
+  const n = samples.length;
+  const early = mean(samples.slice(Math.floor(n * 0.1), Math.max(Math.floor(n * 0.2), Math.floor(n * 0.1) + 1)));
+  const late = mean(samples.slice(Math.floor(n * 0.8)));
+  const ratio = late / early;
+  return { early, late, ratio, flat: Math.abs(ratio - 1) <= tolerance };
+}
+
+function mean(values: readonly number[]): number {
+  return values.reduce((sum, v) => sum + v, 0) / values.length;
+}
+
+/**
+ * Which deliveries the run is owed and which it saw. A delivery is one message (its id) at one
+ * destination (a mailbox, or the relay peer's recipient): a message to an alias with two targets
+ * is owed twice. Deliveries may be seen before the 250 reaches the client (the server delivers as
+ * soon as it has queued the message), so both sides are kept and compared at the end.
+ */
+export class DeliveryLedger {
+  private readonly owed = new Set<string>();
+  private readonly seen = new Set<string>();
+  private duplicateCount = 0;
+
+  /** The server answered 250 for message `id` to these destinations. */
+  accepted(id: string, destinations: readonly string[]): void {
+    for (const d of destinations) this.owed.add(key(id, d));
+  }
+
+  /** Message `id` arrived at `destination` (read from its mailbox or the relay peer). */
+  delivered(id: string, destination: string): void {
+    const k = key(id, destination);
+    if (this.seen.has(k)) this.duplicateCount += 1;
+    else this.seen.add(k);
+  }
+
+  get owedCount(): number {
+    return this.owed.size;
+  }
+
+  get deliveredCount(): number {
+    let count = 0;
+    for (const k of this.owed) if (this.seen.has(k)) count += 1;
+    return count;
+  }
+
+  /** Deliveries owed and not (yet) seen, e.g. "m17 -> u3@soak.test". */
+  missing(): string[] {
+    return [...this.owed].filter((k) => !this.seen.has(k)).map(show);
+  }
+
+  /** Deliveries seen of messages the server never accepted there (a refused or dropped one delivered). */
+  unexpected(): string[] {
+    return [...this.seen].filter((k) => !this.owed.has(k)).map(show);
+  }
+
+  /** Deliveries seen more than once. */
+  get duplicates(): number {
+    return this.duplicateCount;
+  }
+}
+
+function key(id: string, destination: string): string {
+  return `${id}\n${destination.toLowerCase()}`;
+}
+
+function show(k: string): string {
+  return k.replace('\n', ' -> ');
+}
