@@ -84,8 +84,8 @@ export interface Tally {
 export class SoakTraffic {
   readonly tally: Tally = { byKind: new Map(), failures: [] };
   private sequence = 0;
-  private readonly starttls: Transporter;
-  private readonly implicit: Transporter;
+  private starttls!: Transporter;
+  private implicit!: Transporter;
   private readonly random = Math.random;
 
   constructor(
@@ -93,12 +93,24 @@ export class SoakTraffic {
     private readonly ledger: DeliveryLedger,
     private readonly runTag: string,
   ) {
-    // Pools, as a mail client or a web application keeps them, recycled every few messages so
-    // that handshakes and logins happen all along the run.
+    this.openPools();
+  }
+
+  /**
+   * Pools, as a mail client or a web application keeps them, recycled every few messages so
+   * that handshakes and logins happen all along the run.
+   */
+  private openPools(): void {
     const common = { pool: true, maxConnections: 4, maxMessages: 20, host: '127.0.0.1', tls: { rejectUnauthorized: false } } as const;
     const auth = { user: SENDER, pass: PASSWORD };
-    this.starttls = nodemailer.createTransport({ ...common, port: ports.submission, secure: false, requireTLS: true, auth });
-    this.implicit = nodemailer.createTransport({ ...common, port: ports.submissions, secure: true, auth });
+    this.starttls = nodemailer.createTransport({ ...common, port: this.ports.submission, secure: false, requireTLS: true, auth });
+    this.implicit = nodemailer.createTransport({ ...common, port: this.ports.submissions, secure: true, auth });
+  }
+
+  /** Closes the pooled connections (for a measurement at rest); new ones open on the next job. */
+  recyclePools(): void {
+    this.close();
+    this.openPools();
   }
 
   /** A job drawn from the whole mix (busyOnly: from the kinds the peak is measured with). */

@@ -6,7 +6,7 @@ describe('flatness', () => {
   it('ignores the warm-up tenth and accepts noise around a level', () => {
     // The first tenth climbs from nothing (heap growing); afterwards the level wobbles by 5%.
     const samples = Array.from({ length: 100 }, (_, i) => (i < 10 ? 10 * i : 100 + (i % 2 === 0 ? 5 : -5)));
-    const f = flatness(samples);
+    const f = flatness(samples, 'mean');
     assert.equal(f.early, 100);
     assert.equal(f.late, 100);
     assert.equal(f.flat, true);
@@ -15,23 +15,34 @@ describe('flatness', () => {
   it('flags a steady rise of more than 10%', () => {
     // A leak: +0.2% per sample, 100 -> ~120 over the run.
     const samples = Array.from({ length: 100 }, (_, i) => 100 * (1 + 0.002 * i));
-    const f = flatness(samples);
+    const f = flatness(samples, 'mean');
     assert.ok(f.ratio > 1.1, `ratio ${f.ratio}`);
     assert.equal(f.flat, false);
   });
 
   it('flags a fall of more than 10% too: flat means flat', () => {
     const samples = Array.from({ length: 50 }, (_, i) => (i < 25 ? 200 : 150));
-    assert.equal(flatness(samples).flat, false);
+    assert.equal(flatness(samples, 'mean').flat, false);
   });
 
   it('a single spike in the last fifth does not fail the run', () => {
     const samples = Array.from({ length: 100 }, (_, i) => (i === 95 ? 130 : 100));
-    assert.equal(flatness(samples).flat, true);
+    assert.equal(flatness(samples, 'mean').flat, true);
+  });
+
+  it('upper: RSS that swings low early and settles at its old high is flat; a rising high is not', () => {
+    // The collector hands memory back every other sample in the first half of the run (150),
+    // climbing back to 250 each time; later it keeps its heap at 240.
+    const settling = Array.from({ length: 100 }, (_, i) => (i < 50 ? (i % 2 === 0 ? 150 : 250) : 240));
+    assert.equal(flatness(settling, 'mean').flat, false, 'the mean mistakes the settling for growth');
+    assert.equal(flatness(settling, 'upper').flat, true);
+    // A leak: the level it climbs back to rises from 250 to over 300.
+    const leaking = settling.map((v, i) => v + i * 0.7);
+    assert.equal(flatness(leaking, 'upper').flat, false);
   });
 
   it('refuses to judge too few samples', () => {
-    assert.throws(() => flatness([1, 2, 3]), /too few/);
+    assert.throws(() => flatness([1, 2, 3], 'mean'), /too few/);
   });
 });
 

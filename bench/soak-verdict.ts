@@ -2,18 +2,28 @@
 // a series of samples (the server's RSS, its open descriptors) stayed flat, and whether every
 // message the server answered 250 for was delivered, each counted by a unique id.
 //
-// Flat: the mean of the last 20% of the samples against the mean of the second 10% (the first
-// 10% is warm-up: the heap grows to its working size, code is compiled, pools fill). A leak shows
-// as a steady rise, which moves the late mean away from the early one; a spike in one sample
-// barely moves a mean over a fifth of the run.
+// Flat: a statistic of the last 20% of the samples against the same of the second 10% (the
+// first 10% is warm-up: the heap grows to its working size, code is compiled, pools fill). A leak
+// shows as a steady rise, which moves the late window away from the early one.
+//
+// The statistic is the mean for descriptors: they go up and down with the connections open, and
+// a spike in one sample barely moves a mean over a fifth of the run. For RSS it is the upper
+// envelope (the 90th percentile of the window): a garbage-collected process's RSS swings between
+// what the collector hands back to the kernel and what it keeps, and V8 hands back a lot in its
+// first minutes (its memory reducer) and little once its heap is sized, so the lower values say
+// when it last shrank the heap, not how much the server holds. A leak raises the level RSS
+// climbs back to, which is what the upper envelope follows; one spike is above the 90th
+// percentile of a window of many samples.
 
 /** Samples at least, so that each window holds one or more. */
 const MIN_SAMPLES = 10;
 
+export type Statistic = 'mean' | 'upper';
+
 export interface Flatness {
-  /** Mean of the samples in the second tenth of the run. */
+  /** The statistic of the samples in the second tenth of the run. */
   readonly early: number;
-  /** Mean of the samples in the last fifth. */
+  /** The statistic of the samples in the last fifth. */
   readonly late: number;
   /** late / early. */
   readonly ratio: number;
@@ -21,17 +31,24 @@ export interface Flatness {
   readonly flat: boolean;
 }
 
-export function flatness(samples: readonly number[], tolerance = 0.1): Flatness {
+export function flatness(samples: readonly number[], statistic: Statistic, tolerance = 0.1): Flatness {
   if (samples.length < MIN_SAMPLES) throw new Error(`${samples.length} samples are too few to judge (at least ${MIN_SAMPLES})`);
   const n = samples.length;
-  const early = mean(samples.slice(Math.floor(n * 0.1), Math.max(Math.floor(n * 0.2), Math.floor(n * 0.1) + 1)));
-  const late = mean(samples.slice(Math.floor(n * 0.8)));
+  const of = statistic === 'mean' ? mean : upper;
+  const early = of(samples.slice(Math.floor(n * 0.1), Math.max(Math.floor(n * 0.2), Math.floor(n * 0.1) + 1)));
+  const late = of(samples.slice(Math.floor(n * 0.8)));
   const ratio = late / early;
   return { early, late, ratio, flat: Math.abs(ratio - 1) <= tolerance };
 }
 
 function mean(values: readonly number[]): number {
   return values.reduce((sum, v) => sum + v, 0) / values.length;
+}
+
+/** The 90th percentile (nearest rank). */
+function upper(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.ceil(sorted.length * 0.9) - 1)]!;
 }
 
 /**
