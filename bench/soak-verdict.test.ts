@@ -43,6 +43,13 @@ describe('flatness', () => {
     assert.equal(flatness(leaking, 'upper').flat, false);
   });
 
+  it('a short run skips the warm-up samples it is given, not just its first tenth', () => {
+    // 24 samples: connections climb for the first 6, then hold at 90.
+    const samples = Array.from({ length: 24 }, (_, i) => (i < 6 ? 30 + 10 * i : 90));
+    assert.equal(flatness(samples, 'mean').flat, false);
+    assert.equal(flatness(samples, 'mean', 0.1, 6).flat, true);
+  });
+
   it('refuses to judge too few samples', () => {
     assert.throws(() => flatness([1, 2, 3], 'mean'), /too few/);
   });

@@ -33,11 +33,16 @@ export interface Flatness {
   readonly flat: boolean;
 }
 
-export function flatness(samples: readonly number[], statistic: Statistic, tolerance = 0.1): Flatness {
+/**
+ * `warmUp`: samples to skip at least, however short the run: until the longest job (an idle
+ * client) has had time to end once, the connections open are still climbing to their level.
+ */
+export function flatness(samples: readonly number[], statistic: Statistic, tolerance = 0.1, warmUp = 0): Flatness {
   if (samples.length < MIN_SAMPLES) throw new Error(`${samples.length} samples are too few to judge (at least ${MIN_SAMPLES})`);
   const n = samples.length;
   const of = statistic === 'mean' ? mean : upper;
-  const early = of(samples.slice(Math.floor(n * 0.1), Math.max(Math.floor(n * 0.2), Math.floor(n * 0.1) + 1)));
+  const from = Math.min(Math.max(Math.floor(n * 0.1), warmUp), Math.floor(n * 0.8) - 1);
+  const early = of(samples.slice(from, Math.max(from + Math.floor(n * 0.1), from + 1)));
   const late = of(samples.slice(Math.floor(n * 0.8)));
   const ratio = late / early;
   return { early, late, ratio, flat: ratio <= 1 + tolerance };
