@@ -91,12 +91,12 @@ async function oneSession(run: AuthSessionRun, n: number): Promise<void> {
 }
 
 /** Complete replies, one at a time: a reply ends with its "ddd " line (RFC 5321 4.2.1). */
-class ReplyReader {
+export class ReplyReader {
   private buffered = '';
   private waiter: (() => void) | undefined;
   private closed = false;
 
-  constructor(socket: tls.TLSSocket) {
+  constructor(socket: net.Socket) {
     socket.setEncoding('latin1');
     socket.on('data', (chunk: string) => {
       this.buffered += chunk;
