@@ -349,10 +349,10 @@ export const configSchema = z.strictObject({
   /** Group to switch to; empty: the user's primary group. */
   group: z.string().default(''),
   /**
-   * Worker processes that run the sessions (src/server/workers.ts); 0: one per core. 1 keeps the
-   * whole server in one process.
+   * Worker processes that run the sessions (src/server/workers.ts); 0: one per core. 1 (the
+   * default, until the worker mode is faster: docs/benchmarks.md) keeps the server in one process.
    */
-  workers: z.number().int().min(0).max(256).default(0),
+  workers: z.number().int().min(0).max(256).default(1),
   /** Separator for plus-addressing: alice+tag@ reaches alice@ ("" turns it off). */
   recipient_delimiter: z.string().max(1).default('+'),
   listen: z
