@@ -4,24 +4,15 @@
 // any message was lost or delivered twice.
 
 import { crashRun, describeResult } from './crash-run.js';
+import { positiveFromEnv } from '../support/env-number.js';
 
 const env = process.env;
 
-function positive(name: string, fallback: number): number {
-  const text = env[name];
-  if (text === undefined || text === '') return fallback;
-  const value = Number(text);
-  if (!Number.isSafeInteger(value) || value <= 0) {
-    console.error(`${name}=${text} is not a positive whole number; unset it or give one, e.g. ${name}=${fallback}`);
-    process.exit(1);
-  }
-  return value;
-}
 
-const kills = positive('CRASH_KILLS', 20);
-const connections = positive('CRASH_CONNECTIONS', 16);
-const lullMs = env.CRASH_LULL_MS === '0' ? 0 : positive('CRASH_LULL_MS', 300);
-const seed = positive('CRASH_SEED', Math.floor(Math.random() * 1_000_000) + 1);
+const kills = positiveFromEnv('CRASH_KILLS', 20);
+const connections = positiveFromEnv('CRASH_CONNECTIONS', 16);
+const lullMs = env.CRASH_LULL_MS === '0' ? 0 : positiveFromEnv('CRASH_LULL_MS', 300);
+const seed = positiveFromEnv('CRASH_SEED', Math.floor(Math.random() * 1_000_000) + 1);
 console.log(`crash: ${kills} SIGKILLs, ${connections} connections, CRASH_LULL_MS=${lullMs}, CRASH_SEED=${seed}`);
 const result = await crashRun({
   kills,

@@ -17,27 +17,18 @@ import { Worker } from 'node:worker_threads';
 import fc from 'fast-check';
 import { FLOODS, collectGarbage, flood } from './flood.js';
 import { createTargets } from './targets.js';
+import { positiveFromEnv } from '../support/env-number.js';
 
 const MiB = 1024 * 1024;
 const env = process.env;
-const totalRuns = positive('FUZZ_RUNS', 1_000_000);
-const batchSize = positive('FUZZ_BATCH', 10_000);
-const baseSeed = positive('FUZZ_SEED', 5321);
-const hangSeconds = positive('FUZZ_HANG_SECONDS', 120);
-const heapSlack = positive('FUZZ_HEAP_SLACK_MB', 16) * MiB;
-const floodMiB = positive('FUZZ_FLOOD_MB', 32);
+const totalRuns = positiveFromEnv('FUZZ_RUNS', 1_000_000);
+const batchSize = positiveFromEnv('FUZZ_BATCH', 10_000);
+const baseSeed = positiveFromEnv('FUZZ_SEED', 5321);
+const hangSeconds = positiveFromEnv('FUZZ_HANG_SECONDS', 120);
+const heapSlack = positiveFromEnv('FUZZ_HEAP_SLACK_MB', 16) * MiB;
+const floodMiB = positiveFromEnv('FUZZ_FLOOD_MB', 32);
 const only = env.FUZZ_ONLY?.split(',').filter((n) => n !== '');
 
-function positive(name: string, fallback: number): number {
-  const text = env[name];
-  if (text === undefined || text === '') return fallback;
-  const value = Number(text);
-  if (!Number.isSafeInteger(value) || value <= 0) {
-    console.error(`${name}=${text} is not a positive whole number; unset it or give one, e.g. ${name}=${fallback}`);
-    process.exit(1);
-  }
-  return value;
-}
 
 /** Shared with the watchdog: a heartbeat, then which target, batch seed and input is running. */
 const progress = new Int32Array(new SharedArrayBuffer(4 * 4));
