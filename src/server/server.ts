@@ -272,18 +272,8 @@ export class Postern implements RunningServer {
 
   async reload(): Promise<void> {
     const { logger, configPath } = this.deps;
-    let next = this.config;
-    if (configPath !== undefined) {
-      try {
-        next = loadConfig(configPath).config;
-      } catch (err) {
-        logger.error({ err: oneLine(err) }, 'reload failed; still running with the previous config');
-        return;
-      }
-    }
-    if (JSON.stringify(next.listen) !== JSON.stringify(this.config.listen) || next.data_dir !== this.config.data_dir) {
-      logger.warn('[listen] and data_dir changes take effect only after a restart');
-    }
+    const next = configForReload(this.config, configPath, logger);
+    if (next === undefined) return;
     // Never throws: a certificate that fails to load is logged and its previous one kept.
     await this.parts.certificates.reload(next);
     this.apply(next);
@@ -491,6 +481,27 @@ export async function runServer(opts: { configPath?: string; logFormat?: LogForm
 }
 
 /** ConfigError, StartupError and the privilege errors all carry one line; anything else is cut to one. */
+/**
+ * SIGHUP: the config file read again, or the running config when there is no file; undefined
+ * (logged) when the file is bad, so the server keeps running as it was. What only a restart can
+ * change ([listen], data_dir, workers) is said so, and stays as it is.
+ */
+export function configForReload(current: Config, configPath: string | undefined, logger: Logger): Config | undefined {
+  let next = current;
+  if (configPath !== undefined) {
+    try {
+      next = loadConfig(configPath).config;
+    } catch (err) {
+      logger.error({ err: oneLine(err) }, 'reload failed; still running with the previous config');
+      return undefined;
+    }
+  }
+  if (JSON.stringify(next.listen) !== JSON.stringify(current.listen) || next.data_dir !== current.data_dir || next.workers !== current.workers) {
+    logger.warn('[listen], data_dir and workers changes take effect only after a restart');
+  }
+  return next;
+}
+
 function oneLine(err: unknown): string {
   return firstLine(err instanceof Error ? err.message : String(err));
 }

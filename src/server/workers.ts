@@ -29,7 +29,6 @@ import type net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import { AggregatorRegistry, type MetricObjectWithValues, type MetricValue } from 'prom-client';
-import { loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import type { LogFormat } from '../log/logger.js';
 import { registry } from '../metrics/metrics.js';
@@ -40,7 +39,7 @@ import type { ServiceAccount } from '../util/privileges.js';
 import { firstLine, StartupError } from '../util/startup-error.js';
 import { isPop3, Listeners, type BoundListener, type ServiceKind } from './listeners.js';
 import { admit, type Admission } from './reception.js';
-import { newLimiter, prepareAccount, reloadedLimiter } from './server.js';
+import { configForReload, newLimiter, prepareAccount, reloadedLimiter } from './server.js';
 import type { FromWorker, QueueResult, ToWorker, WorkerRole } from './worker-protocol.js';
 
 /** One process's figures: its registry's getMetricsAsJSON(). */
@@ -149,18 +148,8 @@ export class Primary {
 
   async reload(): Promise<void> {
     const { logger, configPath } = this.deps;
-    let next = this.config;
-    if (configPath !== undefined) {
-      try {
-        next = loadConfig(configPath).config;
-      } catch (err) {
-        logger.error({ err: firstLine(err instanceof Error ? err.message : String(err)) }, 'reload failed; still running with the previous config');
-        return;
-      }
-    }
-    if (JSON.stringify(next.listen) !== JSON.stringify(this.config.listen) || next.data_dir !== this.config.data_dir || next.workers !== this.config.workers) {
-      logger.warn('[listen], data_dir and workers changes take effect only after a restart');
-    }
+    const next = configForReload(this.config, configPath, logger);
+    if (next === undefined) return;
     await this.certificates.reload(next);
     logger.level = next.log.level;
     this.limiter = reloadedLimiter(this.limiter, this.config, next);
