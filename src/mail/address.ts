@@ -6,13 +6,27 @@
 import { domainToASCII } from 'node:url';
 
 const LDH_LABEL = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/;
+const PLAIN_ASCII = /^[a-z0-9.-]+$/;
+
+/**
+ * A lower-case ASCII name that the IDNA conversion would return unchanged, so it can be skipped
+ * (it was a tenth of a RCPT's cost at a hundred sessions): no A-label to check, and a last label
+ * that the WHATWG host parser cannot take for a number ("0", "0x1f"), which it would turn into
+ * an IPv4 address.
+ */
+function isPlainHostname(name: string): boolean {
+  if (!PLAIN_ASCII.test(name) || name.includes('xn--')) return false;
+  const last = name.slice(name.lastIndexOf('.') + 1);
+  return /[a-z]/.test(last) && !last.startsWith('0x');
+}
 
 /** Returns the normalized domain, or undefined if it is not a valid hostname. */
 export function normalizeDomain(domain: string): string | undefined {
   let d = domain.trim();
   if (d.endsWith('.')) d = d.slice(0, -1);
   if (d.length === 0 || d.length > 253) return undefined;
-  const ascii = domainToASCII(d.normalize('NFC').toLowerCase());
+  const lower = d.toLowerCase();
+  const ascii = isPlainHostname(lower) ? lower : domainToASCII(d.normalize('NFC').toLowerCase());
   if (ascii === '' || ascii.length > 253) return undefined;
   const labels = ascii.split('.');
   if (!labels.every((l) => LDH_LABEL.test(l))) return undefined;

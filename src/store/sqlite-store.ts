@@ -1,6 +1,7 @@
 // The Store on SQLite (better-sqlite3). The CLI and the running server open the same file at the
 // same time, so: WAL (readers never wait for the writer), a busy timeout instead of SQLITE_BUSY
-// errors, and no caches here — `postern domain add` must be seen by the server's next lookup.
+// errors, and a cache of directory answers that lasts only while nothing has changed
+// (read-cache.ts), so `postern domain add` is seen by the server's next lookup.
 // Durability of queued message bodies is the spool's job (it fsyncs), so synchronous = NORMAL.
 
 import { closeSync, mkdirSync, openSync } from 'node:fs';
@@ -11,6 +12,7 @@ import { normalizeAddress, normalizeDomain, splitAddress } from '../mail/address
 import { mailboxDirectory } from '../mail/mailbox-directory.js';
 import { normalizeAliasSource } from './alias-source.js';
 import { migrate } from './migrations.js';
+import { ReadCache } from './read-cache.js';
 import { SqliteSubmissionTables } from './sqlite-submission.js';
 import { SqliteQueueTables } from './sqlite-queue.js';
 import { SqliteGreylistTables } from './sqlite-greylist.js';
@@ -61,6 +63,8 @@ class SqliteStore implements Store {
   private readonly submission: SqliteSubmissionTables;
   private readonly queue: SqliteQueueTables;
   private readonly greylist: SqliteGreylistTables;
+  /** isLocalDomain, getUser and aliasTargets, while the database is unchanged (read-cache.ts). */
+  private readonly cache: ReadCache;
   // Prepared once: preparing parses SQL, and lookups run for every RCPT TO.
   private readonly sql: {
     insertDomain: Statement<[string, number]>;
@@ -84,6 +88,7 @@ class SqliteStore implements Store {
 
   constructor(db: Db) {
     this.db = db;
+    this.cache = new ReadCache(db);
     this.submission = new SqliteSubmissionTables(db);
     this.queue = new SqliteQueueTables(db);
     this.greylist = new SqliteGreylistTables(db);
@@ -146,8 +151,10 @@ class SqliteStore implements Store {
   }
 
   async isLocalDomain(name: string): Promise<boolean> {
-    const domain = normalizeDomain(name);
-    return domain !== undefined && this.sql.domainExists.get(domain) !== undefined;
+    return this.cache.get(`domain ${name}`, () => {
+      const domain = normalizeDomain(name);
+      return domain !== undefined && this.sql.domainExists.get(domain) !== undefined;
+    });
   }
 
   // --- users ---
@@ -176,10 +183,12 @@ class SqliteStore implements Store {
   }
 
   async getUser(address: string): Promise<User | undefined> {
-    const user = normalizeAddress(address);
-    if (user === undefined) return undefined;
-    const row = this.sql.selectUser.get(user);
-    return row && toUser(row);
+    return this.cache.get(`user ${address}`, () => {
+      const user = normalizeAddress(address);
+      if (user === undefined) return undefined;
+      const row = this.sql.selectUser.get(user);
+      return row && toUser(row);
+    });
   }
 
   async listUsers(domain?: string): Promise<User[]> {
@@ -219,8 +228,11 @@ class SqliteStore implements Store {
   }
 
   async aliasTargets(source: string): Promise<string[]> {
-    const from = normalizeAliasSource(source);
-    return from === undefined ? [] : this.sql.selectAliasTargets.all(from).map((row) => row.target);
+    const targets = this.cache.get(`alias ${source}`, () => {
+      const from = normalizeAliasSource(source);
+      return from === undefined ? [] : this.sql.selectAliasTargets.all(from).map((row) => row.target);
+    });
+    return [...targets];
   }
 
   // --- queue bookkeeping ---
