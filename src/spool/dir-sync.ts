@@ -2,9 +2,16 @@
 // file's own fsync does not cover the name (see fsync(2), "Calling fsync() does not necessarily
 // ensure that the entry in the directory containing the file has also reached disk").
 
-import { fsyncDirectory } from '../util/inline-write.js';
+import { open } from 'node:fs/promises';
 
-export { fsyncDirectory };
+export async function fsyncDirectory(path: string): Promise<void> {
+  const dir = await open(path, 'r');
+  try {
+    await dir.sync();
+  } finally {
+    await dir.close();
+  }
+}
 
 /**
  * Coalesces fsyncs of one directory: callers share the next fsync that has not started yet.

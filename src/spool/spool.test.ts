@@ -3,9 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, readdirSync, readFileSync, writeFileSync, statSync, truncateSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { pino } from 'pino';
-import { INLINE_WRITE_LIMIT } from '../util/inline-write.js';
 import { Spool } from './spool.js';
 import { QueueIdGenerator } from '../mail/queue-id.js';
 import { testEnvelope, testMessage } from '../../test/support/test-envelope.js';
@@ -54,19 +52,6 @@ describe('Spool', () => {
     assert.deepEqual(after.recovered[0]!.envelope, envelope);
     const back = await after.spool.read(id);
     assert.ok(back.message.equals(message));
-    await after.spool.close();
-  });
-
-  test('small batches written in place and big ones in the pool both read back byte for byte', async () => {
-    const dir = spoolDir();
-    const { spool } = await reopen(dir);
-    // Either side of the limit below which a batch is written on the event loop.
-    const sizes = [10, INLINE_WRITE_LIMIT - 200, INLINE_WRITE_LIMIT + 1, 3 * INLINE_WRITE_LIMIT];
-    const sent = sizes.map((size) => ({ id: ids.next(), message: randomBytes(size) }));
-    for (const { id, message } of sent) await spool.append(id, envelope, message);
-    const after = await reopen(dir);
-    assert.deepEqual(after.recovered.map((m) => m.queueId), sent.map((m) => m.id));
-    for (const { id, message } of sent) assert.ok((await after.spool.read(id)).message.equals(message), `${message.length} bytes`);
     await after.spool.close();
   });
 

@@ -18,7 +18,6 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Envelope, QueueId } from '../mail/envelope.js';
 import { spoolBatchSize, spoolSyncLatency } from '../metrics/metrics.js';
-import { byteLength, INLINE_WRITE_LIMIT, remainingAfter, writevAllSync } from '../util/inline-write.js';
 import { fsyncDirectory } from './dir-sync.js';
 import {
   decodeMessagePayload,
@@ -485,18 +484,21 @@ async function createSegment(dir: string, number: number): Promise<{ segment: Se
 
 /** writev until every byte is written (a writev may write less than asked). */
 async function writeAll(file: FileHandle, buffers: Buffer[], position: number): Promise<void> {
-  // A batch of small records (1 KiB messages, done marks) is written in place: the trip to the
-  // thread pool would cost more than the copy (src/util/inline-write.ts).
-  if (byteLength(buffers) <= INLINE_WRITE_LIMIT) {
-    writevAllSync(file.fd, buffers, position);
-    return;
-  }
   let rest = buffers;
   let at = position;
   while (rest.length > 0) {
     const { bytesWritten } = await file.writev(rest, at);
     if (bytesWritten === 0) throw new Error('spool: writev wrote nothing');
     at += bytesWritten;
-    rest = remainingAfter(rest, bytesWritten);
+    let skip = bytesWritten;
+    const next: Buffer[] = [];
+    for (const b of rest) {
+      if (skip >= b.length) skip -= b.length;
+      else {
+        next.push(skip > 0 ? b.subarray(skip) : b);
+        skip = 0;
+      }
+    }
+    rest = next;
   }
 }

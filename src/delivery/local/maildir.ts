@@ -18,7 +18,6 @@
 // Names stay unique (pid, counter and microseconds as before) even if a message is filed twice
 // into one Maildir, so POP3 UIDLs (maildrop.ts: the base name) stay unique and never change.
 
-import { closeSync, openSync, renameSync, unlinkSync } from 'node:fs';
 import { mkdir, open, readdir, rename, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -27,7 +26,6 @@ import { maildirPath } from '../../mailbox/maildir-path.js';
 import { baseName } from '../../mailbox/maildrop.js';
 import { KeyedLimiter } from '../../util/keyed-limiter.js';
 import { DirectorySync, fsyncDirectory } from '../../spool/dir-sync.js';
-import { byteLength, fdatasyncInPool, INLINE_WRITE_LIMIT, writevAllSync } from '../../util/inline-write.js';
 
 /** Header text from an envelope address: no CR, LF or other controls, no angle brackets. */
 function headerAddress(address: string): string {
@@ -115,9 +113,19 @@ export class Maildirs {
     const name = this.uniqueName(prefix.length + message.length, queueId);
     const tmp = join(dir, 'tmp', name);
     const final = join(dir, 'new', name);
-    const parts = [prefix, message];
-    if (byteLength(parts) <= INLINE_WRITE_LIMIT) await writeCopyInPlace(tmp, final, parts);
-    else await writeCopyInPool(tmp, final, parts);
+    const file = await open(tmp, 'wx');
+    try {
+      try {
+        await file.writev([prefix, message]);
+        await file.datasync();
+      } finally {
+        await file.close();
+      }
+      await rename(tmp, final);
+    } catch (err) {
+      await unlink(tmp).catch(() => undefined);
+      throw err;
+    }
     return final;
   }
 
@@ -218,47 +226,5 @@ async function createMaildir(dir: string, isFolder: boolean): Promise<void> {
   for (let at = dir; ; at = dirname(at)) {
     await fsyncDirectory(at);
     if (at === stop || at === dirname(at)) break;
-  }
-}
-
-/**
- * A small copy: created, written, closed and renamed on the event loop, only its fdatasync in the
- * pool (src/util/inline-write.ts says why). The file is closed before the rename, as in the pool
- * version, so a reader that opens it in new/ never races our descriptor.
- */
-async function writeCopyInPlace(tmp: string, final: string, parts: readonly Buffer[]): Promise<void> {
-  const fd = openSync(tmp, 'wx');
-  try {
-    try {
-      writevAllSync(fd, parts, null);
-      await fdatasyncInPool(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, final);
-  } catch (err) {
-    try {
-      unlinkSync(tmp);
-    } catch {
-      // Never created, or gone already.
-    }
-    throw err;
-  }
-}
-
-/** A big copy: every step in the pool, so the copying runs beside the sessions. */
-async function writeCopyInPool(tmp: string, final: string, parts: Buffer[]): Promise<void> {
-  const file = await open(tmp, 'wx');
-  try {
-    try {
-      await file.writev(parts);
-      await file.datasync();
-    } finally {
-      await file.close();
-    }
-    await rename(tmp, final);
-  } catch (err) {
-    await unlink(tmp).catch(() => undefined);
-    throw err;
   }
 }
