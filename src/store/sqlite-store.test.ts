@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import Database from 'better-sqlite3';
 import { openSqliteStore } from './sqlite-store.js';
 import { MIGRATIONS } from './migrations.js';
@@ -237,20 +238,24 @@ describe('SQLite store', () => {
     }
   });
 
-  test('two stores on one file (server and CLI) see each other at once', async () => {
+  test('two stores on one file (server and CLI) see each other from the next turn of the event loop', async () => {
     const { store: server, path } = freshStore();
     const cli = openSqliteStore(path);
     try {
       assert.equal(await server.isLocalDomain('example.test'), false);
       await cli.addDomain('example.test');
+      await nextTurn();
       assert.equal(await server.isLocalDomain('example.test'), true);
       await cli.addUser('alice@example.test', hashOnly('h1'));
+      await nextTurn();
       assert.equal((await server.getUser('alice@example.test'))?.passwordHash, 'h1');
       await cli.setUserSecrets('alice@example.test', hashOnly('h2'));
+      await nextTurn();
       assert.equal((await server.getUser('alice@example.test'))?.passwordHash, 'h2');
       await server.queueInsert([{ queueId: 'Q', sender: '', recipients: [], size: 1, receivedAt: 1, state: 'active' }]);
       assert.deepEqual((await cli.queueList()).map((e) => e.queueId), ['Q']);
       await cli.removeUser('alice@example.test');
+      await nextTurn();
       assert.equal(await server.getUser('alice@example.test'), undefined);
     } finally {
       await cli.close();
