@@ -12,6 +12,8 @@
 // dovecot-pop3d, dovecot-imapd, dovecot-lmtpd and dovecot-sqlite packages); BENCH_ONLY=checks
 // only the inbound-checks row (bench/checks-row.ts: Postfix, Postern with checks off and on);
 // BENCH_ONLY=idle only the memory per idle session, plain and TLS (bench/idle-row.ts).
+// BENCH_WORKERS=N adds to the main table a second Postern with `workers = N` (the first keeps the
+// default) and the ratio of the two, measured in the same interleaved rounds.
 //
 // It prints numbers and whether the targets are met; it does not fail on them. It exits
 // non-zero only if something broke (a server did not start, smtp-source failed, mail was lost).
@@ -53,6 +55,8 @@ interface Result {
   readonly postern: number;
   readonly overPostfix: Spread;
   readonly overPeer: Spread;
+  /** BENCH_WORKERS: the worker-mode Postern's median, and its ratio to the default Postern. */
+  readonly workers?: { readonly rate: number; readonly overDefault: Spread };
 }
 
 /** Rounds per row: each contender runs this many times, interleaved with the others. */
@@ -87,6 +91,8 @@ interface Started {
   peer?: FsyncPeer;
   postern?: PosternInstance;
   server?: PosternProcess;
+  workersPostern?: PosternInstance;
+  workersServer?: PosternProcess;
   authPostern?: PosternInstance;
   authServer?: PosternProcess;
   relay?: RelayRowStarted;
@@ -132,6 +138,7 @@ async function main(): Promise<number> {
       await started.peer?.stop();
       for (const [server, instance] of [
         [started.server, started.postern],
+        [started.workersServer, started.workersPostern],
         [started.authServer, started.authPostern],
       ] as const) {
         await server?.stop().catch(() => server?.kill());
@@ -225,6 +232,24 @@ async function compareWithPeers(started: Started): Promise<void> {
     { name: 'fsync-peer', port: peer.port, maildirNew: peer.maildirNew, queued: () => 0 },
     { name: 'postern', port: server.port('mx'), maildirNew: postern.maildirNew(RECIPIENT), queued: () => 0 },
   ];
+  const workers = benchWorkers();
+  if (workers !== undefined) {
+    log(`starting a second Postern with workers = ${workers}`);
+    const instance = new PosternInstance({
+      hostname: 'bench-postern.localdomain',
+      mxPort: await freePort(),
+      submission: false,
+      logLevel: 'warn',
+      limits: { max_connections_per_ip: 1000 },
+      workers,
+    });
+    started.workersPostern = instance;
+    await instance.cliOk(['domain', 'add', POSTFIX_DOMAIN]);
+    await instance.addUser(RECIPIENT);
+    const workersServer = await instance.start();
+    started.workersServer = workersServer;
+    contenders.push({ name: 'postern-workers', port: workersServer.port('mx'), maildirNew: instance.maildirNew(RECIPIENT), queued: () => 0 });
+  }
 
   // Warm-up: Postfix spawns its daemons, Node compiles its hot paths.
   log('warming up');
@@ -233,7 +258,7 @@ async function compareWithPeers(started: Started): Promise<void> {
   const fsyncBefore = fsyncRate(tmpdir());
   console.log(`disk: ${fsyncBefore.toFixed(0)} write+fsync pairs/s in ${tmpdir()} before the rows (one writer, 4 KiB)`);
   console.log(`each row: median msgs/s of ${ROUNDS} interleaved rounds; ratios are Postern's, [lowest,highest] over the rounds`);
-  printHeader();
+  printHeader(workers);
   const results: Result[] = [];
   for (const row of rows()) {
     const rates = new Map<string, number[]>(contenders.map((c) => [c.name, []]));
@@ -243,7 +268,7 @@ async function compareWithPeers(started: Started): Promise<void> {
         rates.get(contender.name)!.push(await measure(contender, row, RECIPIENT));
       }
     }
-    const result = resultOf(row, rates.get('postfix')!, rates.get('fsync-peer')!, rates.get('postern')!);
+    const result = resultOf(row, rates.get('postfix')!, rates.get('fsync-peer')!, rates.get('postern')!, rates.get('postern-workers'));
     results.push(result);
     printResult(result);
   }
@@ -251,6 +276,7 @@ async function compareWithPeers(started: Started): Promise<void> {
   console.log(`disk: ${fsyncAfter.toFixed(0)} write+fsync pairs/s after the rows`);
   printVerdict(results);
   // Stopped now: the AUTH row runs alone on the machine.
+  await started.workersServer?.stop();
   await server.stop();
   await peer.stop();
   await postfix.stop();
@@ -314,7 +340,16 @@ async function measureAuthRows(started: Started): Promise<void> {
   }
 }
 
-function resultOf(row: Row, postfix: readonly number[], peer: readonly number[], postern: readonly number[]): Result {
+/** BENCH_WORKERS: a worker count for the second Postern, or undefined when unset. */
+function benchWorkers(): number | undefined {
+  const text = process.env.BENCH_WORKERS;
+  if (text === undefined || text === '') return undefined;
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1 || n > 256) throw new Error(`BENCH_WORKERS=${text}: give a worker count from 1 to 256`);
+  return n;
+}
+
+function resultOf(row: Row, postfix: readonly number[], peer: readonly number[], postern: readonly number[], workers?: readonly number[]): Result {
   return {
     row,
     postfix: median(postfix),
@@ -322,18 +357,22 @@ function resultOf(row: Row, postfix: readonly number[], peer: readonly number[],
     postern: median(postern),
     overPostfix: ratioSpread(postern, postfix),
     overPeer: ratioSpread(postern, peer),
+    ...(workers === undefined ? {} : { workers: { rate: median(workers), overDefault: ratioSpread(workers, postern) } }),
   };
 }
 
 const COLUMNS = ['sessions', 'size', 'mode', 'postfix', 'fsync_peer', 'postern', 'postern/postfix', 'postern/peer'];
 const WIDTHS = [8, 7, 9, 8, 10, 8, 20, 20];
+/** The BENCH_WORKERS columns: the worker-mode Postern and its ratio to the default one. */
+const WORKER_WIDTHS = [10, 20];
 
-function printHeader(): void {
+function printHeader(workers?: number): void {
   console.log('msgs/s:');
-  console.log(COLUMNS.map((c, i) => c.padStart(WIDTHS[i]!)).join('  '));
+  const extra = workers === undefined ? [] : [`postern_w${workers}`, `w${workers}/postern`].map((c, i) => c.padStart(WORKER_WIDTHS[i]!));
+  console.log([...COLUMNS.map((c, i) => c.padStart(WIDTHS[i]!)), ...extra].join('  '));
 }
 
-function printResult({ row, postfix, peer, postern, overPostfix, overPeer }: Result): void {
+function printResult({ row, postfix, peer, postern, overPostfix, overPeer, workers }: Result): void {
   const cells = [
     String(row.sessions),
     `${row.size / KIB}KiB`,
@@ -344,7 +383,8 @@ function printResult({ row, postfix, peer, postern, overPostfix, overPeer }: Res
     formatRatio(postern / postfix, overPostfix),
     formatRatio(postern / peer, overPeer),
   ];
-  console.log(cells.map((c, i) => c.padStart(WIDTHS[i]!)).join('  '));
+  const extra = workers === undefined ? [] : [workers.rate.toFixed(1), formatRatio(workers.rate / postern, workers.overDefault)].map((c, i) => c.padStart(WORKER_WIDTHS[i]!));
+  console.log([...cells.map((c, i) => c.padStart(WIDTHS[i]!)), ...extra].join('  '));
 }
 
 /**

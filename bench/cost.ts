@@ -8,10 +8,12 @@
 // never answers), so the figures are the accepting alone. "strace": also count system calls per
 // message with strace -f, split into the event-loop thread and the others (strace slows the
 // server down; its CPU figures are then not comparable). SIZE (bytes, default 1024) and RCPTS
-// (recipients per message, each its own mailbox; default 1) in the environment.
+// (recipients per message, each its own mailbox; default 1) in the environment. WORKERS=N runs
+// the worker mode (`workers = N`) and adds each process's CPU per message: the primary, the queue
+// owner (the one listening on data_dir/run/queue.sock) and the session workers together.
 
 import { spawn } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -57,6 +59,58 @@ function perMessage(a: ThreadTimes, b: ThreadTimes, n: number): Record<string, n
   return { main_us: us('main'), pool_us: us('pool'), other_us: us('other'), main_switches: +((b.mainSwitches - a.mainSwitches) / n).toFixed(1) };
 }
 
+/** The children of `pid`, from /proc: in the worker mode, the queue owner and session workers. */
+function childrenOf(pid: number): number[] {
+  const found: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (new RegExp(`^PPid:\\s+${pid}$`, 'm').test(readFileSync(`/proc/${entry}/status`, 'utf8'))) found.push(Number(entry));
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return found;
+}
+
+/** Which of `pids` holds the listening Unix socket bound to `path` (/proc/net/unix, /proc/PID/fd). */
+function listenerAmong(pids: readonly number[], path: string): number | undefined {
+  const line = readFileSync('/proc/net/unix', 'utf8').split('\n').find((l) => l.endsWith(` ${path}`) && l.split(/\s+/)[5] === '01');
+  const inode = line?.trim().split(/\s+/)[6];
+  return pids.find((pid) => {
+    try {
+      return readdirSync(`/proc/${pid}/fd`).some((fd) => readlinkSync(`/proc/${pid}/fd/${fd}`) === `socket:[${inode}]`);
+    } catch {
+      return false;
+    }
+  });
+}
+
+/** One process's CPU, every thread, in ms. */
+function processMs(pid: number): number {
+  const t = threadTimes(pid);
+  return t.main + t.pool + t.other;
+}
+
+/** The worker mode's processes: CPU per message of the primary, the queue owner, the session workers. */
+interface Roles {
+  readonly primary: number;
+  readonly queueOwner: number | undefined;
+  readonly sessions: readonly number[];
+}
+
+function rolesCpu(roles: Roles): Record<string, number> {
+  return {
+    primary: processMs(roles.primary),
+    queue_owner: roles.queueOwner === undefined ? 0 : processMs(roles.queueOwner),
+    sessions: roles.sessions.reduce((sum, pid) => sum + processMs(pid), 0),
+  };
+}
+
+function rolesPerMessage(a: Record<string, number>, b: Record<string, number>, n: number): Record<string, number> {
+  return Object.fromEntries(Object.keys(a).map((k) => [`${k}_us`, Math.round((((b[k] ?? 0) - (a[k] ?? 0)) * 1000) / n)]));
+}
+
 /** System calls per message from `strace -f -o FILE`: the event-loop thread's, then the others'. */
 function countSyscalls(file: string, pid: number, n: number): { main: string; others: string } {
   const main = new Map<string, number>();
@@ -88,6 +142,7 @@ async function main(): Promise<void> {
   const trace = flags.includes('strace');
   const size = Number(process.env.SIZE ?? 1024);
   const rcpts = Number(process.env.RCPTS ?? 1);
+  const workers = process.env.WORKERS === undefined ? undefined : Number(process.env.WORKERS);
   const work = mkdtempSync(join(tmpdir(), 'postern-cost-'));
   chmodSync(work, 0o755); // the server may run as nobody
   const silent = new Set<Socket>();
@@ -106,6 +161,7 @@ async function main(): Promise<void> {
     logLevel: 'warn',
     limits: { max_connections_per_ip: 1000 },
     ...(held ? { delivery: { lmtp: `unix:${join(work, 'lmtp')}` } } : {}),
+    ...(workers === undefined ? {} : { workers }),
   });
   let server: PosternProcess | undefined;
   try {
@@ -132,13 +188,19 @@ async function main(): Promise<void> {
     await sleep(300);
     const strace = trace ? spawn('strace', ['-f', '-qq', '-o', join(work, 'strace.out'), '-p', String(pid)], { stdio: 'ignore' }) : undefined;
     if (strace) await sleep(1000);
+    const children = childrenOf(pid);
+    const queueOwner = listenerAmong(children, join(postern.dataDir, 'run', 'queue.sock'));
+    const roles: Roles | undefined = children.length === 0 ? undefined : { primary: pid, queueOwner, sessions: children.filter((c) => c !== queueOwner) };
     const before = threadTimes(pid);
+    const rolesBefore = roles && rolesCpu(roles);
     const started = performance.now();
     const acceptSeconds = await source(messages, sessions, mode === 'reused');
     const accepted = threadTimes(pid);
+    const rolesAccepted = roles && rolesCpu(roles);
     while (!held && delivered() < 300 + messages) await sleep(20);
     const doneSeconds = (performance.now() - started) / 1000;
     const done = threadTimes(pid);
+    const rolesDone = roles && rolesCpu(roles);
     if (strace) {
       await sleep(300);
       strace.kill('SIGINT');
@@ -154,6 +216,9 @@ async function main(): Promise<void> {
         done_per_s: Math.round(messages / doneSeconds),
         while_accepting: perMessage(before, accepted, messages),
         until_delivered: perMessage(before, done, messages),
+        ...(rolesBefore && rolesAccepted && rolesDone
+          ? { processes_while_accepting: rolesPerMessage(rolesBefore, rolesAccepted, messages), processes_until_delivered: rolesPerMessage(rolesBefore, rolesDone, messages) }
+          : {}),
       }),
     );
     if (strace) {

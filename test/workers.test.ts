@@ -4,7 +4,7 @@
 // that got its 250, and the worker is started again; stopping the primary leaves no child behind.
 
 import assert from 'node:assert/strict';
-import { chmodSync, mkdirSync, readdirSync, readFileSync, writeFileSync, appendFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { stringify } from 'smol-toml';
@@ -210,5 +210,73 @@ describe('several worker processes', () => {
     assert.equal(children.length, 3);
     assert.equal(await server.stop(), 0);
     for (const pid of children) assert.ok(!alive(pid), `worker ${pid} outlived the primary`);
+  });
+});
+
+/** The pid holding the listening Unix socket bound to `path`, from /proc/net/unix and /proc/PID/fd. */
+function listenerOf(path: string): number | undefined {
+  const line = readFileSync('/proc/net/unix', 'utf8').split('\n').find((l) => l.endsWith(` ${path}`) && l.split(/\s+/)[5] === '01');
+  const inode = line?.trim().split(/\s+/)[6];
+  if (inode === undefined) return undefined;
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      for (const fd of readdirSync(`/proc/${entry}/fd`)) {
+        if (readlinkSync(`/proc/${entry}/fd/${fd}`) === `socket:[${inode}]`) return Number(entry);
+      }
+    } catch {
+      // Gone meanwhile, or not ours to read.
+    }
+  }
+  return undefined;
+}
+
+describe('the queue channel between the session workers and the queue owner', () => {
+  let instance: PosternInstance;
+  let server: PosternProcess;
+  let socketPath: string;
+
+  before(async () => {
+    instance = new PosternInstance({ hostname: 'mx.postern.test', workers: 2 });
+    socketPath = join(instance.dataDir, 'run', 'queue.sock');
+    await instance.cliOk(['domain', 'add', 'postern.test']);
+    await instance.addUser('alice@postern.test');
+    server = await instance.start();
+  });
+
+  after(() => stopAndDispose(server, instance));
+
+  test('the queue owner listens in a directory only the service account may enter', () => {
+    const owner = listenerOf(socketPath);
+    assert.ok(owner !== undefined, `nobody listens on ${socketPath}`);
+    assert.ok(childrenOf(server.pid).includes(owner), 'the socket is not a child\'s');
+    const dir = statSync(join(instance.dataDir, 'run'));
+    assert.equal(dir.mode & 0o777, 0o700);
+    assert.equal(dir.uid, idsOf(owner).uids[0]);
+  });
+
+  test('a call outstanding when the queue owner is SIGKILLed gets 451 4.3.0; the next owner takes the retry', async () => {
+    const client = await SmtpClient.open(server.port());
+    assert.equal((await client.sendMail('bob@remote.test', ['alice@postern.test'], 'Subject: before\r\n\r\nbefore\r\n')).code, 250);
+    const owner = listenerOf(socketPath);
+    assert.ok(owner !== undefined);
+    // Stopped, it reads no call: the one below stays outstanding until the kill.
+    process.kill(owner, 'SIGSTOP');
+    await client.command('MAIL FROM:<bob@remote.test>', 250);
+    await client.command('RCPT TO:<alice@postern.test>', 250);
+    await client.command('DATA', 354);
+    client.send('Subject: outstanding\r\n\r\noutstanding\r\n.\r\n');
+    await assert.rejects(client.readReply(300), /no reply within/);
+    process.kill(owner, 'SIGKILL');
+    assert.match((await client.readReply()).raw, /^451 4\.3\.0 /);
+    await server.waitForLog((e) => e.msg === 'worker process started again' && e.worker === 'queue');
+    // The same session, so the same session worker: it connects to the new queue owner.
+    const retry = await client.sendMail('bob@remote.test', ['alice@postern.test'], 'Subject: outstanding\r\n\r\noutstanding\r\n');
+    assert.equal(retry.code, 250, retry.raw);
+    await client.quit();
+    const next = listenerOf(socketPath);
+    assert.ok(next !== undefined && next !== owner);
+    await instance.waitForMessage('alice@postern.test', 'Subject: before');
+    await instance.waitForMessage('alice@postern.test', 'Subject: outstanding');
   });
 });

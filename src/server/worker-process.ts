@@ -1,7 +1,8 @@
 // A child of the primary process (src/server/workers.ts), started as the service account: it
 // never runs as root. It waits for its 'start' message and then plays its role: the queue owner
 // (store, spool, queue, deliveries and the per-account counts), or a session worker (sessions on
-// the sockets the primary hands it, their accepted messages passed to the queue owner).
+// the sockets the primary hands it, their accepted messages passed to the queue owner over the
+// queue channel, src/server/queue-channel.ts, not through the primary).
 
 import { join } from 'node:path';
 import type net from 'node:net';
@@ -22,6 +23,7 @@ import { openSqliteStore } from '../store/sqlite-store.js';
 import { ServerCertificates } from '../tls/server-certificates.js';
 import { firstLine } from '../util/startup-error.js';
 import { openQueue, Postern, undoAll, type MessageQueue } from './server.js';
+import { QueueChannelClient, QueueChannelServer, queueChannelPath } from './queue-channel.js';
 import type { FromWorker, QueueCall, QueueResult, ToWorker } from './worker-protocol.js';
 
 type Start = Extract<ToWorker, { type: 'start' }> & { readonly logFormat: LogFormat };
@@ -106,17 +108,20 @@ async function queueOwner(config: Config, logger: Logger): Promise<Role> {
           return { ok: true };
       }
     };
+    const channel = await QueueChannelServer.listen(
+      queueChannelPath(config.data_dir),
+      (call) =>
+        answer(call).catch((err: unknown): QueueResult => {
+          if (!(err instanceof SmtpError)) logger.error({ err }, 'queue owner: call failed');
+          return { ok: false, failed: err instanceof SmtpError ? err.reply : undefined };
+        }),
+      logger,
+    );
+    // Run first (last first): no call arrives while the queue and the store close.
+    cleanup.push(() => channel.close());
     return {
       onMessage(m) {
-        if (m.type === 'call') {
-          answer(m.call).then(
-            (result) => send({ type: 'result', id: m.id, result }),
-            (err: unknown) => {
-              if (!(err instanceof SmtpError)) logger.error({ err }, 'queue owner: call failed');
-              send({ type: 'result', id: m.id, result: { ok: false, failed: err instanceof SmtpError ? err.reply : undefined } });
-            },
-          );
-        } else if (m.type === 'collect') {
+        if (m.type === 'collect') {
           void registry.getMetricsAsJSON().then((metrics) => send({ type: 'collected', id: m.id, metrics }));
         } else if (m.type === 'reload') {
           logger.level = m.config.log.level;
@@ -130,16 +135,9 @@ async function queueOwner(config: Config, logger: Logger): Promise<Role> {
   }
 }
 
-/** Calls into the queue owner, through the primary. */
+/** Calls into the queue owner, over the queue channel (src/server/queue-channel.ts). */
 class QueueOwnerClient implements MessageQueue, AccountRates {
-  private nextId = 1;
-  private readonly pending = new Map<number, (result: QueueResult) => void>();
-
-  settle(id: number, result: QueueResult): void {
-    const done = this.pending.get(id);
-    this.pending.delete(id);
-    done?.(result);
-  }
+  constructor(private readonly channel: QueueChannelClient) {}
 
   async accept(envelope: Parameters<MessageQueue['accept']>[0], message: Buffer, opts: { recordAuthUser?: boolean }): Promise<string> {
     const result = await this.call({ method: 'accept', envelope, message, recordAuthUser: opts.recordAuthUser === true });
@@ -162,17 +160,12 @@ class QueueOwnerClient implements MessageQueue, AccountRates {
   /** The counts are the queue owner's to save. */
   async close(): Promise<void> {}
 
-  private call(call: QueueCall): Promise<Extract<QueueResult, { ok: true }>> {
-    const id = this.nextId++;
-    return new Promise((resolve, reject) => {
-      this.pending.set(id, (result) => {
-        if (result.ok) resolve(result);
-        // An SmtpError keeps its reply across the process boundary; anything else is 451 4.3.0.
-        else if (result.failed) reject(new SmtpError(result.failed.code, result.failed.enhanced ?? '4.3.0', result.failed.lines.join(' ')));
-        else reject(new Error('the queue owner could not take the call'));
-      });
-      send({ type: 'call', id, call });
-    });
+  private async call(call: QueueCall): Promise<Extract<QueueResult, { ok: true }>> {
+    const result = await this.channel.call(call);
+    if (result.ok) return result;
+    // An SmtpError keeps its reply across the process boundary; anything else is 451 4.3.0.
+    if (result.failed) throw new SmtpError(result.failed.code, result.failed.enhanced ?? '4.3.0', result.failed.lines.join(' '));
+    throw new Error('the queue owner could not take the call');
   }
 }
 
@@ -200,7 +193,8 @@ async function sessionWorker(start: Start, logger: Logger): Promise<Role> {
     const srs = new SrsCodec(loadSrsSecret(config.data_dir));
     const dns = createDnsClient({ servers: config.relay.dns_servers, maxCacheSeconds: config.relay.dns_cache_seconds });
     const certificates = ServerCertificates.fromSnapshot(config, start.certificates, logger);
-    const owner = new QueueOwnerClient();
+    const channel = new QueueChannelClient(queueChannelPath(config.data_dir));
+    const owner = new QueueOwnerClient(channel);
     let throttle: AuthThrottle | undefined;
     const scrapes = new Map<number, (text: string | undefined) => void>();
     let nextScrape = 1;
@@ -241,9 +235,6 @@ async function sessionWorker(start: Start, logger: Logger): Promise<Role> {
             server.reception.serve(socket, m.kind, () => send({ type: 'ended', id: m.id }));
             return;
           }
-          case 'result':
-            owner.settle(m.id, m.result);
-            return;
           case 'metrics': {
             const done = scrapes.get(m.id);
             scrapes.delete(m.id);
@@ -268,7 +259,8 @@ async function sessionWorker(start: Start, logger: Logger): Promise<Role> {
             return;
         }
       },
-      stop: () => server.stop(),
+      // The sessions end first: a transaction finishing in the grace period still calls.
+      stop: () => server.stop().finally(() => channel.close()),
     };
   } catch (err) {
     store.close();

@@ -1,6 +1,7 @@
 // The messages between the primary process and its children (src/server/workers.ts), sent over
 // the IPC channel of child_process.fork with the "advanced" serialization (structured clone), so
-// a message's bytes travel as a Buffer and a connection's socket travels as a handle.
+// a connection's socket travels as a handle; and the calls a session worker makes of the queue
+// owner, which go straight from one to the other over the queue channel (queue-channel.ts).
 
 import type { Config } from '../config/schema.js';
 import type { Envelope, QueueId } from '../mail/envelope.js';
@@ -11,7 +12,7 @@ import type { BoundListener, ServiceKind } from './listeners.js';
 /** The queue owner keeps the queue and the per-account counts; session workers run the sessions. */
 export type WorkerRole = { readonly kind: 'queue' } | { readonly kind: 'sessions'; readonly index: number };
 
-/** What a session worker asks of the queue owner; the primary passes it on. */
+/** What a session worker asks of the queue owner, over the queue channel (queue-channel.ts). */
 export type QueueCall =
   | { readonly method: 'accept'; readonly envelope: Envelope; readonly message: Buffer; readonly recordAuthUser: boolean }
   | { readonly method: 'checkMessage'; readonly account: string }
@@ -34,8 +35,6 @@ export type ToWorker =
   /** The socket comes as the handle; `id` names it in 'ended'. */
   | { readonly type: 'connection'; readonly id: number; readonly kind: ServiceKind }
   | { readonly type: 'reload'; readonly config: Config; readonly certificates: readonly CertificateSnapshot[] }
-  | { readonly type: 'call'; readonly id: number; readonly call: QueueCall }
-  | { readonly type: 'result'; readonly id: number; readonly result: QueueResult }
   | { readonly type: 'collect'; readonly id: number }
   | { readonly type: 'metrics'; readonly id: number; readonly text: string | undefined }
   | { readonly type: 'stop' }
@@ -48,8 +47,6 @@ export type FromWorker =
   | { readonly type: 'ready' }
   | { readonly type: 'failed'; readonly message: string }
   | { readonly type: 'ended'; readonly id: number }
-  | { readonly type: 'call'; readonly id: number; readonly call: QueueCall }
-  | { readonly type: 'result'; readonly id: number; readonly result: QueueResult }
   /** prom-client's getMetricsAsJSON(), the answer to 'collect'. */
   | { readonly type: 'collected'; readonly id: number; readonly metrics: unknown }
   /** A worker serving GET /metrics asks for every process's figures, summed. */

@@ -8,16 +8,19 @@
 //     +-- queue owner (service account)       the store's queue, the spool with its group commit,
 //     |                                       every delivery, and the per-account counts
 //     +-- session workers 0..N-1 (service account)
-//                                             run the sessions; an accepted message goes, through
-//                                             the primary, to the queue owner, and the 250 waits
-//                                             for its answer, which comes after the fdatasync
+//                                             run the sessions; an accepted message goes straight
+//                                             to the queue owner over the queue channel, a Unix
+//                                             socket in a 0700 directory of data_dir (see
+//                                             queue-channel.ts), and the 250 waits for its
+//                                             answer, which comes after the fdatasync
 //
 // The children are forked with the account's uid and gid (libuv clears the supplementary groups),
 // so no child ever runs as root, and no byte from the network is read by a privileged process:
-// the primary reads none, it only passes the socket on. A child that dies is started again; its
-// connections' slots are released, and calls waiting on a dead queue owner fail as 451 4.3.0 (the
-// client keeps the message and retries): nothing accepted is lost, the spool is recovered by the
-// next queue owner. All POP3 connections go to session worker 0, whose memory holds the maildrop
+// the primary reads none, it only passes the socket on, and no message body passes through it.
+// A child that dies is started again; its connections' slots are released, and calls waiting on
+// a dead queue owner fail as 451 4.3.0 when the channel closes (the client keeps the message and
+// retries), as do calls made before the next queue owner listens: nothing accepted is lost, the
+// spool is recovered by the next queue owner, and the session workers connect to it again. All POP3 connections go to session worker 0, whose memory holds the maildrop
 // locks (RFC 1939 8: one session per maildrop). Each session worker tells the others, through
 // the primary, of every AUTH failure and success and every message the client rates count, so
 // that each worker's AUTH throttle and [limits] client_message_rate count the server's.
@@ -40,7 +43,7 @@ import { firstLine, StartupError } from '../util/startup-error.js';
 import { isPop3, Listeners, type BoundListener, type ServiceKind } from './listeners.js';
 import { admit, type Admission } from './reception.js';
 import { configForReload, newLimiter, prepareAccount, reloadedLimiter } from './server.js';
-import type { FromWorker, QueueResult, ToWorker, WorkerRole } from './worker-protocol.js';
+import type { FromWorker, ToWorker, WorkerRole } from './worker-protocol.js';
 
 /** One process's figures: its registry's getMetricsAsJSON(). */
 type Figures = MetricObjectWithValues<MetricValue<string>>[];
@@ -78,10 +81,8 @@ export class Primary {
   private limiter: ConnectionLimiter;
   private readonly rates: ClientRateLimits;
   private nextConnection = 1;
-  private nextCall = 1;
+  private nextCollect = 1;
   private roundRobin = 0;
-  /** Calls relayed to the queue owner: global id -> the session worker and its own id. */
-  private readonly calls = new Map<number, { from: Child; id: number }>();
   private readonly collecting = new Map<number, (metrics: Figures | undefined) => void>();
   /** Connections that arrived while no suitable worker was ready. */
   private readonly waiting: { socket: net.Socket; kind: ServiceKind; release: () => void }[] = [];
@@ -291,23 +292,6 @@ export class Primary {
         release?.();
         return;
       }
-      case 'call': {
-        const owner = this.queueOwner;
-        if (!owner.ready || owner.process === undefined) {
-          child.process?.send({ type: 'result', id: m.id, result: { ok: false, failed: undefined } } satisfies ToWorker);
-          return;
-        }
-        const id = this.nextCall++;
-        this.calls.set(id, { from: child, id: m.id });
-        owner.process.send({ type: 'call', id, call: m.call } satisfies ToWorker);
-        return;
-      }
-      case 'result': {
-        const call = this.calls.get(m.id);
-        this.calls.delete(m.id);
-        if (call) call.from.process?.send({ type: 'result', id: call.id, result: m.result } satisfies ToWorker);
-        return;
-      }
       case 'collected':
         this.collecting.get(m.id)?.(m.metrics as Figures);
         return;
@@ -330,16 +314,6 @@ export class Primary {
     child.process = undefined;
     for (const release of child.connections.values()) release();
     child.connections.clear();
-    if (child.role.kind === 'queue') {
-      // Whatever it did not answer it may or may not have spooled: 451, the client retries.
-      const failed: QueueResult = { ok: false, failed: undefined };
-      for (const [id, call] of this.calls) {
-        this.calls.delete(id);
-        call.from.process?.send({ type: 'result', id: call.id, result: failed } satisfies ToWorker);
-      }
-    } else {
-      for (const [id, call] of this.calls) if (call.from === child) this.calls.delete(id);
-    }
     if (this.stopping || !wasReady) return;
     const delay = child.restartDelayMs;
     child.restartDelayMs = Math.min(MAX_RESTART_DELAY_MS, delay * 2);
@@ -381,7 +355,7 @@ export class Primary {
   }
 
   private collectFrom(child: Child): Promise<Figures | undefined> {
-    const id = this.nextCall++;
+    const id = this.nextCollect++;
     return new Promise((resolve) => {
       const timer = setTimeout(() => done(undefined), COLLECT_TIMEOUT_MS);
       const done = (metrics: Figures | undefined): void => {
