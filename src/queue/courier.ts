@@ -64,6 +64,12 @@ export type DeliveryOutcome =
 export interface Courier {
   /** One outcome per recipient of the job, in order. Never throws. */
   deliver(job: CourierJob): Promise<DeliveryOutcome[]>;
+  /**
+   * Shutdown, once the queue has waited its grace for running deliveries: cuts every session in
+   * flight at once (a peer that never greets or never answers would hold the stop for its RFC 5321
+   * timeout, minutes), and those deliveries come back deferred. No session is opened after it.
+   */
+  abort?(): void;
   /** Ends the sessions it keeps open, once the queue has closed; never throws. */
   close?(): Promise<void>;
   /**

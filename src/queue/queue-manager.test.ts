@@ -5,7 +5,10 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pino } from 'pino';
+import { createServer, type Socket } from 'node:net';
+import { LmtpCourier } from '../delivery/local/lmtp-courier.js';
 import { Maildirs } from '../delivery/local/maildir.js';
+import { SmtpSink } from '../../test/support/smtp-sink.js';
 import { MaildirCourier } from '../delivery/local/maildir-courier.js';
 import { deliveryNotices } from '../bounce/delivery-notices.js';
 import { QueueManager, type QueueManagerOptions } from './queue-manager.js';
@@ -102,6 +105,46 @@ describe('QueueManager', () => {
     await third.close();
     assert.equal(third.stats.delivered, 0);
     assert.equal(inbox(dir, 'alice@example.test').length, 3, 'nothing delivered a second time');
+  });
+
+  test('close() cuts a delivery stuck on a silent LMTP server after its grace; the message is delivered once after the restart', async () => {
+    const { dir, store } = dataDir();
+    const path = join(dir, 'lmtp');
+    const held: Socket[] = [];
+    let cut = 0;
+    const silent = createServer((socket) => {
+      held.push(socket);
+      socket.on('close', () => cut++);
+      socket.resume(); // and never a greeting
+    });
+    await new Promise<void>((resolve) => silent.listen(path, resolve));
+    cleanups.push(async () => {
+      held.forEach((socket) => socket.destroy());
+      await new Promise((resolve) => silent.close(resolve));
+    });
+    // A greeting timeout far beyond the test: only close() can end the attempt.
+    const timeouts = { connectMs: 5000, greetingMs: 600_000, mailMs: 5000, rcptMs: 5000, dataInitMs: 5000, dataBlockMs: 5000, dataFinalMs: 5000 };
+    const lmtp = (): LmtpCourier => new LmtpCourier({ endpoint: { kind: 'unix', path }, lhloName: 'mx.example.test', logger, timeouts });
+    const stuck = lmtp();
+    const first = await openQueue(dir, store, { local: stuck, closeTimeoutMs: 50 });
+    const id = await first.accept(toAlice, testMessage(5));
+    await waitFor('the LMTP connection', () => held.length === 1);
+    await first.close();
+    await stuck.close();
+    await waitFor('the session to be cut', () => cut === 1);
+    assert.equal(first.stats.deferred, 1, 'the cut attempt is recorded as deferred');
+    assert.deepEqual((await store.queueList()).map((e) => e.queueId), [id]);
+    await new Promise((resolve) => silent.close(resolve));
+
+    const sink = await SmtpSink.startUnix({ lmtp: true }, path);
+    cleanups.push(() => sink.close());
+    const answering = lmtp();
+    const second = await openQueue(dir, store, { local: answering });
+    await waitFor('the delivery after the restart', () => second.stats.delivered === 1);
+    await second.close();
+    await answering.close();
+    assert.deepEqual(sink.messages.map((m) => m.delivered), [['alice@example.test']]);
+    assert.deepEqual(await store.queueList(), []);
   });
 
   test('after a crash, a copy filed before it counts as delivered even though its mark was lost', async () => {

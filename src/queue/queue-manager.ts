@@ -44,6 +44,8 @@ import { Spool, type SpooledMessage as RecoveredMessage, type SpoolStats } from 
 import { deliveryAttempts, deliveryLatency, type QueueDepth } from '../metrics/metrics.js';
 
 const MAX_BUFFERED_BYTES = 64 * 1024 * 1024;
+/** After the couriers cut their sessions at shutdown: how long their attempts get to end and be recorded. */
+const ABORTED_SETTLE_MS = 2_000;
 
 const NOT_SET_UP: DeliveryOutcome = {
   kind: 'deferred',
@@ -269,10 +271,15 @@ export class QueueManager implements MessageSink {
     this.closing = true;
     await this.control.stop();
     this.scheduler.stop();
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, this.opts.closeTimeoutMs ?? 10_000)));
-    await Promise.race([this.scheduler.idle(), timeout]);
-    clearTimeout(timer);
+    if (!(await settlesWithin(this.scheduler.idle(), this.opts.closeTimeoutMs ?? 10_000))) {
+      // A peer that never greets or never answers would hold the stop for its RFC 5321 timeout
+      // (4.5.3.2: minutes). Its session is cut; the attempt ends deferred and is recorded before
+      // the spool closes, so the message is retried after the restart, neither lost nor marked.
+      this.opts.logger.warn({ in_flight: this.scheduler.inFlight }, 'queue: deliveries still running at shutdown; cutting their sessions');
+      this.opts.local.abort?.();
+      this.opts.remote?.abort?.();
+      await settlesWithin(this.scheduler.idle(), ABORTED_SETTLE_MS);
+    }
     await this.spool.close();
     await this.bookkeeping.close().catch((err: unknown) => this.opts.logger.error({ err }, 'queue: final store update failed'));
   }
@@ -622,4 +629,15 @@ async function earlierCopies(
 function countDeliveryAttempt(destination: 'local' | 'remote', status: string, receivedAt: number): void {
   deliveryAttempts.inc({ destination, status });
   if (status === 'delivered') deliveryLatency.observe({ destination }, Math.max(0, Date.now() - receivedAt) / 1000);
+}
+
+/** Whether `done` resolves within `ms`. */
+async function settlesWithin(done: Promise<void>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<false>((resolve) => (timer = setTimeout(resolve, ms, false)));
+  try {
+    return await Promise.race([done.then(() => true as const), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
 }

@@ -342,17 +342,35 @@ function xtext(text: string): string {
   return out;
 }
 
-/** A connected socket to `endpoint`, or SmtpClientError naming `peer`. */
-export function connectSocket(endpoint: ClientEndpoint, peer: string, timeoutMs: number): Promise<Socket> {
+/** Why a session was cut by its courier's stop signal: the attempt is not done, it is retried after the restart. */
+export function stoppedError(peer: string): SmtpClientError {
+  return new SmtpClientError(`session with ${peer} cut: Postern is shutting down`);
+}
+
+/**
+ * A connected socket to `endpoint`, or SmtpClientError naming `peer`. `signal` cuts it at any
+ * time of its life (connecting, a TLS handshake, waiting for a reply): the socket is destroyed
+ * with stoppedError, which reaches whoever reads it (the ReplyStream, the TLS socket on top).
+ */
+export function connectSocket(endpoint: ClientEndpoint, peer: string, timeoutMs: number, signal?: AbortSignal): Promise<Socket> {
+  if (signal?.aborted) return Promise.reject(stoppedError(peer));
   return new Promise((resolve, reject) => {
     const socket = endpoint.kind === 'tcp' ? netConnect({ host: endpoint.address, port: endpoint.port }) : netConnect({ path: endpoint.path });
     const timer = setTimeout(() => {
       socket.destroy();
       reject(new SmtpClientError(`connection to ${peer} timed out after ${Math.round(timeoutMs / 1000)}s`));
     }, timeoutMs);
+    const onAbort = (): void => {
+      clearTimeout(timer);
+      const err = stoppedError(peer);
+      socket.destroy(err);
+      reject(err); // no-op once connected
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    socket.once('close', () => signal?.removeEventListener('abort', onAbort));
     const onError = (err: Error): void => {
       clearTimeout(timer);
-      reject(new SmtpClientError(`cannot connect to ${peer}: ${errorText(err)}`, { cause: err }));
+      reject(err instanceof SmtpClientError ? err : new SmtpClientError(`cannot connect to ${peer}: ${errorText(err)}`, { cause: err }));
     };
     socket.once('error', onError);
     socket.once('connect', () => {

@@ -47,7 +47,8 @@ export class ReplyStream {
   };
 
   private readonly onError = (err: Error): void => {
-    this.fail(new SmtpClientError(`connection to ${this.peer} failed: ${errorText(err)}`, { cause: err }));
+    // Our own SmtpClientError (a session cut at shutdown) already says what happened.
+    this.fail(err instanceof SmtpClientError ? err : new SmtpClientError(`connection to ${this.peer} failed: ${errorText(err)}`, { cause: err }));
   };
 
   private readonly onClose = (): void => {

@@ -15,6 +15,8 @@ export interface LmtpClientOptions {
   readonly lhloName: string;
   readonly timeouts: ClientTimeouts;
   readonly logger: Logger;
+  /** Cuts the session wherever it is (connectSocket): the courier's stop at shutdown. */
+  readonly signal?: AbortSignal | undefined;
 }
 
 /** "unix:/path" or "host:port" ("[::1]:24" for an IPv6 address), as [delivery] lmtp is written. */
@@ -42,7 +44,7 @@ export class LmtpClientConnection extends ClientSession {
   static async open(opts: LmtpClientOptions): Promise<LmtpClientConnection> {
     const peer = lmtpPeerName(opts.endpoint);
     const replies = new ReplyStream(peer);
-    const socket = await connectSocket(opts.endpoint, peer, opts.timeouts.connectMs);
+    const socket = await connectSocket(opts.endpoint, peer, opts.timeouts.connectMs, opts.signal);
     try {
       replies.attach(socket);
       const conn = new LmtpClientConnection(opts, socket, replies);

@@ -2,6 +2,7 @@ import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pino } from 'pino';
@@ -25,6 +26,34 @@ async function world(opts: SinkOptions = {}, courier: Partial<LmtpCourierOptions
     close: async () => {
       await c.close();
       await sink.close();
+    },
+  };
+}
+
+/** An LMTP "server" on a Unix socket that takes connections and never sends its greeting. */
+async function silentServer(): Promise<{ path: string; connections: () => number; closed: () => number; close(): Promise<void> }> {
+  const path = join(dir, `silent-${++sockets}`);
+  let connections = 0;
+  let closed = 0;
+  const open = new Set<Socket>();
+  const server = createServer((socket) => {
+    connections++;
+    open.add(socket);
+    socket.resume();
+    socket.on('error', () => undefined);
+    socket.on('close', () => {
+      closed++;
+      open.delete(socket);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(path, resolve));
+  return {
+    path,
+    connections: () => connections,
+    closed: () => closed,
+    close: async () => {
+      for (const socket of open) socket.destroy();
+      await new Promise((resolve) => server.close(resolve));
     },
   };
 }
@@ -141,6 +170,27 @@ describe('LmtpCourier', () => {
     } finally {
       await none.close();
       await w.close();
+    }
+  });
+
+  test('abort() cuts a session waiting for the greeting: deferred, and no session is opened after it', async () => {
+    const silent = await silentServer();
+    // A greeting timeout far beyond the test: only abort() can end the wait.
+    const c = new LmtpCourier({ endpoint: { kind: 'unix', path: silent.path }, lhloName: 'mx.local.test', logger, timeouts: { ...TIMEOUTS, greetingMs: 600_000 } });
+    try {
+      const pending = c.deliver(job([rcpt('a@local.test'), rcpt('b@local.test')]));
+      while (silent.connections() === 0) await sleep(5);
+      c.abort();
+      const outcomes = await pending;
+      assert.deepEqual(kinds(outcomes), ['deferred', 'deferred']);
+      assert.match(outcomes[0]?.kind === 'deferred' ? outcomes[0].reason : '', /cut: Postern is shutting down/);
+      while (silent.closed() === 0) await sleep(5);
+      const later = await c.deliver(job([rcpt('a@local.test')]));
+      assert.deepEqual(kinds(later), ['deferred']);
+      assert.equal(silent.connections(), 1, 'no new session after abort()');
+    } finally {
+      await c.close();
+      await silent.close();
     }
   });
 });

@@ -21,6 +21,7 @@
 // findEarlierCopies: LMTP delivery is at least once. Dovecot 2.3 has no lmtp_ setting that drops
 // a repeat; a Sieve script with "duplicate" (RFC 7352) can, keyed on Message-ID.
 
+import { setMaxListeners } from 'node:events';
 import type { Logger } from 'pino';
 import { reply } from '../../mail/reply.js';
 import { JUNK_FOLDER, type Courier, type CourierJob, type CourierRecipient, type DeliveryOutcome } from '../../queue/courier.js';
@@ -58,8 +59,12 @@ export class LmtpCourier implements Courier {
   private readonly pool: ConnectionPool<LmtpClientConnection>;
   private readonly peer: string;
   private readonly timeouts: ClientTimeouts;
+  /** abort(): every session listens to it (connectSocket), so none outlives the stop. */
+  private readonly stopping = new AbortController();
 
   constructor(private readonly opts: LmtpCourierOptions) {
+    // One listener per open session; up to maxConnections of them is no leak.
+    setMaxListeners(0, this.stopping.signal);
     const max = opts.maxConnections ?? MAX_CONNECTIONS;
     this.pool = new ConnectionPool({ perDestination: max, total: max, idleMs: opts.idleMs ?? IDLE_MS }, opts.logger);
     this.peer = lmtpPeerName(opts.endpoint);
@@ -84,6 +89,11 @@ export class LmtpCourier implements Courier {
     const at = mailbox.lastIndexOf('@');
     if (delimiter === '' || at <= 0) return mailbox;
     return `${mailbox.slice(0, at)}${delimiter}${JUNK_FOLDER}${mailbox.slice(at)}`;
+  }
+
+  /** Cuts the sessions in flight: their mailboxes come back deferred, and stay queued. */
+  abort(): void {
+    this.stopping.abort();
   }
 
   /** QUITs idle sessions. */
@@ -111,7 +121,13 @@ export class LmtpCourier implements Courier {
       }
       let reused = session !== undefined;
       for (;;) {
-        session ??= await LmtpClientConnection.open({ endpoint: this.opts.endpoint, lhloName: this.opts.lhloName, timeouts: this.timeouts, logger: this.opts.logger });
+        session ??= await LmtpClientConnection.open({
+          endpoint: this.opts.endpoint,
+          lhloName: this.opts.lhloName,
+          timeouts: this.timeouts,
+          logger: this.opts.logger,
+          signal: this.stopping.signal,
+        });
         try {
           const results = await session.send(tx);
           results.forEach((result, i) => byMailbox.set(todo[i] ?? '', recipientOutcome(result, this.peer)));

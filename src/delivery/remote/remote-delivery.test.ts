@@ -2,7 +2,9 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { createServer as createNetServer, type Socket } from 'node:net';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { createServer as createHttpsServer, type Server } from 'node:https';
 import { pino } from 'pino';
 import { TestDnsServer } from '../../../test/support/dns-server.js';
@@ -347,5 +349,109 @@ describe('RemoteDelivery with MTA-STS (RFC 8461)', () => {
     assert.ok(o?.kind === 'deferred');
     assert.match(o.reason, /MTA-STS policy/);
     assert.equal(s.connections, 0);
+  });
+});
+
+/**
+ * A peer that stops answering: at once (no greeting), or once it has said 220 to STARTTLS (and
+ * then takes part in no TLS handshake). Counts connections, those the client closed, and
+ * whether the client's TLS ClientHello arrived.
+ */
+async function stallingPeer(host: string, port: number, stall: 'greeting' | 'starttls'): Promise<{ port: number; connections: number; closed: number; clientHello: boolean; close(): Promise<void> }> {
+  const open = new Set<Socket>();
+  const server = createNetServer((socket) => {
+    peer.connections++;
+    open.add(socket);
+    socket.on('error', () => undefined);
+    socket.on('close', () => {
+      peer.closed++;
+      open.delete(socket);
+    });
+    if (stall === 'greeting') return void socket.resume();
+    socket.write('220 stall.test ESMTP\r\n');
+    let buffered = '';
+    let tls = false;
+    socket.setEncoding('latin1');
+    socket.on('data', (chunk: string) => {
+      if (tls) {
+        peer.clientHello = true;
+        return;
+      }
+      buffered += chunk;
+      for (let eol = buffered.indexOf('\r\n'); eol >= 0; eol = buffered.indexOf('\r\n')) {
+        const verb = buffered.slice(0, eol).toUpperCase();
+        buffered = buffered.slice(eol + 2);
+        if (verb.startsWith('EHLO')) socket.write('250-stall.test\r\n250 STARTTLS\r\n');
+        else if (verb === 'STARTTLS') {
+          socket.write('220 2.0.0 Go ahead\r\n'); // and nothing more
+          tls = true;
+          return;
+        } else socket.write('502 5.5.1 Not here\r\n');
+      }
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(port, host, resolve));
+  const address = server.address();
+  const peer = {
+    port: address !== null && typeof address !== 'string' ? address.port : 0,
+    connections: 0,
+    closed: 0,
+    clientHello: false,
+    close: async () => {
+      for (const socket of open) socket.destroy();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+  return peer;
+}
+
+describe('RemoteDelivery.abort (shutdown)', () => {
+  // Timeouts far beyond the test: only abort() can end the waits.
+  const patient = { greeting_timeout: '10m', connect_timeout: '10m' };
+
+  test('cuts a session waiting for the greeting: deferred, and the next MX host is not tried', async () => {
+    const first = await stallingPeer('127.0.0.4', 0, 'greeting');
+    const second = await stallingPeer('127.0.0.5', first.port, 'greeting');
+    dnsServer.set('stall.test', [
+      { type: 'MX', preference: 10, exchange: 'mx1.stall.test' },
+      { type: 'MX', preference: 20, exchange: 'mx2.stall.test' },
+    ]);
+    dnsServer.set('mx1.stall.test', [{ type: 'A', address: '127.0.0.4' }]);
+    dnsServer.set('mx2.stall.test', [{ type: 'A', address: '127.0.0.5' }]);
+    const d = delivery({ mx_port: first.port, ...patient });
+    try {
+      const pending = d.deliver(job({ domain: 'stall.test', recipients: [{ address: 'x@stall.test' }] }));
+      while (first.connections === 0) await sleep(5);
+      d.abort();
+      const [o] = await pending;
+      assert.ok(o?.kind === 'deferred');
+      assert.match(o.reason, /cut: Postern is shutting down/);
+      while (first.closed === 0) await sleep(5);
+      assert.equal(second.connections, 0, 'no other host after abort()');
+      const [later] = await d.deliver(job({ domain: 'stall.test', recipients: [{ address: 'x@stall.test' }] }));
+      assert.equal(later?.kind, 'deferred');
+      assert.equal(first.connections + second.connections, 1, 'no new session after abort()');
+    } finally {
+      await d.close();
+      await first.close();
+      await second.close();
+    }
+  });
+
+  test('cuts a stalled STARTTLS handshake, and tries no plain-text session after it', async () => {
+    const peer = await stallingPeer('127.0.0.1', 0, 'starttls');
+    const d = delivery({ transports: { 'dest.test': `smtp:[127.0.0.1]:${peer.port}` }, ...patient });
+    try {
+      const pending = d.deliver(job());
+      while (!peer.clientHello) await sleep(5);
+      d.abort();
+      const [o] = await pending;
+      assert.ok(o?.kind === 'deferred');
+      assert.match(o.reason, /cut: Postern is shutting down/);
+      assert.equal(peer.connections, 1, 'no retry without TLS');
+    } finally {
+      await d.close();
+      await peer.close();
+    }
   });
 });

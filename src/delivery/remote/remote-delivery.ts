@@ -3,6 +3,7 @@
 // gives every recipient a final word. The queue gets one outcome per recipient and decides on
 // retries and bounces; nothing here throws at it.
 
+import { setMaxListeners } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { rootCertificates } from 'node:tls';
 import type { Logger } from 'pino';
@@ -14,7 +15,7 @@ import { splitAddress } from '../../mail/address.js';
 import { durationMs } from '../../util/duration.js';
 import { replyLine, type Reply } from '../../mail/reply.js';
 import type { Courier, CourierJob, CourierRecipient, DeliveryOutcome } from '../../queue/courier.js';
-import type { ClientTimeouts, RecipientResult } from '../client/client-session.js';
+import { stoppedError, type ClientTimeouts, type RecipientResult } from '../client/client-session.js';
 import { ConnectionPool } from '../client/connection-pool.js';
 import { recipientOutcome } from '../client/recipient-outcome.js';
 import { errorText, SmtpClientError } from '../client/reply-stream.js';
@@ -64,8 +65,12 @@ export class RemoteDelivery implements Courier {
   private readonly credentials: { username: string; password: string } | undefined;
   /** Trust anchors for verified TLS: the system's plus tls_ca_file; undefined = the system's. */
   private readonly ca: string[] | undefined;
+  /** abort(): every session listens to it (connectSocket), so none outlives the stop. */
+  private readonly stopping = new AbortController();
 
   constructor(private readonly opts: RemoteDeliveryOptions) {
+    // One listener per open session; up to [relay] max_connections of them is no leak.
+    setMaxListeners(0, this.stopping.signal);
     const relay = opts.config.relay;
     this.router = new Router(relay, opts.dns, opts.config.hostname);
     this.pool = new ConnectionPool(
@@ -98,6 +103,11 @@ export class RemoteDelivery implements Courier {
       this.opts.logger.error({ err, queue_id: job.queueId, domain: job.domain }, 'delivery: internal error');
       return job.recipients.map(() => ({ kind: 'deferred', reply: undefined, reason: 'internal error in the delivery agent, will retry' }));
     }
+  }
+
+  /** Cuts the sessions in flight: their recipients come back deferred, and stay queued. */
+  abort(): void {
+    this.stopping.abort();
   }
 
   /** QUITs idle sessions; deliveries still waiting for a slot are deferred. */
@@ -166,6 +176,11 @@ export class RemoteDelivery implements Courier {
     else idle?.close();
     const candidates = plan.hosts.flatMap((host) => host.addresses.map((address) => ({ host, address }))).slice(0, MAX_ADDRESSES);
     for (const { host, address } of candidates) {
+      // Cut at shutdown: the other hosts would only fail the same way.
+      if (this.stopping.signal.aborted) {
+        yield { reason: stoppedError(host.name).message, reply: undefined, remoteHost: host.name };
+        return;
+      }
       let session: SmtpClientConnection | undefined;
       try {
         session = await SmtpClientConnection.open({
@@ -177,6 +192,7 @@ export class RemoteDelivery implements Courier {
           ca: this.ca,
           timeouts: this.timeouts,
           logger: this.opts.logger,
+          signal: this.stopping.signal,
         });
         if (plan.via === 'smarthost' && this.credentials) await session.authenticate(this.credentials.username, this.credentials.password);
       } catch (err) {

@@ -37,6 +37,8 @@ export interface ClientOptions {
   readonly ca?: readonly (string | Buffer)[] | undefined;
   readonly timeouts: ClientTimeouts;
   readonly logger: Logger;
+  /** Cuts the session wherever it is (connectSocket): the courier's stop at shutdown. */
+  readonly signal?: AbortSignal | undefined;
 }
 
 export interface SessionTls {
@@ -78,7 +80,7 @@ export class SmtpClientConnection extends ClientSession {
   private static async openOnce(opts: ClientOptions, mode: TlsMode): Promise<SmtpClientConnection> {
     const peer = peerName(opts);
     const replies = new ReplyStream(peer);
-    let socket: Socket = await connectSocket({ kind: 'tcp', address: opts.address, port: opts.port }, peer, opts.timeouts.connectMs);
+    let socket: Socket = await connectSocket({ kind: 'tcp', address: opts.address, port: opts.port }, peer, opts.timeouts.connectMs, opts.signal);
     let tlsInfo: SessionTls | undefined;
     try {
       if (mode.kind === 'implicit') {
@@ -183,7 +185,8 @@ function handshake(socket: Socket | undefined, opts: ClientOptions, verify: bool
     const onError = (err: Error): void => {
       clearTimeout(timer);
       secure.destroy();
-      reject(new TlsHandshakeError(`TLS handshake with ${peer} failed: ${errorText(err)}`, { cause: err }));
+      // A session cut at shutdown (connectSocket) is no handshake failure to retry without TLS.
+      reject(err instanceof SmtpClientError ? err : new TlsHandshakeError(`TLS handshake with ${peer} failed: ${errorText(err)}`, { cause: err }));
     };
     secure.on('error', () => undefined); // after the handshake, the ReplyStream reports errors
     secure.once('error', onError);
