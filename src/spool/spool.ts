@@ -2,9 +2,14 @@
 // responsibility for a message we must not lose it).
 //
 // Append-only segment files with group commit: records from all concurrent accepts are written
-// with one writev and one fdatasync, then every one of them is acknowledged; records that arrive
-// while that fsync runs form the next batch. So the cost of durability is shared, and the rate
-// grows with concurrency instead of being capped at one message per fsync.
+// with one writev, durable when it returns, then every one of them is acknowledged; records that
+// arrive meanwhile form the next batch. So the cost of durability is shared, and the rate grows
+// with concurrency instead of being capped at one message per sync.
+//
+// Segments are opened with O_DSYNC: each writev is also the fdatasync, in one trip to libuv's
+// thread pool instead of two (the 250 waits for that trip). The same bytes reach the disk as with
+// writev and then fdatasync (open(2): O_DSYNC writes complete as if each were followed by
+// fdatasync), so a record acknowledged is durable either way.
 //
 // Segments are deleted oldest first, once none of their messages is unfinished. Oldest first
 // matters: a done record may sit in a later segment than its message, and deleting that later
@@ -12,7 +17,7 @@
 // Messages that stay long (deferred) would then pin old segments, so compaction copies them into
 // the current segment and lets the old one go.
 
-import { open, unlink, mkdir, type FileHandle } from 'node:fs/promises';
+import { constants, open, unlink, mkdir, type FileHandle } from 'node:fs/promises';
 import { randomInt } from 'node:crypto';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
@@ -54,9 +59,9 @@ export interface SpooledMessage {
 export interface SpoolStats {
   /** Message records made durable. */
   appended: number;
-  /** Batches written (each one writev + one fdatasync). */
+  /** Batches written (each one O_DSYNC writev, sometimes more after a short write). */
   batches: number;
-  /** fdatasync calls on segments. */
+  /** Durable writes to segments. */
   syncs: number;
   segmentsCreated: number;
   segmentsDeleted: number;
@@ -108,8 +113,8 @@ export class Spool {
   private scheduled = false;
   private closed = false;
   private rotateBeforeNextBatch = false;
-  /** Records written to the current segment but not yet fdatasync'd (done/delivered only). */
-  private unsynced = false;
+  /** Done and delivered records not written yet: they wait for a batch a message needs anyway. */
+  private held: Pending[] = [];
   private lazySync: NodeJS.Timeout | undefined;
   private compactTimer: NodeJS.Timeout | undefined;
 
@@ -143,7 +148,7 @@ export class Spool {
     return { spool, recovered };
   }
 
-  /** Resolves once the message and its envelope are on disk (written and fdatasync'd). */
+  /** Resolves once the message and its envelope are on disk (written with O_DSYNC). */
   append(queueId: QueueId, envelope: Envelope, message: Buffer): Promise<void> {
     return new Promise((resolve, reject) => {
       this.enqueue({ kind: 'message', queueId, payload: encodeMessagePayload(envelope, message), resolve, reject });
@@ -165,7 +170,7 @@ export class Spool {
 
   /** Resolves once everything handed to the spool so far is durable. */
   flush(): Promise<void> {
-    if (this.pending.length === 0 && !this.writing && !this.unsynced) return Promise.resolve();
+    if (this.pending.length === 0 && !this.writing && this.held.length === 0) return Promise.resolve();
     return new Promise((resolve, reject) => this.enqueue({ kind: 'barrier', resolve, reject }));
   }
 
@@ -271,6 +276,17 @@ export class Spool {
       this.fail(batch, err);
       return;
     }
+    // Done and delivered records only spare a restart from delivering again: nobody waits for
+    // them, so they wait in memory and go with the next write a message needs anyway (or the
+    // lazy one below) instead of paying their own. One durable write per delivered message would
+    // otherwise compete on this file with the accepts that clients are waiting for.
+    const mustSync = batch.some((p) => p.kind === 'message' || p.kind === 'relocate' || p.kind === 'barrier');
+    if (!mustSync) {
+      this.held.push(...batch);
+      this.syncLater();
+      return;
+    }
+    const records = this.held.length > 0 ? [...this.held.splice(0), ...batch] : batch;
     const segment = this.current;
     const start = segment.size;
     const buffers: Buffer[] = [];
@@ -283,45 +299,33 @@ export class Spool {
       offset += size;
       return at;
     };
-    for (const p of batch) this.place(p, segment, add, effects);
-    // Done and delivered records only spare a restart from delivering again: nobody waits for
-    // them, so they ride along with the next fdatasync a message needs anyway (or the lazy one
-    // below) instead of paying their own. One fsync per delivered message would otherwise
-    // compete on this file with the accepts that clients are waiting for.
-    const mustSync = batch.some((p) => p.kind === 'message' || p.kind === 'relocate' || p.kind === 'barrier');
-    if (buffers.length > 0 || (mustSync && this.unsynced)) {
+    for (const p of records) this.place(p, segment, add, effects);
+    if (buffers.length > 0) {
       try {
-        if (buffers.length > 0) await writeAll(this.file, buffers, start);
+        const started = performance.now();
+        await writeAll(this.file, buffers, start);
+        spoolSyncLatency.observe((performance.now() - started) / 1000);
+        spoolBatchSize.observe(records.length);
         segment.size = offset;
-        if (mustSync) {
-          const syncStarted = performance.now();
-          await this.file.datasync();
-          spoolSyncLatency.observe((performance.now() - syncStarted) / 1000);
-          spoolBatchSize.observe(batch.length);
-          this.unsynced = false;
-          this.stats.syncs++;
-        } else {
-          this.unsynced = true;
-          this.syncLater();
-        }
+        this.stats.syncs++;
         this.stats.batches++;
       } catch (err) {
         this.opts.logger.error({ err, segment: segment.path }, 'spool: write failed');
         for (const undo of effects.undo.reverse()) undo();
-        // After a failed fsync the kernel may have dropped the dirty pages: trust nothing more
-        // in this file, cut what we wrote and continue in a new segment.
+        // After a failed write or sync the kernel may have dropped the dirty pages: trust nothing
+        // more in this file, cut what we wrote and continue in a new segment.
         await this.file.truncate(start).catch(() => undefined);
         segment.size = start;
         this.rotateBeforeNextBatch = true;
-        this.fail(batch, err);
+        this.fail(records, err);
         return;
       }
     }
     for (const commit of effects.commit) commit();
-    for (const p of batch) if ('resolve' in p && p.kind !== 'barrier') p.resolve();
+    for (const p of records) if ('resolve' in p && p.kind !== 'barrier') p.resolve();
     await this.deleteFinishedSegments();
     // A flush also waits for the segment deletions its done records allowed.
-    for (const p of batch) if (p.kind === 'barrier') p.resolve();
+    for (const p of records) if (p.kind === 'barrier') p.resolve();
   }
 
   /** Lays one pending record out in the batch and notes its effect on the live map. */
@@ -405,7 +409,7 @@ export class Spool {
     if (this.lazySync !== undefined) return;
     this.lazySync = setTimeout(() => {
       this.lazySync = undefined;
-      if (this.unsynced && !this.closed) this.enqueue({ kind: 'barrier', resolve: () => undefined, reject: () => undefined });
+      if (this.held.length > 0 && !this.closed) this.enqueue({ kind: 'barrier', resolve: () => undefined, reject: () => undefined });
     }, LAZY_SYNC_MS);
     this.lazySync.unref();
   }
@@ -413,10 +417,6 @@ export class Spool {
   private async rotate(): Promise<void> {
     const created = await createSegment(this.opts.dir, this.current.number + 1);
     const previous = this.file;
-    if (this.unsynced) {
-      await previous.datasync().catch(() => undefined);
-      this.unsynced = false;
-    }
     this.current.closedAt = Date.now();
     this.current = created.segment;
     this.file = created.file;
@@ -468,11 +468,10 @@ export class Spool {
 async function createSegment(dir: string, number: number): Promise<{ segment: Segment; file: FileHandle }> {
   const path = join(dir, segmentFileName(number));
   const salt = randomInt(0, 2 ** 32 - 1);
-  const file = await open(path, 'wx');
+  const file = await open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_DSYNC, 0o600);
   try {
     const header = encodeSegmentHeader(salt);
     await writeAll(file, [header], 0);
-    await file.datasync();
     // The new name must be durable too, or an acknowledged record could vanish with its file.
     await fsyncDirectory(dir);
     return { segment: { number, path, salt, size: header.length, unfinished: 0, closedAt: undefined }, file };
