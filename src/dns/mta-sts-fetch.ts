@@ -16,6 +16,8 @@ export interface PolicyFetchOptions {
   readonly ca?: string | Buffer | readonly (string | Buffer)[] | undefined;
   /** For the whole fetch, connection to last byte. */
   readonly timeoutMs: number;
+  /** Ends the fetch at once wherever it is (the server is stopping). */
+  readonly signal?: AbortSignal | undefined;
 }
 
 export class PolicyFetchError extends Error {
@@ -34,6 +36,7 @@ export async function fetchPolicyText(domain: string, opts: PolicyFetchOptions):
   const addresses = await policyHostAddresses(host, opts.dns);
   let lastError: unknown;
   for (const address of addresses.slice(0, MAX_ADDRESSES)) {
+    if (opts.signal?.aborted) throw new PolicyFetchError(`fetch from ${host} stopped: Postern is shutting down`);
     try {
       return await fetchFrom(address, host, opts);
     } catch (err) {
@@ -72,6 +75,7 @@ function fetchFrom(address: string, host: string, opts: PolicyFetchOptions): Pro
       ca: opts.ca as string | Buffer | (string | Buffer)[] | undefined,
       rejectUnauthorized: true,
       agent: false,
+      signal: opts.signal,
     });
     const timer = setTimeout(() => req.destroy(new PolicyFetchError(`no policy from ${host} within ${opts.timeoutMs} ms`)), opts.timeoutMs);
     const fail = (err: unknown) => {
@@ -81,6 +85,7 @@ function fetchFrom(address: string, host: string, opts: PolicyFetchOptions): Pro
     req.on('socket', (socket) => socket.once('connect', () => (connected = true)));
     req.on('error', (err) => {
       if (err instanceof PolicyFetchError) fail(err);
+      else if (opts.signal?.aborted) fail(new PolicyFetchError(`fetch from ${host} stopped: Postern is shutting down`));
       else if (!connected) fail(new UnreachableError(err.message, { cause: err }));
       else fail(new PolicyFetchError(`fetching https://${host}${POLICY_PATH}: ${describe(err)}`, { cause: err }));
     });

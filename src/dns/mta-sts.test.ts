@@ -1,6 +1,7 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { rootCertificates } from 'node:tls';
@@ -11,7 +12,7 @@ import { createDnsClient, type DnsClient } from './resolver.js';
 import { MtaStsCache, mxMatchesPolicy, type MtaStsCacheOptions } from './mta-sts.js';
 
 const logger = pino({ level: process.env.MTA_STS_DEBUG ? 'debug' : 'silent' });
-const DOMAINS = ['enforce.test', 'testing.test', 'none.test', 'cached.test', 'disk.test', 'broken.test', 'later.test', 'shared.test'];
+const DOMAINS = ['stuck.test', 'enforce.test', 'testing.test', 'none.test', 'cached.test', 'disk.test', 'broken.test', 'later.test', 'shared.test'];
 
 let dnsServer: TestDnsServer;
 let https: TestMtaStsServer;
@@ -46,6 +47,27 @@ function announce(domain: string, id: string | undefined): void {
 }
 
 describe('MtaStsCache', () => {
+  test('abort() ends a fetch stuck in its TLS handshake at once, not at its timeout', async () => {
+    // Accepts the connection and never says a word: the handshake waits for the timeout.
+    const silent = createServer((socket) => socket.on('error', () => undefined));
+    const held = new Set<Socket>();
+    silent.on('connection', (socket) => held.add(socket));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    try {
+      announce('stuck.test', 's1');
+      const port = (silent.address() as AddressInfo).port;
+      const sts = cache({ httpsPort: port, fetchTimeoutMs: 600_000 });
+      const answer = sts.policyFor('stuck.test');
+      while (held.size === 0) await new Promise((resolve) => setTimeout(resolve, 10));
+      sts.abort();
+      assert.equal(await answer, undefined, 'no policy: the delivery goes on without one');
+      assert.equal(await sts.policyFor('stuck.test'), undefined, 'a fetch after abort() ends at once too');
+    } finally {
+      for (const socket of held) socket.destroy();
+      silent.close();
+    }
+  });
+
   test('fetches enforce, testing and none policies', async () => {
     announce('enforce.test', 'e1');
     https.setPolicy('enforce.test', policyText({ mode: 'enforce', mx: ['mx.enforce.test', '*.mx.enforce.test'], maxAge: 86400 }));

@@ -58,8 +58,20 @@ export class MtaStsCache {
   private readonly inFlight = new Map<string, Promise<MtaStsPolicy | undefined>>();
   private readonly now: () => number;
 
+  /** abort(): fetches in flight end at once, and so do later ones. */
+  private readonly stopping = new AbortController();
+
   constructor(private readonly opts: MtaStsCacheOptions) {
     this.now = opts.now ?? Date.now;
+  }
+
+  /**
+   * The server is stopping: a policy fetch in flight ends now instead of holding the exit for its
+   * timeout; its delivery goes on without the new policy (a cached one still applies) and is
+   * itself cut by the courier's own stop.
+   */
+  abort(): void {
+    this.stopping.abort();
   }
 
   /**
@@ -118,6 +130,7 @@ export class MtaStsCache {
         port: this.opts.httpsPort ?? 443,
         ca: this.opts.ca,
         timeoutMs: this.opts.fetchTimeoutMs ?? DEFAULT_FETCH_TIMEOUT_MS,
+        signal: this.stopping.signal,
       });
     } catch (err) {
       return this.fetchFailed(domain, id, err instanceof Error ? err.message : String(err));

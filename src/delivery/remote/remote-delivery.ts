@@ -25,6 +25,8 @@ import { SmtpClientConnection, type TlsMode } from './smtp-client.js';
 /** Where MTA-STS policies come from: src/dns/mta-sts.ts MtaStsCache. */
 export interface MtaStsPolicySource {
   policyFor(domain: string): Promise<MtaStsPolicy | undefined>;
+  /** Ends fetches in flight (the server is stopping). */
+  abort?(): void;
 }
 
 export interface RemoteDeliveryOptions {
@@ -108,6 +110,7 @@ export class RemoteDelivery implements Courier {
   /** Cuts the sessions in flight: their recipients come back deferred, and stay queued. */
   abort(): void {
     this.stopping.abort();
+    this.opts.mtaSts?.abort?.();
   }
 
   /** QUITs idle sessions; deliveries still waiting for a slot are deferred. */
