@@ -332,6 +332,7 @@ describe('reload and stop', () => {
         'pop3s = []',
         'http = []',
         'https = []',
+        'metrics = []',
         '[limits]',
         'trusted_networks = []',
         `client_connection_rate = ${rate}`,
@@ -407,6 +408,9 @@ describe('postern serve as a process', () => {
     return { exit, child, output: () => ({ stdout, stderr }) };
   }
 
+  /** Nothing bound on a real port (25, 9425...) that another test or server may hold. */
+  const NO_LISTENERS = ['[listen]', 'mx = ["127.0.0.1:0"]', 'submission = []', 'submissions = []', 'pop3 = []', 'pop3s = []', 'http = []', 'https = []', 'metrics = []'];
+
   function writeConfig(dir: string, lines: string[]): string {
     const file = path.join(dir, 'postern.toml');
     fs.writeFileSync(file, [`data_dir = "${dir}"`, 'user = ""', 'hostname = "mx.example.test"', ...lines, ''].join('\n'));
@@ -430,7 +434,7 @@ describe('postern serve as a process', () => {
 
   test('a missing certificate: exit 1 and one line on stderr', async () => {
     const dir = tempDir();
-    const file = writeConfig(dir, ['[tls]', `cert = "${dir}/missing.pem"`, `key = "${dir}/missing.key"`]);
+    const file = writeConfig(dir, [...NO_LISTENERS, '[tls]', `cert = "${dir}/missing.pem"`, `key = "${dir}/missing.key"`]);
     const { code, stderr } = await run(['serve', '--config', file]).exit;
     assert.equal(code, 1);
     assert.equal(stderr.split('\n').length, 2, stderr);
@@ -440,7 +444,7 @@ describe('postern serve as a process', () => {
 
   test('a missing [relay] tls_ca_file: exit 1 and one line on stderr naming it', async () => {
     const dir = tempDir();
-    const file = writeConfig(dir, ['[relay]', `tls_ca_file = "${dir}/missing-ca.pem"`]);
+    const file = writeConfig(dir, [...NO_LISTENERS, '[relay]', `tls_ca_file = "${dir}/missing-ca.pem"`]);
     const { code, stderr } = await run(['serve', '--config', file]).exit;
     assert.equal(code, 1);
     assert.equal(stderr.split('\n').length, 2, stderr);
