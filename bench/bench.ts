@@ -6,7 +6,8 @@
 // (`npm run bench` compiles first). Run it as root on a fresh clone after `.ci/run`'s apt step.
 // BENCH_SCALE=0.1 runs a tenth of the messages, for a quick look. BENCH_ONLY=smtp runs only the
 // main table (Postfix, nodemailer's smtp-server with an fsync per message, Postern); BENCH_ONLY=auth runs only the
-// AUTH row (Postern alone, over implicit TLS), which needs neither root nor Postfix;
+// AUTH row (bench/auth-row.ts: AUTH PLAIN sessions over implicit TLS, Postern against Postfix with
+// Dovecot SASL; root, postfix and dovecot-core);
 // BENCH_ONLY=relay only the end-to-end relay row (submission -> relay -> sink, bench/relay-row.ts);
 // BENCH_ONLY=pop3 only the POP3 rows against Dovecot (bench/pop3-row.ts; root and Dovecot's
 // dovecot-pop3d, dovecot-imapd, dovecot-lmtpd and dovecot-sqlite packages); BENCH_ONLY=checks
@@ -19,15 +20,13 @@
 // non-zero only if something broke (a server did not start, smtp-source failed, mail was lost).
 
 import { execFileSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { parse, stringify } from 'smol-toml';
 import { TestDovecot } from '../test/support/dovecot.js';
 import { PosternInstance, type PosternProcess } from '../test/support/postern-process.js';
 import { freePort, TestPostfix } from '../test/support/postfix.js';
-import { runAuthSessions, waitUntilAccepting } from './auth-sessions.js';
+import { authRowUnavailable, measureAuthRows, printAuthRows, type AuthRowStarted } from './auth-row.js';
 import { measureChecksRow, printChecksRow, type ChecksRowStarted } from './checks-row.js';
-import { drain, formatRatio, measure, median, ratioSpread, type Contender, type Row, type Spread } from './contender.js';
+import { formatRatio, measure, median, ratioSpread, type Contender, type Row, type Spread } from './contender.js';
 import { FsyncPeer } from './fsync-peer-process.js';
 import { measureIdleRow, printIdleRow, type IdleRowStarted } from './idle-row.js';
 import { fsyncRate } from './fsync-rate.js';
@@ -38,12 +37,6 @@ import { smtpSourceAvailable } from './smtp-source.js';
 /** The domain both servers deliver into one Maildir. */
 const POSTFIX_DOMAIN = 'bench.test';
 const RECIPIENT = `bench@${POSTFIX_DOMAIN}`;
-const AUTH_DOMAIN = 'bench-auth.test';
-const AUTH_SENDER = `sender@${AUTH_DOMAIN}`;
-const AUTH_RECIPIENT = `inbox@${AUTH_DOMAIN}`;
-const AUTH_PASSWORD = 'bench password, not secret';
-/** How long each AUTH row runs. */
-const AUTH_ROW_MS = 4_000;
 const KIB = 1024;
 
 
@@ -93,8 +86,7 @@ interface Started {
   server?: PosternProcess;
   workersPostern?: PosternInstance;
   workersServer?: PosternProcess;
-  authPostern?: PosternInstance;
-  authServer?: PosternProcess;
+  auth?: AuthRowStarted;
   relay?: RelayRowStarted;
   pop3?: Pop3RowsStarted;
   checks?: ChecksRowStarted;
@@ -102,7 +94,7 @@ interface Started {
 }
 
 async function main(): Promise<number> {
-  // BENCH_ONLY=auth: just the AUTH row, which needs neither root nor Postfix.
+  // BENCH_ONLY=auth: just the AUTH row (needs root, Postfix and Dovecot's dovecot-core).
   const authOnly = process.env.BENCH_ONLY === 'auth';
   // BENCH_ONLY=relay: just the end-to-end relay row (needs root and Postfix).
   const relayOnly = process.env.BENCH_ONLY === 'relay';
@@ -115,12 +107,17 @@ async function main(): Promise<number> {
   // BENCH_ONLY=idle: just the idle-sessions row (memory per greeted, silent connection).
   const idleOnly = process.env.BENCH_ONLY === 'idle';
   const only = authOnly || relayOnly || pop3Only || checksOnly || smtpOnly || idleOnly;
-  if (!authOnly && process.getuid?.() !== 0) {
+  if (process.getuid?.() !== 0) {
     console.error('bench: run as root (a private Postfix instance needs it), e.g. sudo npm run bench');
     return 1;
   }
   if (!authOnly && !smtpSourceAvailable()) {
     console.error('bench: smtp-source not found; install the postfix package (see .ci/run)');
+    return 1;
+  }
+  const noAuthRow = authRowUnavailable();
+  if ((authOnly || !only) && noAuthRow !== undefined) {
+    console.error(`bench: the AUTH row needs Postfix and Dovecot: ${noAuthRow}`);
     return 1;
   }
   const noDovecot = TestDovecot.available({ pop3s: true });
@@ -139,11 +136,14 @@ async function main(): Promise<number> {
       for (const [server, instance] of [
         [started.server, started.postern],
         [started.workersServer, started.workersPostern],
-        [started.authServer, started.authPostern],
       ] as const) {
         await server?.stop().catch(() => server?.kill());
         await instance?.dispose();
       }
+      for (const postfix of started.auth?.postfixes ?? []) await postfix.stop();
+      for (const dovecot of started.auth?.dovecots ?? []) await dovecot.stop();
+      await started.auth?.server?.stop().catch(() => started.auth?.server?.kill());
+      await started.auth?.postern?.dispose();
       await started.relay?.server?.stop().catch(() => started.relay?.server?.kill());
       await started.relay?.postern?.dispose();
       await started.relay?.postfixRelay?.stop();
@@ -169,7 +169,10 @@ async function main(): Promise<number> {
 
   try {
     if (!only || smtpOnly) await compareWithPeers(started);
-    if (!only || authOnly) await measureAuthRows(started);
+    if (!only || authOnly) {
+      started.auth = { dovecots: [], postfixes: [] };
+      printAuthRows(await measureAuthRows(scale, started.auth));
+    }
     if (!only || relayOnly) {
       log('end-to-end relay row: a Postfix sink, a Postfix relay and Postern');
       started.relay = {};
@@ -280,64 +283,6 @@ async function compareWithPeers(started: Started): Promise<void> {
   await server.stop();
   await peer.stop();
   await postfix.stop();
-}
-
-/**
- * AUTH PLAIN sessions per second over implicit TLS, Postern alone: Postfix has no SASL of its
- * own (it hands AUTH to Cyrus or Dovecot), so there is no like-for-like figure to set beside it.
- */
-async function measureAuthRows(started: Started): Promise<void> {
-  log('starting Postern for the AUTH row');
-  const postern = new PosternInstance({
-    hostname: 'bench-postern.localdomain',
-    // A fixed MX port: at log level warn there is no "listening" line to learn the ports from.
-    mxPort: await freePort(),
-    logLevel: 'warn',
-    limits: { max_connections_per_ip: 1000 },
-  });
-  started.authPostern = postern;
-  const submissionsPort = await freePort();
-  const config = parse(readFileSync(postern.configPath, 'utf8')) as { listen: Record<string, string[]> };
-  config.listen.submissions = [`127.0.0.1:${submissionsPort}`];
-  // One account sends every message: lift the per-account hourly and daily limits.
-  const submission = { max_messages_per_hour: 0, max_recipients_per_day: 0 };
-  writeFileSync(postern.configPath, stringify({ ...config, submission }));
-  await postern.cliOk(['domain', 'add', AUTH_DOMAIN]);
-  await postern.addUser(AUTH_SENDER, AUTH_PASSWORD);
-  await postern.addUser(AUTH_RECIPIENT, AUTH_PASSWORD);
-  started.authServer = await postern.start();
-  await waitUntilAccepting(submissionsPort);
-  const contender: Contender = {
-    name: 'postern-auth',
-    port: submissionsPort,
-    maildirNew: postern.maildirNew(AUTH_RECIPIENT),
-    queued: () => 0,
-  };
-  const run = async (clients: number, durationMs: number): Promise<{ sessions: number; rate: number }> => {
-    const { sessions, seconds } = await runAuthSessions({
-      port: contender.port,
-      clients,
-      durationMs,
-      user: AUTH_SENDER,
-      password: AUTH_PASSWORD,
-      recipient: AUTH_RECIPIENT,
-    });
-    await drain(contender, sessions);
-    return { sessions, rate: sessions / seconds };
-  };
-
-  log('warming up the AUTH row');
-  await run(10, 1_000);
-  console.log('');
-  console.log('AUTH PLAIN sessions over implicit TLS, Postern only (Postfix has no built-in SASL):');
-  console.log('  each session: connect, TLS handshake, EHLO, AUTH PLAIN, one 1 KiB message, QUIT');
-  console.log('  (the first login of a client costs an scrypt; later ones hit the verified-password cache)');
-  const widths = [8, 9, 22];
-  console.log(['clients', 'sessions', 'postern_sessions_per_s'].map((c, i) => c.padStart(widths[i]!)).join('  '));
-  for (const clients of [10, 50]) {
-    const { sessions, rate } = await run(clients, Math.max(1_000, Math.round(AUTH_ROW_MS * scale)));
-    console.log([String(clients), String(sessions), rate.toFixed(1)].map((c, i) => c.padStart(widths[i]!)).join('  '));
-  }
 }
 
 /** BENCH_WORKERS: a worker count for the second Postern, or undefined when unset. */

@@ -4,6 +4,8 @@
 // IMAP and LMTP on the listeners the Postern config names ([dovecot] imap/imaps, [delivery] lmtp;
 // dovecotListeners() picks free loopback ports for them), reads Postern's accounts from its store
 // and its Maildirs as Postern's account, and with `pop3s` also serves Dovecot's POP3.
+// startSasl() is the other kind: no mail at all, only the auth service as a private Postfix's
+// SASL server (the benchmark's AUTH row), its accounts in a passwd-file (needs only dovecot-core).
 //
 // Start Postern first: with [tls] unset, Dovecot presents the certificate `postern serve`
 // generates into data_dir on its first start. A "unix:/path" [delivery] lmtp needs an existing
@@ -15,7 +17,7 @@
 // that exits without calling it still sends the master SIGTERM, and its children follow it.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
@@ -23,10 +25,11 @@ import { parse } from 'smol-toml';
 import { parseListenAddress } from '../../src/config/schema.js';
 import { runTool } from './external-tool.js';
 import type { PosternInstance } from './postern-process.js';
-import { freePort } from './postfix.js';
+import { freePort, systemUser } from './postfix.js';
 
 const DOVECOT = '/usr/sbin/dovecot';
 const DOVECONF = '/usr/bin/doveconf';
+const DOVEADM = '/usr/bin/doveadm';
 
 /** What each protocol needs installed, and from which Debian package. */
 const PROGRAMS: readonly { readonly path: string; readonly pkg: string }[] = [
@@ -62,6 +65,8 @@ export interface DovecotEndpoints {
   readonly imaps?: Endpoint;
   readonly lmtp?: Endpoint;
   readonly pop3s?: Endpoint;
+  /** The auth service's client socket (startSasl). */
+  readonly sasl?: Endpoint;
 }
 
 /** A TCP listener, or (LMTP only) a unix socket. */
@@ -122,23 +127,102 @@ export class TestDovecot {
       writeFileSync(sqlFile, await instance.cliOk(['dovecot', 'sql']));
       const conf = await instance.cliOk(['dovecot', 'config', '--sql-file', sqlFile]);
       for (const dir of ['run', 'state']) mkdirSync(join(root, dir), { mode: 0o755 });
-      const configPath = join(root, 'dovecot.conf');
-      writeFileSync(configPath, conf + privateSettings(root, name, pop3sPort, options));
-      const check = await runTool(DOVECONF, ['-n', '-c', configPath]);
-      if (check.code !== 0) throw new Error(`doveconf refuses the configuration: ${check.stderr.trim()}\n${conf}`);
-      const child = spawn(DOVECOT, ['-F', '-c', configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
-      const dovecot = new TestDovecot(root, name, endpoints, child);
-      try {
-        await dovecot.waitUntilAccepting();
-      } catch (err) {
-        await dovecot.stop();
-        throw err;
-      }
-      return dovecot;
+      return await TestDovecot.launch(root, name, endpoints, conf + privateSettings(root, name, pop3sPort, options));
     } catch (err) {
       rmSync(root, { recursive: true, force: true });
       throw err;
     }
+  }
+
+  /** Why this machine cannot run startSasl() (undefined: it can). */
+  static saslAvailable(): string | undefined {
+    if (process.getuid?.() !== 0) return "not root (Dovecot's master must start as root)";
+    return existsSync(DOVECOT) ? undefined : `${DOVECOT} is missing (apt-get install --no-install-recommends dovecot-core)`;
+  }
+
+  /**
+   * Dovecot as Postfix's SASL server alone (smtpd_sasl_type = dovecot): no mail protocol, only
+   * the auth service, answering on a unix socket that `socketUser` (Postfix's account) may open.
+   * The accounts are a passwd-file passdb whose passwords doveadm hashes with `scheme` at
+   * Dovecot's defaults: ARGON2I is libsodium's "interactive" level (32 MiB, 4 passes), SSHA512
+   * one salted SHA-512. Dovecot checks the hash on every login, in the auth process: its auth
+   * cache would keep the looked-up hash, not the verification, and it never caches a passwd-file
+   * passdb anyway (it sets no cache key for one), so none is configured.
+   */
+  static async startSasl(
+    users: readonly { readonly username: string; readonly password: string }[],
+    socketUser: string,
+    scheme: 'ARGON2I' | 'SSHA512',
+  ): Promise<TestDovecot> {
+    const missing = TestDovecot.saslAvailable();
+    if (missing) throw new Error(`cannot start Dovecot: ${missing}`);
+    const root = mkdtempSync(join(tmpdir(), 'postern-dovecot-'));
+    chmodSync(root, 0o755);
+    const name = `postern-test-${basename(root).slice(-6).toLowerCase()}`;
+    try {
+      const lines: string[] = [];
+      for (const user of users) {
+        const hashed = await runTool(DOVEADM, ['pw', '-s', scheme, '-p', user.password]);
+        if (hashed.code !== 0) throw new Error(`doveadm pw failed: ${hashed.stderr.trim()}`);
+        lines.push(`${user.username}:${hashed.stdout.trim()}::::::\n`);
+      }
+      const passwd = join(root, 'passwd');
+      writeFileSync(passwd, lines.join(''), { mode: 0o600 });
+      // The auth process reads it as Dovecot's own account (default_internal_user).
+      const { uid, gid } = systemUser('dovecot');
+      chownSync(passwd, uid, gid);
+      const socket = join(root, 'auth-client');
+      const conf = [
+        '# Generated by test/support/dovecot.ts: Dovecot as the SASL server of a private Postfix.',
+        'protocols =',
+        'ssl = no',
+        'auth_mechanisms = plain login',
+        'passdb {',
+        '  driver = passwd-file',
+        `  args = ${passwd}`,
+        '}',
+        '# SASL needs no userdb, but Dovecot wants one configured.',
+        'userdb {',
+        '  driver = static',
+        `  args = uid=${socketUser} gid=${socketUser} home=/nonexistent`,
+        '}',
+        'service auth {',
+        `  unix_listener ${socket} {`,
+        '    mode = 0660',
+        `    user = ${socketUser}`,
+        `    group = ${socketUser}`,
+        '  }',
+        '}',
+      ].join('\n');
+      return await TestDovecot.launch(root, name, { sasl: { path: socket } }, conf + privateSettings(root, name, undefined, {}));
+    } catch (err) {
+      rmSync(root, { recursive: true, force: true });
+      throw err;
+    }
+  }
+
+  /** The path of the SASL auth socket of an instance from startSasl(). */
+  get saslSocket(): string {
+    const endpoint = this.endpoints.sasl;
+    if (!endpoint || !('path' in endpoint)) throw new Error('this Dovecot was not started by startSasl()');
+    return endpoint.path;
+  }
+
+  /** Checks the configuration with doveconf, starts `dovecot -F`, resolves once every listener accepts. */
+  private static async launch(root: string, name: string, endpoints: DovecotEndpoints, conf: string): Promise<TestDovecot> {
+    const configPath = join(root, 'dovecot.conf');
+    writeFileSync(configPath, conf);
+    const check = await runTool(DOVECONF, ['-n', '-c', configPath]);
+    if (check.code !== 0) throw new Error(`doveconf refuses the configuration: ${check.stderr.trim()}\n${conf}`);
+    const child = spawn(DOVECOT, ['-F', '-c', configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const dovecot = new TestDovecot(root, name, endpoints, child);
+    try {
+      await dovecot.waitUntilAccepting();
+    } catch (err) {
+      await dovecot.stop();
+      throw err;
+    }
+    return dovecot;
   }
 
   /** A listener's TCP port (throws if the instance has none of that kind). */

@@ -1,10 +1,13 @@
 // A private Postfix instance for the relay tests and the benchmark: its own config, queue and
 // data directories in a temp dir, smtpd on one loopback port, and every message it accepts for
-// its domains delivered by virtual(8) into one Maildir (<root>/mail/inbox). Two more roles:
+// its domains delivered by virtual(8) into one Maildir (<root>/mail/inbox). More roles:
 //   - `users`: an authenticating smart host. Clients must AUTH (Cyrus SASL with an sasldb made
 //     by saslpasswd2), and only over TLS (smtpd_tls_auth_only), before any recipient is accepted.
+//   - `dovecotSasl`: the same, with Dovecot's auth service as the SASL server (its socket's path)
+//     instead of Cyrus and an sasldb.
 //   - `relayhost`: everything accepted is relayed to that "host:port" instead (the benchmark's
 //     Postfix, relaying to the same sink as Postern).
+// `smtps` makes the listener speak TLS from the first byte (port 465 style) instead of STARTTLS.
 //
 // Queueing stays as durable as a default install (cleanup fsyncs every queue file), so the
 // benchmark compares like with like; only limits that would throttle 100 loopback sessions are raised.
@@ -35,6 +38,10 @@ export interface PostfixOptions {
   readonly tls?: { readonly cert: string; readonly key: string };
   /** Smart-host mode: only these may send, after AUTH over TLS. */
   readonly users?: readonly PostfixUser[];
+  /** Smart-host mode with Dovecot SASL: AUTH checked by the Dovecot auth socket at this path. */
+  readonly dovecotSasl?: string;
+  /** The listener speaks TLS from the first byte (smtpd_tls_wrappermode, RFC 8314). Needs `tls`. */
+  readonly smtps?: boolean;
   /** Relay all mail to this "host:port" (no MX lookup) instead of delivering it. */
   readonly relayhost?: string;
   /** smtpd's address; default 127.0.0.1 (another 127.x lets several peers share an MX port). */
@@ -91,7 +98,9 @@ export class TestPostfix {
 
   /** Configures and starts an instance in a fresh temp directory; resolves once it accepts. */
   static async start(options: PostfixOptions = {}): Promise<TestPostfix> {
-    if (options.users && !options.tls) throw new Error('a Postfix smart host needs tls: AUTH is only offered over TLS');
+    if ((options.users || options.dovecotSasl || options.smtps) && !options.tls) {
+      throw new Error('a Postfix smart host or smtps listener needs tls: AUTH is only offered over TLS');
+    }
     const root = mkdtempSync(join(tmpdir(), 'postern-postfix-'));
     chmodSync(root, 0o755);
     const host = options.host ?? '127.0.0.1';
@@ -196,7 +205,8 @@ export class TestPostfix {
     const extra: string[] = [];
     if (options.tls) extra.push(...this.tlsSettings(options.tls, uid, gid));
     else extra.push('smtpd_tls_security_level = none');
-    if (options.users) extra.push(...(await this.saslSettings(options.users, uid, gid)));
+    if (options.users) extra.push(...(await this.cyrusSettings(options.users, uid, gid)), ...saslSettings());
+    if (options.dovecotSasl) extra.push('smtpd_sasl_type = dovecot', `smtpd_sasl_path = ${options.dovecotSasl}`, ...saslSettings());
     if (options.relayhost) extra.push(`relayhost = [${options.relayhost.replace(/:(\d+)$/, ']:$1')}`);
     // Last: a later line of main.cf overrides an earlier one.
     if (options.misconfigured?.authInClear) extra.push('smtpd_tls_auth_only = no');
@@ -204,11 +214,11 @@ export class TestPostfix {
       extra.push('smtpd_tls_protocols = >=TLSv1', 'smtpd_tls_ciphers = medium', 'tls_medium_cipherlist = DEFAULT:@SECLEVEL=0');
     }
     writeFileSync(join(this.configDir, 'main.cf'), this.mainCf(options, uid, gid, extra));
-    writeFileSync(join(this.configDir, 'master.cf'), this.masterCf());
+    writeFileSync(join(this.configDir, 'master.cf'), this.masterCf(options.smtps === true));
   }
 
   private mainCf(options: PostfixOptions, uid: number, gid: number, extra: readonly string[]): string {
-    const smartHost = options.users !== undefined;
+    const smartHost = options.users !== undefined || options.dovecotSasl !== undefined;
     // A smart host takes mail only from clients that authenticated; an MX takes mail for its
     // domains from anyone, and relays for loopback clients only when it has a relayhost.
     const restrictions = smartHost
@@ -271,7 +281,7 @@ ${extra.join('\n')}
    * Cyrus SASL with an sasldb: the accounts live in <root>/sasldb2 under the realm
    * $myhostname, which is the realm Cyrus gives a client that names none.
    */
-  private async saslSettings(users: readonly PostfixUser[], uid: number, gid: number): Promise<string[]> {
+  private async cyrusSettings(users: readonly PostfixUser[], uid: number, gid: number): Promise<string[]> {
     const saslDir = join(this.configDir, 'sasl');
     const sasldb = join(this.root, 'sasldb2');
     mkdirSync(saslDir, { mode: 0o755 });
@@ -284,23 +294,13 @@ ${extra.join('\n')}
     }
     chownSync(sasldb, uid, gid);
     chmodSync(sasldb, 0o640);
-    return [
-      'smtpd_sasl_auth_enable = yes',
-      'smtpd_sasl_type = cyrus',
-      'smtpd_sasl_path = smtpd',
-      `cyrus_sasl_config_path = ${saslDir}`,
-      'smtpd_sasl_security_options = noanonymous',
-      // RFC 4954 section 4: no plaintext passwords on an unencrypted connection.
-      'smtpd_tls_auth_only = yes',
-      // The Received header names the account: tests see that the mail really came via AUTH.
-      'smtpd_sasl_authenticated_header = yes',
-    ];
+    return ['smtpd_sasl_type = cyrus', 'smtpd_sasl_path = smtpd', `cyrus_sasl_config_path = ${saslDir}`];
   }
 
   /** Debian's master.cf without chroot (a chroot would need copies of /etc files), smtpd on our port. */
-  private masterCf(): string {
+  private masterCf(smtps: boolean): string {
     return `# Generated by test/support/postfix.ts
-${this.host}:${this.port} inet n - n - - smtpd
+${this.host}:${this.port} inet n - n - - smtpd${smtps ? ' -o smtpd_tls_wrappermode=yes' : ''}
 pickup     unix  n       -       n       60      1       pickup
 cleanup    unix  n       -       n       -       0       cleanup
 qmgr       unix  n       -       n       300     1       qmgr
@@ -328,6 +328,18 @@ postlog    unix-dgram n  -       n       -       1       postlogd
   }
 }
 
+/** AUTH for either SASL server: offered over TLS only, the account named in Received. */
+function saslSettings(): string[] {
+  return [
+    'smtpd_sasl_auth_enable = yes',
+    'smtpd_sasl_security_options = noanonymous',
+    // RFC 4954 section 4: no plaintext passwords on an unencrypted connection.
+    'smtpd_tls_auth_only = yes',
+    // The Received header names the account: tests see that the mail really came via AUTH.
+    'smtpd_sasl_authenticated_header = yes',
+  ];
+}
+
 function saslpasswd(args: readonly string[], password: string): Promise<void> {
   return new Promise((resolve, reject) => {
     const child = spawn('/usr/sbin/saslpasswd2', args, { stdio: ['pipe', 'ignore', 'pipe'] });
@@ -339,7 +351,8 @@ function saslpasswd(args: readonly string[], password: string): Promise<void> {
   });
 }
 
-function systemUser(name: string): { uid: number; gid: number } {
+/** A system account's uid and gid, from /etc/passwd. */
+export function systemUser(name: string): { uid: number; gid: number } {
   const line = readFileSync('/etc/passwd', 'utf8')
     .split('\n')
     .find((l) => l.startsWith(`${name}:`));
