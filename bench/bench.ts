@@ -7,7 +7,7 @@
 // BENCH_SCALE=0.1 runs a tenth of the messages, for a quick look. BENCH_ONLY=smtp runs only the
 // main table (Postfix, nodemailer's smtp-server with an fsync per message, Postern); BENCH_ONLY=auth runs only the
 // AUTH row (bench/auth-row.ts: AUTH PLAIN sessions over implicit TLS, Postern against Postfix with
-// Dovecot SASL; root, postfix and dovecot-core);
+// Dovecot SASL; root, postfix, and Dovecot's dovecot-core and dovecot-sqlite);
 // BENCH_ONLY=relay only the end-to-end relay row (submission -> relay -> sink, bench/relay-row.ts);
 // BENCH_ONLY=pop3 only the POP3 rows against Dovecot (bench/pop3-row.ts; root and Dovecot's
 // dovecot-pop3d, dovecot-imapd, dovecot-lmtpd and dovecot-sqlite packages); BENCH_ONLY=checks
@@ -94,7 +94,7 @@ interface Started {
 }
 
 async function main(): Promise<number> {
-  // BENCH_ONLY=auth: just the AUTH row (needs root, Postfix and Dovecot's dovecot-core).
+  // BENCH_ONLY=auth: just the AUTH row (needs root, Postfix, dovecot-core and dovecot-sqlite).
   const authOnly = process.env.BENCH_ONLY === 'auth';
   // BENCH_ONLY=relay: just the end-to-end relay row (needs root and Postfix).
   const relayOnly = process.env.BENCH_ONLY === 'relay';

@@ -179,7 +179,8 @@ export class TestPostfix {
     }
   }
 
-  private masterPid(): number | undefined {
+  /** master(8)'s process id, from its pid file (undefined before it started). */
+  masterPid(): number | undefined {
     const file = join(this.queueDir, 'pid', 'master.pid');
     if (!existsSync(file)) return undefined;
     const pid = Number(readFileSync(file, 'utf8').trim());
@@ -351,8 +352,7 @@ function saslpasswd(args: readonly string[], password: string): Promise<void> {
   });
 }
 
-/** A system account's uid and gid, from /etc/passwd. */
-export function systemUser(name: string): { uid: number; gid: number } {
+function systemUser(name: string): { uid: number; gid: number } {
   const line = readFileSync('/etc/passwd', 'utf8')
     .split('\n')
     .find((l) => l.startsWith(`${name}:`));
