@@ -65,6 +65,8 @@ interface AuthRow {
   readonly rates: Record<Name, number[]>;
   /** Milliseconds of server CPU per session (every process of the contender), one per round. */
   readonly cpu: Record<Name, number[]>;
+  /** Sessions turned away with a 4xx, over all rounds (not counted in the rates). */
+  readonly tempFailed: Record<Name, number>;
 }
 
 export interface AuthRowsResult {
@@ -88,12 +90,12 @@ export async function measureAuthRows(scale: number, started: AuthRowStarted): P
   ];
 
   const durationMs = Math.max(1_000, Math.round(ROW_MS * scale));
-  const run = async (c: AuthContender, clients: number, ms: number): Promise<{ rate: number; cpuMs: number }> => {
+  const run = async (c: AuthContender, clients: number, ms: number): Promise<{ rate: number; cpuMs: number; tempFailed: number }> => {
     const cpuBefore = c.cpuMs();
-    const { sessions, seconds } = await runAuthSessions({ port: c.port, clients, durationMs: ms, user: SENDER, password: PASSWORD, recipient: RECIPIENT });
+    const { sessions, tempFailed, seconds } = await runAuthSessions({ port: c.port, clients, durationMs: ms, user: SENDER, password: PASSWORD, recipient: RECIPIENT });
     // Until the last delivery: what a session costs includes its message reaching the Maildir.
     await drain(c, sessions);
-    return { rate: sessions / seconds, cpuMs: (c.cpuMs() - cpuBefore) / sessions };
+    return { rate: sessions / seconds, cpuMs: (c.cpuMs() - cpuBefore) / sessions, tempFailed };
   };
 
   log("warming up the AUTH row (Postern's first login of the account costs its scrypt; Postfix spawns its smtpd processes)");
@@ -103,15 +105,17 @@ export async function measureAuthRows(scale: number, started: AuthRowStarted): P
     clients,
     rates: { postern: [], postfix: [], 'postfix-ssha': [] },
     cpu: { postern: [], postfix: [], 'postfix-ssha': [] },
+    tempFailed: { postern: 0, postfix: 0, 'postfix-ssha': 0 },
   }));
   for (let round = 0; round < ROUNDS; round++) {
     // Rotate who goes first, so no contender always runs right after another's deliveries.
     const order = contenders.map((_, i) => contenders[(i + round) % contenders.length]!);
     for (const row of rows) {
       for (const c of order) {
-        const { rate, cpuMs } = await run(c, row.clients, durationMs);
+        const { rate, cpuMs, tempFailed } = await run(c, row.clients, durationMs);
         row.rates[c.name].push(rate);
         row.cpu[c.name].push(cpuMs);
+        row.tempFailed[c.name] += tempFailed;
       }
     }
   }
@@ -143,13 +147,17 @@ export function printAuthRows(result: AuthRowsResult): void {
     console.log(cells.map((c, i) => c.padStart(widths[i]!)).join('  '));
   }
   // CPU per session: a peer's / Postern's, so that above 1 means Postern spends less.
-  console.log("server CPU ms per session (every process of each side, until the message is in the Maildir); ratios peer/Postern:");
+  console.log("server CPU ms per accepted session (every process of each side, until the message is in the Maildir); ratios peer/Postern:");
   console.log(head.map((c, i) => (i < 4 ? c : c.replace('postern/', '') + '/postern').padStart(widths[i]!)).join('  '));
   for (const { clients, cpu } of result.rows) {
     const [postern, argon, ssha] = NAMES.map((n) => median(cpu[n]));
     const ratio = (peer: Name, value: number): string => formatRatio(value / postern!, ratioSpread(cpu[peer], cpu.postern));
     const cells = [String(clients), argon!.toFixed(2), ssha!.toFixed(2), postern!.toFixed(2), ratio('postfix', argon!), ratio('postfix-ssha', ssha!)];
     console.log(cells.map((c, i) => c.padStart(widths[i]!)).join('  '));
+  }
+  for (const { clients, tempFailed } of result.rows) {
+    const refused = NAMES.filter((n) => tempFailed[n] > 0).map((n) => `${n} ${tempFailed[n]}`);
+    if (refused.length > 0) console.log(`sessions refused with a 4xx at ${clients} clients (not in the rates): ${refused.join(', ')}`);
   }
   console.log(misses.length === 0 ? 'AUTH target met: yes (>= Postfix + Dovecot SASL with ARGON2I)' : `AUTH target met: no (short at ${misses.join(', ')} clients)`);
 }

@@ -18,23 +18,38 @@ export interface AuthSessionRun {
 }
 
 export interface AuthSessionResult {
+  /** Sessions that ended with the message accepted. */
   readonly sessions: number;
+  /** Sessions the server turned away with a 4xx reply (overloaded: try again later). */
+  readonly tempFailed: number;
   readonly seconds: number;
 }
 
-/** Runs the clients; rejects on the first session that fails (a broken run, not a slow one). */
+/** A 4xx reply (RFC 5321 4.2.1: transient), which a client answers by trying again. */
+class TransientFailure extends Error {}
+
+/**
+ * Runs the clients. A session the server refuses with a 4xx is counted and the client starts
+ * its next one, as a mail client retries; anything else rejects the run (broken, not slow).
+ */
 export async function runAuthSessions(run: AuthSessionRun): Promise<AuthSessionResult> {
   let sessions = 0;
+  let tempFailed = 0;
   const begin = process.hrtime.bigint();
   const deadline = performance.now() + run.durationMs;
   const client = async (): Promise<void> => {
     while (performance.now() < deadline) {
-      await oneSession(run, sessions + 1);
-      sessions += 1;
+      try {
+        await oneSession(run, sessions + tempFailed + 1);
+        sessions += 1;
+      } catch (err) {
+        if (!(err instanceof TransientFailure)) throw err;
+        tempFailed += 1;
+      }
     }
   };
   await Promise.all(Array.from({ length: run.clients }, client));
-  return { sessions, seconds: Number(process.hrtime.bigint() - begin) / 1e9 };
+  return { sessions, tempFailed, seconds: Number(process.hrtime.bigint() - begin) / 1e9 };
 }
 
 /**
@@ -73,7 +88,8 @@ async function oneSession(run: AuthSessionRun, n: number): Promise<void> {
       const reply = await replies.next();
       if (!reply.startsWith(String(code))) {
         const what = line === undefined ? 'greeting' : line.split(' ')[0];
-        throw new Error(`session ${n}: ${what} -> ${reply.trim()}`);
+        const failure = `session ${n}: ${what} -> ${reply.trim()}`;
+        throw reply.startsWith('4') ? new TransientFailure(failure) : new Error(failure);
       }
     };
     const plain = Buffer.from(`\0${run.user}\0${run.password}`).toString('base64');
