@@ -63,7 +63,7 @@ interface AuthRow {
   readonly clients: number;
   /** Sessions per second of each contender, one figure per round. */
   readonly rates: Record<Name, number[]>;
-  /** Milliseconds of server CPU per session (every process of the contender), one per round. */
+  /** Milliseconds of server CPU per accepted session (every process of the contender), one per round. */
   readonly cpu: Record<Name, number[]>;
   /** Sessions turned away with a 4xx, over all rounds (not counted in the rates). */
   readonly tempFailed: Record<Name, number>;
