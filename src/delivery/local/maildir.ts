@@ -39,15 +39,15 @@ function maildirHostname(hostname: string): string {
 
 /**
  * Deliveries into one Maildir at once. Creating and renaming files in one directory serializes
- * on the directory's lock in the kernel, so many writers only spin on it and take CPU from the
+ * on the directory's lock in the kernel, so more writers only spin on it and take CPU from the
  * SMTP sessions (measured: acceptance at 100 sessions fell by half with 64 writers into one
- * mailbox). Too few, and one busy mailbox is bounded by its fsyncs: with 2 (Postfix's
- * local_destination_concurrency_limit), 100 sessions into one mailbox were delivered at a quarter
- * to a half of the rate they were accepted. With 8, measured in alternating runs, delivery into
- * that mailbox was 1.1-2.1x as fast and each delivered message cost the event loop a quarter
- * less CPU (shared directory fsyncs), while acceptance during the backlog was 0.85-0.9x.
+ * mailbox). Postfix's local(8) makes the same choice: local_destination_concurrency_limit = 2.
+ * It is a trade, measured at 10 sessions into one mailbox: with 8, deliveries kept pace with
+ * acceptance and the whole run was delivered about a quarter sooner, but acceptance itself ran
+ * at half the rate (more fsyncs beside the spool's make each of its commits longer, and every
+ * 250 waits for one). With 2 the clients are answered first and the queue absorbs the burst.
  */
-const DELIVERIES_PER_MAILDIR = 8;
+const DELIVERIES_PER_MAILDIR = 2;
 
 /** Maildir++ folders delivery may file into, below the INBOX. */
 export type MaildirFolder = 'Junk';
