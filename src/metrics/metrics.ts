@@ -75,14 +75,14 @@ export const deliveryLatency = new Histogram({
 
 export const spoolBatchSize = new Histogram({
   name: 'postern_spool_batch_records',
-  help: 'Records written to the spool by one write and made durable by one fdatasync (group commit)',
+  help: 'Records made durable by one write to the spool (group commit)',
   buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256],
   registers: [registry],
 });
 
 export const spoolSyncLatency = new Histogram({
   name: 'postern_spool_fdatasync_seconds',
-  help: 'How long each fdatasync of the spool took',
+  help: 'How long each durable write to the spool took (O_DSYNC: the write and its fdatasync in one call)',
   buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
   registers: [registry],
 });

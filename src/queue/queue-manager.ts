@@ -601,7 +601,7 @@ export class QueueManager implements MessageSink {
 
 /**
  * Copies the previous run filed but whose marks did not become durable before it died (the
- * marks ride along with the spool's next fdatasync): the local courier looks for them by queue
+ * marks ride along with the spool's next durable write): the local courier looks for them by queue
  * id, once per mailbox, for the unmarked local mailboxes of unfinished recipients only.
  */
 async function earlierCopies(

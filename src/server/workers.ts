@@ -12,7 +12,7 @@
 //                                             to the queue owner over the queue channel, a Unix
 //                                             socket in a 0700 directory of data_dir (see
 //                                             queue-channel.ts), and the 250 waits for its
-//                                             answer, which comes after the fdatasync
+//                                             answer, which comes once the spool's write is durable
 //
 // The children are forked with the account's uid and gid (libuv clears the supplementary groups),
 // so no child ever runs as root, and no byte from the network is read by a privileged process:

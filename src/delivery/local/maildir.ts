@@ -5,7 +5,7 @@
 // <maildir>/.Junk/ with an empty "maildirfolder" file, shown by IMAP as "Junk".
 //
 // Exactly once across crashes. The queue marks a mailbox as served in the spool after its copy is
-// durable, and that mark rides along with the spool's next fdatasync (spool.ts): a crash between
+// durable, and that mark rides along with the spool's next durable write (spool.ts): a crash between
 // the two leaves a durable copy without a durable mark, and the restarted queue would file the
 // message again. So each copy's name carries the queue id ("K<queue id>" in the delivery
 // identifier, see uniqueName), and at startup, for the messages the spool gives back, the queue
