@@ -32,8 +32,8 @@ function segmentFiles(dir: string): string[] {
 const envelope = testEnvelope([{ address: 'alice@example.test', mailboxes: ['alice@example.test'] }]);
 
 /** Opens without closing the previous instance: what a restart after a crash sees. */
-async function reopen(dir: string, maxSegmentBytes?: number) {
-  const result = await Spool.open({ dir, logger, compactIntervalMs: 0, maxSegmentBytes });
+async function reopen(dir: string, maxSegmentBytes?: number, holdRecordsMs = 60_000) {
+  const result = await Spool.open({ dir, logger, compactIntervalMs: 0, maxSegmentBytes, holdRecordsMs });
   opened.push(result.spool);
   return result;
 }
@@ -67,11 +67,23 @@ describe('Spool', () => {
     await new Promise((resolve) => setImmediate(resolve));
     assert.equal(spool.stats.syncs, syncs, 'no fsync for the done record alone');
     await spool.flush();
-    assert.equal(spool.stats.syncs, syncs + 1, 'flush() syncs what was written lazily');
+    assert.equal(spool.stats.syncs, syncs + 1, 'flush() writes what was held');
     await spool.flush();
     assert.equal(spool.stats.syncs, syncs + 1, 'nothing left to sync');
     const after = await reopen(dir);
     assert.deepEqual(after.recovered, []);
+  });
+
+  test('done records no batch carries get a write of their own within the hold', async () => {
+    const dir = spoolDir();
+    const { spool } = await reopen(dir, undefined, 10);
+    const id = ids.next();
+    await spool.append(id, envelope, testMessage(1));
+    const syncs = spool.stats.syncs;
+    spool.markDone(id);
+    while (spool.stats.syncs === syncs) await new Promise((resolve) => setTimeout(resolve, 5));
+    assert.equal(spool.stats.syncs, syncs + 1, 'one write for the held record');
+    assert.deepEqual((await reopen(dir)).recovered, [], 'the done record is durable without a flush');
   });
 
   test('messages with a durable done record are not recovered; the rest come back in order', async () => {

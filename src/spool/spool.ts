@@ -44,6 +44,8 @@ export interface SpoolOptions {
   readonly compactIntervalMs?: number;
   /** Only compact segments closed at least this long ago (their deliveries are long over). */
   readonly compactMinAgeMs?: number;
+  /** How long done and delivered records wait for a batch to carry them (HOLD_RECORDS_MS). */
+  readonly holdRecordsMs?: number;
 }
 
 /** A message found at startup that still has work to do. */
@@ -71,8 +73,13 @@ export interface SpoolStats {
 
 const DEFAULT_MAX_SEGMENT = 64 * 1024 * 1024;
 const DONE_RETRY_MS = 1000;
-/** How long done records may wait for an fsync when no message comes along to share one. */
-const LAZY_SYNC_MS = 1000;
+/**
+ * How long done and delivered records may wait in memory for a message's batch to carry them.
+ * Held records die with the process, and a lost mark means a delivery made again after a
+ * restart (local delivery recognizes its earlier copy, LMTP and relaying cannot), so the wait
+ * is short: under load a batch comes along well within it; idle, they get a write of their own.
+ */
+const HOLD_RECORDS_MS = 20;
 
 interface Segment {
   readonly number: number;
@@ -115,7 +122,7 @@ export class Spool {
   private rotateBeforeNextBatch = false;
   /** Done and delivered records not written yet: they wait for a batch a message needs anyway. */
   private held: Pending[] = [];
-  private lazySync: NodeJS.Timeout | undefined;
+  private holdTimer: NodeJS.Timeout | undefined;
   private compactTimer: NodeJS.Timeout | undefined;
 
   private constructor(
@@ -226,7 +233,7 @@ export class Spool {
     if (this.closed) return;
     this.closed = true;
     if (this.compactTimer) clearInterval(this.compactTimer);
-    if (this.lazySync) clearTimeout(this.lazySync);
+    if (this.holdTimer) clearTimeout(this.holdTimer);
     try {
       // The last batch: nothing can be added after it, so the file is idle once it resolves.
       await new Promise<void>((resolve, reject) => this.enqueue({ kind: 'barrier', resolve, reject }, true));
@@ -278,7 +285,7 @@ export class Spool {
     }
     // Done and delivered records only spare a restart from delivering again: nobody waits for
     // them, so they wait in memory and go with the next write a message needs anyway (or the
-    // lazy one below) instead of paying their own. One durable write per delivered message would
+    // held ones' own, below) instead of paying their own. One durable write per delivered message would
     // otherwise compete on this file with the accepts that clients are waiting for.
     const mustSync = batch.some((p) => p.kind === 'message' || p.kind === 'relocate' || p.kind === 'barrier');
     if (!mustSync) {
@@ -404,14 +411,14 @@ export class Spool {
     }
   }
 
-  /** Makes lazily written done records durable within LAZY_SYNC_MS, to bound repeats after a crash. */
+  /** Writes held done and delivered records within holdRecordsMs if no batch has carried them. */
   private syncLater(): void {
-    if (this.lazySync !== undefined) return;
-    this.lazySync = setTimeout(() => {
-      this.lazySync = undefined;
+    if (this.holdTimer !== undefined) return;
+    this.holdTimer = setTimeout(() => {
+      this.holdTimer = undefined;
       if (this.held.length > 0 && !this.closed) this.enqueue({ kind: 'barrier', resolve: () => undefined, reject: () => undefined });
-    }, LAZY_SYNC_MS);
-    this.lazySync.unref();
+    }, this.opts.holdRecordsMs ?? HOLD_RECORDS_MS);
+    this.holdTimer.unref();
   }
 
   private async rotate(): Promise<void> {
