@@ -290,7 +290,7 @@ export class Spool {
     const mustSync = batch.some((p) => p.kind === 'message' || p.kind === 'relocate' || p.kind === 'barrier');
     if (!mustSync) {
       this.held.push(...batch);
-      this.syncLater();
+      this.writeHeldSoon();
       return;
     }
     const records = this.held.length > 0 ? [...this.held.splice(0), ...batch] : batch;
@@ -412,7 +412,7 @@ export class Spool {
   }
 
   /** Writes held done and delivered records within holdRecordsMs if no batch has carried them. */
-  private syncLater(): void {
+  private writeHeldSoon(): void {
     if (this.holdTimer !== undefined) return;
     this.holdTimer = setTimeout(() => {
       this.holdTimer = undefined;
