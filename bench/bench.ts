@@ -22,7 +22,8 @@
 import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { TestDovecot } from '../test/support/dovecot.js';
-import { PosternInstance, type PosternProcess } from '../test/support/postern-process.js';
+import { PosternInstance, type InstanceOptions, type PosternProcess } from '../test/support/postern-process.js';
+import { optionalPositiveFromEnv } from '../test/support/env-number.js';
 import { freePort, TestPostfix } from '../test/support/postfix.js';
 import { authRowUnavailable, measureAuthRows, printAuthRows, type AuthRowStarted } from './auth-row.js';
 import { measureChecksRow, printChecksRow, type ChecksRowStarted } from './checks-row.js';
@@ -56,6 +57,8 @@ interface Result {
 const ROUNDS = 3;
 
 const scale = Number(process.env.BENCH_SCALE ?? '1');
+/** BENCH_WORKERS, read first: a bad value stops the bench before it has started anything. */
+const BENCH_WORKERS = optionalPositiveFromEnv('BENCH_WORKERS', 2);
 
 function rows(): Row[] {
   const counts: Record<string, Record<number, number>> = {
@@ -216,18 +219,9 @@ async function compareWithPeers(started: Started): Promise<void> {
   started.peer = peer;
 
   log('starting Postern');
-  const postern = new PosternInstance({
-    hostname: 'bench-postern.localdomain',
-    mxPort: await freePort(),
-    submission: false,
-    logLevel: 'warn',
-    // Like Postfix's anvil exemption for $mynetworks: 100 loopback sessions must all get in.
-    limits: { max_connections_per_ip: 1000 },
-  });
+  const postern = new PosternInstance(await mainTablePostern());
   started.postern = postern;
-  await postern.cliOk(['domain', 'add', POSTFIX_DOMAIN]);
-  await postern.addUser(RECIPIENT);
-  const server = await postern.start();
+  const server = await startMainTablePostern(postern);
   started.server = server;
 
   const contenders: Contender[] = [
@@ -235,21 +229,12 @@ async function compareWithPeers(started: Started): Promise<void> {
     { name: 'fsync-peer', port: peer.port, maildirNew: peer.maildirNew, queued: () => 0 },
     { name: 'postern', port: server.port('mx'), maildirNew: postern.maildirNew(RECIPIENT), queued: () => 0 },
   ];
-  const workers = benchWorkers();
+  const workers = BENCH_WORKERS;
   if (workers !== undefined) {
     log(`starting a second Postern with workers = ${workers}`);
-    const instance = new PosternInstance({
-      hostname: 'bench-postern.localdomain',
-      mxPort: await freePort(),
-      submission: false,
-      logLevel: 'warn',
-      limits: { max_connections_per_ip: 1000 },
-      workers,
-    });
+    const instance = new PosternInstance({ ...(await mainTablePostern()), workers });
     started.workersPostern = instance;
-    await instance.cliOk(['domain', 'add', POSTFIX_DOMAIN]);
-    await instance.addUser(RECIPIENT);
-    const workersServer = await instance.start();
+    const workersServer = await startMainTablePostern(instance);
     started.workersServer = workersServer;
     contenders.push({ name: 'postern-workers', port: workersServer.port('mx'), maildirNew: instance.maildirNew(RECIPIENT), queued: () => 0 });
   }
@@ -285,13 +270,23 @@ async function compareWithPeers(started: Started): Promise<void> {
   await postfix.stop();
 }
 
-/** BENCH_WORKERS: a worker count for the second Postern, or undefined when unset. */
-function benchWorkers(): number | undefined {
-  const text = process.env.BENCH_WORKERS;
-  if (text === undefined || text === '') return undefined;
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < 1 || n > 256) throw new Error(`BENCH_WORKERS=${text}: give a worker count from 1 to 256`);
-  return n;
+/** The main table's Postern: MX only, on a free port, for the one recipient. */
+async function mainTablePostern(): Promise<InstanceOptions> {
+  return {
+    hostname: 'bench-postern.localdomain',
+    mxPort: await freePort(),
+    submission: false,
+    logLevel: 'warn',
+    // Like Postfix's anvil exemption for $mynetworks: 100 loopback sessions must all get in.
+    limits: { max_connections_per_ip: 1000 },
+  };
+}
+
+/** Creates the recipient's domain and mailbox, then starts the server. */
+async function startMainTablePostern(instance: PosternInstance): Promise<PosternProcess> {
+  await instance.cliOk(['domain', 'add', POSTFIX_DOMAIN]);
+  await instance.addUser(RECIPIENT);
+  return instance.start();
 }
 
 function resultOf(row: Row, postfix: readonly number[], peer: readonly number[], postern: readonly number[], workers?: readonly number[]): Result {

@@ -18,6 +18,7 @@ import { createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PosternInstance, type PosternProcess } from '../test/support/postern-process.js';
+import { optionalPositiveFromEnv, positiveFromEnv } from '../test/support/env-number.js';
 import { freePort } from '../test/support/postfix.js';
 import { runSmtpSource, smtpSourceAvailable } from './smtp-source.js';
 
@@ -140,9 +141,9 @@ async function main(): Promise<void> {
   if (!smtpSourceAvailable()) throw new Error('smtp-source not found: apt-get install postfix');
   const held = flags.includes('held');
   const trace = flags.includes('strace');
-  const size = Number(process.env.SIZE ?? 1024);
-  const rcpts = Number(process.env.RCPTS ?? 1);
-  const workers = process.env.WORKERS === undefined ? undefined : Number(process.env.WORKERS);
+  const size = positiveFromEnv('SIZE', 1024);
+  const rcpts = positiveFromEnv('RCPTS', 1);
+  const workers = optionalPositiveFromEnv('WORKERS', 2);
   const work = mkdtempSync(join(tmpdir(), 'postern-cost-'));
   chmodSync(work, 0o755); // the server may run as nobody
   const silent = new Set<Socket>();

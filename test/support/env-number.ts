@@ -1,5 +1,6 @@
-// Numbers that the longer jobs (npm run fuzz, npm run crash) take from the environment: a bad
-// value stops the job with one line naming the variable and a value that would do.
+// Numbers that the longer jobs (npm run fuzz, crash and bench, and bench/cost.ts) take from
+// the environment: a bad value stops the job with one line naming the variable and a value that
+// would do.
 
 /** The positive whole number in `process.env[name]`, or `fallback` when it is unset or empty. */
 export function positiveFromEnv(name: string, fallback: number): number {
@@ -11,4 +12,10 @@ export function positiveFromEnv(name: string, fallback: number): number {
     process.exit(1);
   }
   return value;
+}
+
+/** Like positiveFromEnv, for a setting that is off when unset or empty (`example` for the message). */
+export function optionalPositiveFromEnv(name: string, example: number): number | undefined {
+  const text = process.env[name];
+  return text === undefined || text === '' ? undefined : positiveFromEnv(name, example);
 }
