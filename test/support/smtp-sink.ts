@@ -53,6 +53,10 @@ export interface SinkOptions {
   readonly dataReplies?: Readonly<Record<string, string>>;
   /** LMTP: close the connection after this many of the replies that follow the dot. */
   readonly dropAfterReplies?: number;
+  /** After this many messages on a connection, answer MAIL with 421 and close it (a server going away). */
+  readonly closeAfterMessages?: number;
+  /** Take DATA with 354 even when no recipient was accepted (RFC 2920 3.1 says refuse it). */
+  readonly dataWithoutRecipients?: boolean;
 }
 
 export interface SinkMessage {
@@ -72,6 +76,8 @@ export interface SinkMessage {
   readonly connection: number;
   /** RCPT commands were already waiting when MAIL was read (the client pipelined, RFC 2920). */
   readonly pipelined: boolean;
+  /** DATA was already waiting when MAIL was read: the whole envelope and DATA came in one batch. */
+  readonly dataWithEnvelope: boolean;
   /** The name the client gave in EHLO/HELO, and which of the two it used. */
   readonly helo: string;
   readonly heloVerb: 'EHLO' | 'HELO' | 'LHLO';
@@ -166,7 +172,9 @@ class SinkSession {
   private tls: boolean;
   private helo: { name: string; verb: 'EHLO' | 'HELO' | 'LHLO' } | undefined;
   private authUser: string | undefined;
-  private tx: { sender: string; params: string[]; rcpts: string[]; rcptParams: string[][]; pipelined: boolean } | undefined;
+  private tx: { sender: string; params: string[]; rcpts: string[]; rcptParams: string[][]; pipelined: boolean; dataWithEnvelope: boolean } | undefined;
+  /** Messages taken on this connection (closeAfterMessages). */
+  private taken = 0;
 
   constructor(
     private readonly sink: SmtpSink,
@@ -237,11 +245,13 @@ class SinkSession {
       authUser: this.authUser,
       connection: this.connection,
       pipelined: tx.pipelined,
+      dataWithEnvelope: tx.dataWithEnvelope,
       helo: this.helo?.name ?? '',
       heloVerb: this.helo?.verb ?? 'HELO',
       clientAddress: this.socket.remoteAddress ?? '',
     });
     this.tx = undefined;
+    this.taken++;
     for (const r of replies.slice(0, sent)) this.send(r);
     if (sent < replies.length) {
       this.socket.destroy();
@@ -299,7 +309,8 @@ class SinkSession {
       case 'RCPT':
         return this.rcpt(arg);
       case 'DATA':
-        if (!this.tx || this.tx.rcpts.length === 0) return this.send('554 5.5.1 no valid recipients');
+        if (!this.tx) return this.send('503 5.5.1 MAIL first');
+        if (this.tx.rcpts.length === 0 && !this.opts.dataWithoutRecipients) return this.send('554 5.5.1 no valid recipients');
         this.mode = { kind: 'data', chunks: [] };
         return this.send('354 go ahead');
       case 'RSET':
@@ -373,16 +384,24 @@ class SinkSession {
     this.send('235 2.7.0 authenticated');
   }
 
-  private mail(arg: string): void {
+  private mail(arg: string): 'stop' | void {
     if (this.opts.auth && !this.authUser) return this.send('530 5.7.0 authentication required');
     const m = /^FROM:<([^>]*)>(.*)$/i.exec(arg);
     if (!m) return this.send('501 5.5.4 syntax: MAIL FROM:<address>');
     const params = m[2]!.trim().split(/\s+/).filter((p) => p !== '');
     const size = params.find((p) => p.toUpperCase().startsWith('SIZE='));
     if (size && this.opts.size && Number(size.slice(5)) > this.opts.size) return this.send('552 5.3.4 message too big');
+    if (this.opts.closeAfterMessages !== undefined && this.taken >= this.opts.closeAfterMessages) {
+      this.send('421 4.3.2 closing this connection');
+      this.socket.end();
+      return 'stop';
+    }
+    // As Postfix: a transaction left open (every RCPT or the DATA refused) ends with RSET first.
+    if (this.tx) return this.send('503 5.5.1 nested MAIL command');
     if (this.opts.mailReply) return this.send(this.opts.mailReply);
     // Another complete command already buffered: it was sent without waiting for this reply.
-    this.tx = { sender: m[1]!, params, rcpts: [], rcptParams: [], pipelined: this.input.includes('\r\n') };
+    const rest = this.input.toString('latin1');
+    this.tx = { sender: m[1]!, params, rcpts: [], rcptParams: [], pipelined: rest.includes('\r\n'), dataWithEnvelope: /(^|\r\n)DATA\r\n/i.test(rest) };
     this.send('250 2.1.0 Ok');
   }
 

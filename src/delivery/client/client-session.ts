@@ -1,7 +1,8 @@
 // The client side of SMTP (RFC 5321) and LMTP (RFC 2033), which differ only in how a session
 // opens and in what follows the final dot. This holds what they share: the socket and its replies
-// (reply-stream.ts), the envelope (MAIL with the parameters the peer offers, RCPT per recipient,
-// pipelined when offered, RFC 2920), the dot-stuffed DATA, RSET between transactions and QUIT.
+// (reply-stream.ts), the envelope (MAIL with the parameters the peer offers, RCPT per recipient
+// and DATA, in one batch when the peer offers PIPELINING, RFC 2920), the dot-stuffed message, RSET
+// after a transaction that stopped half-way, and QUIT.
 // SMTP's opening (EHLO with HELO fallback, STARTTLS, AUTH) is remote/smtp-client.ts; LMTP's
 // (LHLO, a Unix socket or TCP) is local/lmtp-client.ts.
 //
@@ -75,7 +76,7 @@ export type ClientEndpoint =
   | { readonly kind: 'tcp'; readonly address: string; readonly port: number }
   | { readonly kind: 'unix'; readonly path: string };
 
-/** A reused session failed its RSET: nothing of the transaction was sent, a new session may be tried at once. */
+/** A reused session broke (or said 421) before its first reply of a transaction: nothing of the message was sent, a new session may be tried at once. */
 export class StaleSessionError extends SmtpClientError {}
 
 /** What a session needs to know besides its socket. */
@@ -95,6 +96,15 @@ const DATA_BLOCK = 64 * 1024;
 export abstract class ClientSession {
   private transactions = 0;
   private closed = false;
+  /**
+   * Whether the peer holds no transaction, so the next one may open with MAIL: true after the
+   * reply to the final dot (RFC 5321 4.1.1.4: it ends the transaction, whatever it says) or to a
+   * refused MAIL (none began). False after one that stopped between (every RCPT or the DATA
+   * refused, the sender still set), which RSET ends first. Postfix's client also reuses a
+   * session without RSET after a completed transaction; the round trip it saves is one of four
+   * per message.
+   */
+  private clean = true;
   /** EHLO/LHLO keywords (upper case) and their parameters; empty after HELO. */
   protected ehlo: ReadonlyMap<string, string> = new Map();
 
@@ -133,8 +143,12 @@ export abstract class ClientSession {
   /** One transaction. Results are in the order of tx.recipients. */
   async send(tx: OutboundTransaction): Promise<RecipientResult[]> {
     if (!this.usable) throw new SmtpClientError(`session with ${this.peer} is closed`);
-    // RFC 5321 4.1.1.5: start each further transaction on a session from a clean state.
-    if (this.transactions++ > 0) await this.resetForReuse();
+    const reused = this.transactions++ > 0;
+    // RFC 5321 4.1.1.5: a transaction left half-way is ended before the next begins.
+    if (!this.clean) await this.resetForReuse();
+    // After a completed transaction the peer's first reply is what shows a session it closed
+    // while idle (a timeout on its side, a restart): the reply to MAIL, before any of the message.
+    const firstOnKeptSession = reused && this.clean;
 
     const results: (RecipientResult | undefined)[] = tx.recipients.map(() => undefined);
     const refusal = this.refuseMessage(tx);
@@ -148,21 +162,31 @@ export abstract class ClientSession {
     const offered = tx.recipients.flatMap((rcpt, i) => (results[i] ? [] : [{ rcpt, i }]));
     if (offered.length === 0) return results as RecipientResult[];
 
-    const { mailMs, rcptMs } = this.settings.timeouts;
+    const { mailMs, rcptMs, dataInitMs } = this.settings.timeouts;
     const mailCommand = `MAIL FROM:<${tx.sender}>${this.mailParams(tx)}`;
     const rcptCommands = offered.map(({ rcpt }) => `RCPT TO:<${rcpt.address}>${this.rcptParams(rcpt)}`);
+    const pipelined = this.ehlo.has('PIPELINING');
+    this.clean = false;
     let mail: Reply;
     const rcptReplies: Reply[] = [];
-    if (this.ehlo.has('PIPELINING')) {
-      // RFC 2920 section 3.1: MAIL and RCPT may go in one batch; replies come back in order.
-      await this.write([mailCommand, ...rcptCommands].map((c) => `${c}\r\n`).join(''), mailMs);
-      mail = await this.replies.next(mailMs, 'the reply to MAIL');
+    /** The reply to DATA when it went in the batch; else DATA is sent once a recipient is accepted. */
+    let dataReply: Reply | undefined;
+    if (pipelined) {
+      // RFC 2920 section 3.1: MAIL, the RCPTs and DATA, the last command of a group, in one
+      // batch; the replies come back in order, and the message goes only after a 354.
+      const batch = [mailCommand, ...rcptCommands, 'DATA'].map((c) => `${c}\r\n`).join('');
+      mail = await this.opening(firstOnKeptSession, async () => {
+        await this.write(batch, mailMs);
+        return this.replies.next(mailMs, 'the reply to MAIL');
+      });
       for (let i = 0; i < rcptCommands.length; i++) rcptReplies.push(await this.replies.next(rcptMs, 'the reply to RCPT'));
+      dataReply = await this.replies.next(dataInitMs, 'the reply to DATA');
     } else {
-      mail = await this.command(mailCommand, mailMs, 'the reply to MAIL');
+      mail = await this.opening(firstOnKeptSession, () => this.command(mailCommand, mailMs, 'the reply to MAIL'));
       if (mail.code === 250) for (const c of rcptCommands) rcptReplies.push(await this.command(c, rcptMs, 'the reply to RCPT'));
     }
     if (mail.code !== 250) {
+      this.clean = true;
       for (const { i } of offered) results[i] = { kind: 'reply', stage: 'mail', reply: mail };
       return results as RecipientResult[];
     }
@@ -172,9 +196,14 @@ export abstract class ClientSession {
       if (r && (r.code === 250 || r.code === 251)) accepted.push(i);
       else if (r) results[i] = { kind: 'reply', stage: 'rcpt', reply: r };
     });
-    if (accepted.length === 0) return results as RecipientResult[];
+    if (accepted.length === 0) {
+      // A peer that took DATA with no recipient (RFC 2920 3.1 says it must refuse it) gets an
+      // empty message, whose reply ends the transaction and delivers nothing.
+      if (dataReply?.code === 354) await this.endEmptyData();
+      return results as RecipientResult[];
+    }
 
-    const finals = await this.data(tx.message, accepted.length);
+    const finals = await this.data(tx.message, accepted.length, dataReply);
     accepted.forEach((i, k) => (results[i] = finals[k]));
     return results as RecipientResult[];
   }
@@ -208,10 +237,7 @@ export abstract class ClientSession {
     this.socket.ref();
   }
 
-  /**
-   * The RSET before a further transaction. A peer that closed the idle session (a timeout on its
-   * side, a restart) shows it here, before anything of the message went out.
-   */
+  /** The RSET that ends a transaction left half-way, before the next one on this session. */
   private async resetForReuse(): Promise<void> {
     try {
       await this.reset();
@@ -219,6 +245,36 @@ export abstract class ClientSession {
       if (!(err instanceof SmtpClientError)) throw err;
       throw new StaleSessionError(`reused session with ${this.peer} failed: ${err.message}`, { ...(err.reply ? { reply: err.reply } : {}), cause: err });
     }
+    this.clean = true;
+  }
+
+  /**
+   * Sends a transaction's first command(s) and reads the reply to MAIL. On a kept session whose
+   * first word this is, a broken session or a 421 (the peer is closing it, RFC 5321 3.8) makes it
+   * stale: nothing of the message went out, and the caller may try a new session at once.
+   */
+  private async opening(firstOnKeptSession: boolean, send: () => Promise<Reply>): Promise<Reply> {
+    let reply: Reply;
+    try {
+      reply = await send();
+    } catch (err) {
+      if (!firstOnKeptSession || !(err instanceof SmtpClientError)) throw err;
+      throw new StaleSessionError(`reused session with ${this.peer} failed: ${err.message}`, { ...(err.reply ? { reply: err.reply } : {}), cause: err });
+    }
+    if (firstOnKeptSession && reply.code === 421) {
+      this.close();
+      throw new StaleSessionError(`reused session with ${this.peer} was closed: ${replyLine(reply)}`, { reply });
+    }
+    return reply;
+  }
+
+  /** The final dot alone, after a 354 with no recipient accepted; its reply is read and dropped. */
+  private async endEmptyData(): Promise<void> {
+    const { dataBlockMs, dataFinalMs } = this.settings.timeouts;
+    await this.write('.\r\n', dataBlockMs);
+    // LMTP answers once per accepted recipient (RFC 2033 4.2): none here; SMTP once.
+    if (this.settings.repliesAfterDot === 'one') await this.replies.next(dataFinalMs, 'the reply after an empty message');
+    this.clean = true;
   }
 
   /** A reason not to offer the message at all, for every recipient. */
@@ -266,10 +322,13 @@ export abstract class ClientSession {
     return p.map((x) => ` ${x}`).join('');
   }
 
-  /** DATA, the dot-stuffed message, and the final word for each of the `accepted` recipients. */
-  private async data(message: Buffer, accepted: number): Promise<RecipientResult[]> {
+  /**
+   * DATA (unless its reply `sent` came with the envelope's), the dot-stuffed message, and the
+   * final word for each of the `accepted` recipients.
+   */
+  private async data(message: Buffer, accepted: number, sent: Reply | undefined): Promise<RecipientResult[]> {
     const { dataInitMs, dataBlockMs, dataFinalMs } = this.settings.timeouts;
-    const go = await this.command('DATA', dataInitMs, 'the reply to DATA');
+    const go = sent ?? (await this.command('DATA', dataInitMs, 'the reply to DATA'));
     if (go.code !== 354) return Array.from({ length: accepted }, () => ({ kind: 'reply', stage: 'data', reply: go }));
     const payload = dotStuff(message);
     for (let at = 0; at < payload.length; at += DATA_BLOCK) {
@@ -277,6 +336,7 @@ export abstract class ClientSession {
     }
     if (this.settings.repliesAfterDot === 'one') {
       const final = await this.replies.next(dataFinalMs, 'the reply after the message data');
+      this.clean = true;
       return Array.from({ length: accepted }, () => ({ kind: 'reply', stage: 'data', reply: final }));
     }
     // RFC 2033 4.2: one reply per accepted recipient, in RCPT order. When the session breaks
@@ -290,6 +350,7 @@ export abstract class ClientSession {
         while (finals.length < accepted) finals.push({ kind: 'unanswered', reason: err.message });
       }
     }
+    this.clean = true;
     return finals;
   }
 

@@ -115,12 +115,13 @@ describe('LmtpCourier', () => {
     }
   });
 
-  test('the session is kept for the next job (RSET between), and QUIT after the idle time', async () => {
+  test('the session is kept for the next job (no RSET after a completed one), and QUIT after the idle time', async () => {
     const w = await world({}, { idleMs: 300 });
     try {
       for (const who of ['a', 'b', 'c']) assert.deepEqual(kinds(await w.courier.deliver(job([rcpt(`${who}@local.test`)]))), ['delivered']);
       assert.equal(w.sink.connections, 1);
-      assert.equal(w.sink.commands.filter((c) => c === 'RSET').length, 2);
+      assert.equal(w.sink.commands.filter((c) => c === 'RSET').length, 0);
+      assert.ok(w.sink.messages.every((m) => m.dataWithEnvelope), 'an LMTP server offers PIPELINING (RFC 2033): DATA goes with the envelope');
       assert.equal(new Set(w.sink.messages.map((m) => m.connection)).size, 1);
       await sleep(600);
       assert.ok(w.sink.commands.includes('QUIT'), 'an idle session is closed with QUIT');
@@ -135,12 +136,23 @@ describe('LmtpCourier', () => {
     const w = await world();
     try {
       await w.courier.deliver(job([rcpt('a@local.test')]));
-      // Before the client can notice: its RSET on the kept session is what finds it gone.
+      // Before the client can notice: its MAIL on the kept session is what finds it gone.
       w.sink.dropConnections();
       const outcomes = await w.courier.deliver(job([rcpt('b@local.test')]));
       assert.deepEqual(kinds(outcomes), ['delivered']);
       assert.equal(w.sink.connections, 2);
       assert.deepEqual(w.sink.messages.map((m) => m.delivered), [['a@local.test'], ['b@local.test']]);
+    } finally {
+      await w.close();
+    }
+  });
+
+  test('a kept session the server closes with 421 at MAIL is replaced at once, without deferring the job', async () => {
+    const w = await world({ closeAfterMessages: 1 });
+    try {
+      assert.deepEqual(kinds(await w.courier.deliver(job([rcpt('a@local.test')]))), ['delivered']);
+      assert.deepEqual(kinds(await w.courier.deliver(job([rcpt('b@local.test')]))), ['delivered']);
+      assert.deepEqual(w.sink.messages.map((m) => m.connection), [1, 2]);
     } finally {
       await w.close();
     }

@@ -140,7 +140,7 @@ describe('RemoteDelivery via a transport', () => {
     assert.match(o!.kind === 'deferred' ? o.reason : '', /closed|failed/);
   });
 
-  test('reuses the connection for the next message to the same destination (RSET between)', async () => {
+  test('reuses the connection for the next message to the same destination (no RSET after a completed one)', async () => {
     const s = await sink();
     const d = delivery({ transports: { 'dest.test': `smtp:[127.0.0.1]:${s.port}` } });
     await using(d, async (d) => {
@@ -149,7 +149,18 @@ describe('RemoteDelivery via a transport', () => {
     });
     assert.equal(s.connections, 1);
     assert.equal(s.messages.length, 2);
-    assert.ok(s.commands.includes('RSET'));
+    assert.ok(!s.commands.includes('RSET'));
+  });
+
+  test('a kept connection the server closes with 421 at MAIL is replaced at once: delivered, not deferred', async () => {
+    const s = await sink({ closeAfterMessages: 1 });
+    const d = delivery({ transports: { 'dest.test': `smtp:[127.0.0.1]:${s.port}` } });
+    await using(d, async (d) => {
+      assert.equal((await d.deliver(job()))[0]!.kind, 'delivered');
+      assert.equal((await d.deliver(job({ queueId: 'Q2', recipients: [{ address: 'carol@dest.test' }] })))[0]!.kind, 'delivered');
+    });
+    assert.equal(s.connections, 2);
+    assert.deepEqual(s.messages.map((m) => m.connection), [1, 2]);
   });
 
   test('holds to max_connections_per_destination, queueing the other jobs', async () => {

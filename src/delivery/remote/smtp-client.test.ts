@@ -43,7 +43,7 @@ function codes(results: RecipientResult[]): (number | string)[] {
 }
 
 describe('SmtpClientConnection', () => {
-  test('delivers a message: pipelined envelope, dot-stuffing undone by the peer, QUIT', async () => {
+  test('delivers a message: envelope and DATA in one batch, dot-stuffing undone by the peer, QUIT', async () => {
     await withSink({}, async (sink) => {
       const session = await open(sink);
       const results = await session.send(tx({ recipients: [{ address: 'b@sink.test' }, { address: 'c@sink.test' }] }));
@@ -57,6 +57,7 @@ describe('SmtpClientConnection', () => {
       assert.deepEqual(m.recipients, ['b@sink.test', 'c@sink.test']);
       assert.deepEqual(m.data, MESSAGE);
       assert.equal(m.pipelined, true);
+      assert.equal(m.dataWithEnvelope, true);
       assert.equal(m.heloVerb, 'EHLO');
       assert.equal(m.helo, 'postern.test');
       assert.ok(sink.commands.includes('QUIT'));
@@ -89,13 +90,23 @@ describe('SmtpClientConnection', () => {
     });
   });
 
-  test('no DATA when every recipient is refused', async () => {
+  test('no message when every recipient is refused: the batched DATA is refused, nothing follows it', async () => {
     await withSink({ defaultRcpt: '550 5.1.1 no such user' }, async (sink) => {
       const session = await open(sink);
       const results = await session.send(tx());
-      session.close();
       assert.deepEqual(codes(results), [550]);
-      assert.ok(!sink.commands.includes('DATA'));
+      assert.ok(session.usable, 'the replies to the batch were all read');
+      session.close();
+      const [mail, rcpt, data] = sink.commands.slice(-3);
+      assert.match(mail ?? '', /^MAIL FROM:<a@origin\.test>/);
+      assert.deepEqual([rcpt, data], ['RCPT TO:<b@sink.test>', 'DATA']);
+      assert.equal(sink.messages.length, 0);
+    });
+    await withSink({ defaultRcpt: '550 5.1.1 no such user', pipelining: false }, async (sink) => {
+      const session = await open(sink);
+      assert.deepEqual(codes(await session.send(tx())), [550]);
+      session.close();
+      assert.ok(!sink.commands.includes('DATA'), 'without PIPELINING, DATA waits for an accepted recipient');
     });
   });
 
@@ -129,6 +140,7 @@ describe('SmtpClientConnection', () => {
       await session.send(tx({ recipients: [{ address: 'b@sink.test' }, { address: 'c@sink.test' }] }));
       session.close();
       assert.equal(sink.messages[0]!.pipelined, false);
+      assert.equal(sink.messages[0]!.dataWithEnvelope, false);
     });
   });
 
@@ -322,16 +334,50 @@ describe('SmtpClientConnection', () => {
     });
   });
 
-  test('a second transaction on the same session starts with RSET', async () => {
+  test('a second transaction after a completed one starts at MAIL, without RSET', async () => {
     await withSink({}, async (sink) => {
       const session = await open(sink);
       await session.send(tx());
       await session.send(tx({ recipients: [{ address: 'c@sink.test' }] }));
       await session.quit();
       assert.equal(sink.connections, 1);
-      assert.equal(sink.messages.length, 2);
-      const rset = sink.commands.indexOf('RSET');
-      assert.ok(rset > sink.commands.indexOf('DATA') && rset < sink.commands.lastIndexOf('DATA'));
+      assert.deepEqual(sink.messages.map((m) => m.recipients), [['b@sink.test'], ['c@sink.test']]);
+      assert.ok(!sink.commands.includes('RSET'));
+    });
+  });
+
+  test('a transaction left open (every recipient refused) is ended with RSET before the next', async () => {
+    await withSink({ recipients: { 'nobody@sink.test': '550 5.1.1 no such user' } }, async (sink) => {
+      const session = await open(sink);
+      assert.deepEqual(codes(await session.send(tx({ recipients: [{ address: 'nobody@sink.test' }] }))), [550]);
+      // The sink, like Postfix, answers a second MAIL in an open transaction with 503.
+      assert.deepEqual(codes(await session.send(tx())), [250]);
+      await session.quit();
+      const verbs = sink.commands.map((c) => c.split(/[ :]/)[0]);
+      assert.deepEqual(verbs.slice(verbs.indexOf('MAIL')), ['MAIL', 'RCPT', 'DATA', 'RSET', 'MAIL', 'RCPT', 'DATA', 'QUIT']);
+      assert.deepEqual(sink.messages.map((m) => m.recipients), [['b@sink.test']]);
+    });
+  });
+
+  test('a refused MAIL leaves no transaction: the next starts at MAIL', async () => {
+    await withSink({ auth: { username: 'u', password: 'p' } }, async (sink) => {
+      // Not logged in: the sink refuses MAIL with 530, and the batched RCPT and DATA with 503.
+      const session = await open(sink);
+      assert.deepEqual(codes(await session.send(tx())), [530]);
+      assert.deepEqual(codes(await session.send(tx())), [530]);
+      assert.ok(session.usable);
+      session.close();
+      assert.ok(!sink.commands.includes('RSET'));
+    });
+  });
+
+  test('a peer that takes DATA with no recipient gets an empty message, and the session goes on', async () => {
+    await withSink({ recipients: { 'nobody@sink.test': '550 5.1.1 no such user' }, dataWithoutRecipients: true }, async (sink) => {
+      const session = await open(sink);
+      assert.deepEqual(codes(await session.send(tx({ recipients: [{ address: 'nobody@sink.test' }] }))), [550]);
+      assert.deepEqual(codes(await session.send(tx())), [250]);
+      session.close();
+      assert.deepEqual(sink.messages.map((m) => [m.recipients, m.data.length]), [[[], 0], [['b@sink.test'], MESSAGE.length]]);
     });
   });
 
