@@ -2,15 +2,16 @@
 // file's own fsync does not cover the name (see fsync(2), "Calling fsync() does not necessarily
 // ensure that the entry in the directory containing the file has also reached disk").
 
-import { open } from 'node:fs/promises';
+import { close, constants, fsync, open } from 'node:fs';
 
-export async function fsyncDirectory(path: string): Promise<void> {
-  const dir = await open(path, 'r');
-  try {
-    await dir.sync();
-  } finally {
-    await dir.close();
-  }
+/** Open, fsync, close: with callbacks, which cost the event loop less than fs/promises' FileHandle. */
+export function fsyncDirectory(path: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    open(path, constants.O_RDONLY | constants.O_DIRECTORY, (err, fd) => {
+      if (err) return reject(err);
+      fsync(fd, (syncErr) => close(fd, (closeErr) => (syncErr ?? closeErr ? reject(syncErr ?? closeErr) : resolve())));
+    });
+  });
 }
 
 /**

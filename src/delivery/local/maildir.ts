@@ -18,7 +18,8 @@
 // Names stay unique (pid, counter and microseconds as before) even if a message is filed twice
 // into one Maildir, so POP3 UIDLs (maildrop.ts: the base name) stay unique and never change.
 
-import { mkdir, open, readdir, rename, unlink } from 'node:fs/promises';
+import { close, constants, open as openFile, rename as renameFile, unlink as unlinkFile, writev } from 'node:fs';
+import { mkdir, open, readdir, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { QueueId } from '../../mail/envelope.js';
@@ -115,21 +116,8 @@ export class Maildirs {
     await this.ensureMaildir(dir, isFolder);
     const prefix = Buffer.from(`Return-Path: <${headerAddress(sender)}>\r\nDelivered-To: ${headerAddress(mailbox)}\r\n`, 'utf8');
     const name = this.uniqueName(prefix.length + message.length, queueId);
-    const tmp = join(dir, 'tmp', name);
     const final = join(dir, 'new', name);
-    const file = await open(tmp, 'wx');
-    try {
-      try {
-        await file.writev([prefix, message]);
-        await file.datasync();
-      } finally {
-        await file.close();
-      }
-      await rename(tmp, final);
-    } catch (err) {
-      await unlink(tmp).catch(() => undefined);
-      throw err;
-    }
+    await writeDurably(join(dir, 'tmp', name), final, [prefix, message]);
     return final;
   }
 
@@ -152,7 +140,7 @@ export class Maildirs {
   /**
    * Which of these messages already have a copy in the mailbox (INBOX or a folder, new/ or cur/):
    * for messages recovered after a crash, before they are delivered again. A copy is counted
-   * only once it is durable: its content was fdatasync'd before its rename, and the directory
+   * only once it is durable: its content was written with O_DSYNC before its rename, and the directory
    * that holds its name is fsync'd here. Leftovers in tmp/ of these messages (a copy the crash
    * cut short before its rename) are removed: they were never delivered and never will be.
    * Call it before any delivery of these messages in this process.
@@ -194,6 +182,44 @@ export class Maildirs {
     }
     return ready;
   }
+}
+
+/** Created for writing only, never over an existing file, each write durable when it returns. */
+const CREATE_DURABLE = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_DSYNC;
+
+/**
+ * Writes `chunks` into a new file `tmp`, durably, then renames it to `final`; on failure `tmp` is
+ * removed. With O_DSYNC the write returns once the content and what is needed to read it back
+ * (the size) are on disk, as an fdatasync after it would ensure (open(2), "synchronized I/O data
+ * integrity completion"): four trips to libuv's thread pool per copy (open, writev, close,
+ * rename), not five. The callback API, not fs/promises: at a hundred sessions the promise API's
+ * FileHandle and its promise per call were a share of the event loop's time for each copy.
+ */
+function writeDurably(tmp: string, final: string, chunks: readonly Buffer[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const fail = (err: Error): void => unlinkFile(tmp, () => reject(err));
+    openFile(tmp, CREATE_DURABLE, 0o666, (err, fd) => {
+      if (err) return reject(err);
+      writeAll(fd, chunks, (writeErr) => {
+        close(fd, (closeErr) => {
+          const failed = writeErr ?? closeErr;
+          if (failed) return fail(failed);
+          renameFile(tmp, final, (renameErr) => (renameErr ? fail(renameErr) : resolve()));
+        });
+      });
+    });
+  });
+}
+
+/** writev until every byte is written: a regular file takes it whole, barring a full disk or a signal. */
+function writeAll(fd: number, chunks: readonly Buffer[], done: (err: Error | null) => void): void {
+  writev(fd, chunks as Buffer[], (err, written) => {
+    if (err) return done(err);
+    const total = chunks.reduce((n, c) => n + c.length, 0);
+    if (written >= total) return done(null);
+    if (written === 0) return done(new Error(`wrote nothing of ${total} bytes`));
+    writeAll(fd, [Buffer.concat(chunks as Buffer[]).subarray(written)], done);
+  });
 }
 
 /** A directory's entries; none if it does not exist (nothing was ever delivered there). */
