@@ -1,7 +1,8 @@
 // End to end: `postern serve` with several worker processes (src/server/workers.ts). Connections
 // are served by more than one session worker; the children run as the service account while the
 // primary keeps root to re-read a root-only key; SIGKILL of a worker under load loses no message
-// that got its 250, and the worker is started again; stopping the primary leaves no child behind.
+// that got its 250, and the worker is started again, with the AUTH lockouts and client message
+// rates in force; stopping the primary leaves no child behind.
 
 import assert from 'node:assert/strict';
 import { appendFileSync, chmodSync, mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
