@@ -1,7 +1,8 @@
 // End to end: `postern serve` with several worker processes (src/server/workers.ts). Connections
 // are served by more than one session worker; the children run as the service account while the
 // primary keeps root to re-read a root-only key; SIGKILL of a worker under load loses no message
-// that got its 250, and the worker is started again; stopping the primary leaves no child behind.
+// that got its 250, and the worker is started again, with the AUTH lockouts and client message
+// rates in force; stopping the primary leaves no child behind.
 
 import assert from 'node:assert/strict';
 import { appendFileSync, chmodSync, mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
@@ -171,6 +172,48 @@ describe('several worker processes', () => {
     // Whichever worker takes these, the IP is locked: 3 failures in all, though none saw 3 itself.
     assert.match(await attempt(), /^454 4\.7\.0 /);
     assert.match(await attempt(), /^454 4\.7\.0 /);
+  });
+
+  test('session workers SIGKILLed and started again keep the AUTH lockouts and client message rates', { skip: !asRoot && 'needs root' }, async () => {
+    // Addresses of their own: the tests above have used 127.0.0.1's and 127.0.0.50's counts.
+    const guesser = '127.0.0.61';
+    const sender = '127.0.0.62';
+    const attempt = async (): Promise<string> => {
+      const client = await SmtpClient.connect(server.port('submission'), '127.0.0.1', guesser);
+      await client.expect(220);
+      await client.command('EHLO client.remote.test', 250);
+      await client.command('STARTTLS', 220);
+      await client.startTls();
+      await client.command('EHLO client.remote.test', 250);
+      const reply = await client.command(`AUTH PLAIN ${Buffer.from('\0alice@postern.test\0wrong').toString('base64')}`);
+      await client.quit();
+      return reply.raw;
+    };
+    // client_message_rate counts at MAIL FROM: no message needs to be sent (nor delivered).
+    const mailFrom = async (): Promise<number> => {
+      const client = await SmtpClient.connect(server.port(), '127.0.0.1', sender);
+      await client.expect(220);
+      await client.command('EHLO client.remote.test', 250);
+      const reply = await client.command('MAIL FROM:<bob@remote.test>');
+      await client.quit();
+      return reply.code;
+    };
+    // ip_max_failures is 3, client_message_rate 2 a minute.
+    for (let i = 0; i < 3; i++) assert.match(await attempt(), /^535 /);
+    assert.match(await attempt(), /^454 4\.7\.0 /);
+    assert.deepEqual([await mailFrom(), await mailFrom()], [250, 250]);
+    // Every session worker, so that none keeps the counts in its memory: the queue owner is the
+    // one listening on the queue channel.
+    const queueOwner = listenerOf(join(instance.dataDir, 'run', 'queue.sock'));
+    const killed = childrenOf(server.pid).filter((pid) => pid !== queueOwner);
+    assert.equal(killed.length, 2);
+    for (const pid of killed) process.kill(pid, 'SIGKILL');
+    for (const worker of [0, 1]) {
+      await server.waitForLog((e) => e.msg === 'worker process started again' && e.worker === worker && !killed.includes(e.pid as number));
+    }
+    // Fresh processes, yet the IP is still locked out and the sender still over its rate.
+    const afterRestart = { auth: (await attempt()).slice(0, 9), mailFrom: await mailFrom() };
+    assert.deepEqual(afterRestart, { auth: '454 4.7.0', mailFrom: 450 });
   });
 
   test('SIGKILL of workers under load loses no accepted message, and they are started again', async () => {

@@ -146,3 +146,77 @@ describe('AuthThrottle', () => {
     assert.deepEqual(lines.map((l) => failregex.exec(l)?.[1]), ['192.0.2.7', '192.0.2.7']);
   });
 });
+
+describe('AuthThrottle: records handed to a worker process started again', () => {
+  /** Two throttles on one clock: the one that counted, and a fresh one that takes its records. */
+  function pair(overrides: Partial<AuthThrottleOptions> = {}) {
+    const clock = { now: Date.UTC(2024, 0, 1) };
+    const defaults = authThrottleOptions(configSchema.parse({}).auth.throttle);
+    const make = (): AuthThrottle => new AuthThrottle({ ...defaults, ...overrides, now: () => clock.now });
+    return { counted: make(), fresh: make(), clock };
+  }
+
+  test('a lockout carries over and ends when it would have, not a full lockout after the restore', () => {
+    const { counted, fresh, clock } = pair({ ipMaxFailures: 3, ipLockoutMs: 15 * MINUTE });
+    for (let i = 0; i < 3; i++) counted.failureElsewhere('192.0.2.1', undefined);
+    clock.now += 10 * MINUTE;
+    fresh.restore(counted.records());
+    assert.deepEqual(fresh.beforeAttempt('192.0.2.1'), AUTH_LOCKED_OUT);
+    clock.now += 5 * MINUTE;
+    assert.equal(fresh.beforeAttempt('192.0.2.1'), undefined);
+  });
+
+  test('failures short of a lockout carry over: the next one locks', () => {
+    const { counted, fresh } = pair({ ipMaxFailures: 3, accountMaxFailures: 3 });
+    counted.failureElsewhere('192.0.2.1', 'alice@ours.test');
+    counted.failureElsewhere('192.0.2.1', 'alice@ours.test');
+    fresh.restore(counted.records());
+    assert.equal(fresh.beforeAttempt('192.0.2.1'), undefined);
+    assert.equal(fresh.isAccountLocked('alice@ours.test'), false);
+    fresh.failure('192.0.2.1', 'Alice@Ours.Test');
+    assert.deepEqual(fresh.beforeAttempt('192.0.2.1'), AUTH_LOCKED_OUT);
+    assert.equal(fresh.isAccountLocked('alice@ours.test'), true);
+  });
+
+  test('records no longer in force are left out: a window or a lockout that is over', () => {
+    const { counted, clock } = pair({ ipMaxFailures: 2, ipWindowMs: 15 * MINUTE, ipLockoutMs: 5 * MINUTE });
+    counted.failureElsewhere('192.0.2.1', undefined);
+    counted.failureElsewhere('192.0.2.2', undefined);
+    counted.failureElsewhere('192.0.2.2', undefined); // locked until +5 min
+    clock.now += 6 * MINUTE;
+    counted.failureElsewhere('192.0.2.3', undefined);
+    assert.deepEqual(counted.records().ips.map(([key]) => key), ['192.0.2.1', '192.0.2.3']);
+    clock.now += 10 * MINUTE;
+    assert.deepEqual(counted.records().ips.map(([key]) => key), ['192.0.2.3']);
+    clock.now += 5 * MINUTE;
+    assert.deepEqual(counted.records(), { ips: [], accounts: [] });
+  });
+
+  test('bounded: a flood of distinct IPs yields at most maxTracked records, and the newest are kept', () => {
+    const { counted, clock } = pair({ maxTracked: 100 });
+    for (let i = 0; i < 1000; i++) {
+      counted.failureElsewhere(`10.0.${i >> 8}.${i & 255}`, `user${i}@ours.test`);
+      clock.now += 1;
+    }
+    const records = counted.records();
+    assert.equal(records.ips.length, 100);
+    assert.equal(records.accounts.length, 100);
+    // Least recently used first, so a table of the same cap keeps the same ones in the same order.
+    assert.deepEqual(records.ips.at(-1)?.[0], '10.0.3.231');
+    const smaller = new AuthThrottle({ ...authThrottleOptions(configSchema.parse({}).auth.throttle), maxTracked: 100, now: () => clock.now });
+    smaller.restore(records);
+    assert.deepEqual(smaller.records(), records);
+  });
+
+  test('the records are copies: counting on afterwards changes neither side', () => {
+    const { counted, fresh } = pair({ ipMaxFailures: 3 });
+    counted.failureElsewhere('192.0.2.1', undefined);
+    const records = counted.records();
+    fresh.restore(records);
+    counted.failureElsewhere('192.0.2.1', undefined);
+    fresh.failureElsewhere('192.0.2.1', undefined);
+    assert.equal(records.ips[0]?.[1].failures, 1);
+    assert.equal(counted.records().ips[0]?.[1].failures, 2);
+    assert.equal(fresh.records().ips[0]?.[1].failures, 2);
+  });
+});

@@ -13,8 +13,10 @@
 // reset the count of a guesser working on the same account from elsewhere).
 // IPv6 clients are counted per /64, the block one host usually gets; per address, a single
 // machine could rotate through 2^64 addresses.
-// State is in memory, bounded by LruMap: lockouts end with a restart, which is acceptable for
-// counters whose windows are minutes long.
+// State is in memory, bounded by LruMap: lockouts end with a restart of the server, which is
+// acceptable for counters whose windows are minutes long. A worker process started again in a
+// running server must not wipe them (a crash a client provokes would be a reset button):
+// records() and restore() hand its live records over (src/server/shared-counts.ts).
 //
 // Every failure is logged as ONE line (keys are an interface, as in log/mail-log.ts):
 //   { msg: "auth failed", client_ip, account, mechanism, failures, account_failures, delay_ms,
@@ -67,12 +69,18 @@ export function authThrottleOptions(
 
 export const AUTH_LOCKED_OUT: Reply = reply(454, '4.7.0', 'Too many failed authentication attempts, try again later');
 
-/** Failures of one IP or account within the current window. */
-interface FailureRecord {
+/** Failures of one IP or account within the current window. Times are absolute (ms since the epoch). */
+export interface FailureRecord {
   failures: number;
   windowStart: number;
   /** 0 when not locked. */
   lockedUntil: number;
+}
+
+/** The records still in force, least recently used first, under the keys they are counted by. */
+export interface AuthThrottleRecords {
+  readonly ips: readonly (readonly [string, FailureRecord])[];
+  readonly accounts: readonly (readonly [string, FailureRecord])[];
 }
 
 interface Limit {
@@ -157,6 +165,24 @@ export class AuthThrottle {
     return this.isLocked(this.accounts, accountKey(account));
   }
 
+  /**
+   * The records that still decide something: an expired one (window over, or lockout over) acts
+   * exactly like none, so it is left out. At most maxTracked per table, as the tables are.
+   */
+  records(): AuthThrottleRecords {
+    const now = this.now();
+    return { ips: live(this.ips, this.ipLimit, now), accounts: live(this.accounts, this.accountLimit, now) };
+  }
+
+  /**
+   * Takes another throttle's records() (a worker process started again gets the server's). Their
+   * times are kept, so a window or lockout ends when it would have in the throttle that counted it.
+   */
+  restore(records: AuthThrottleRecords): void {
+    for (const [key, r] of records.ips) this.ips.set(key, { ...r });
+    for (const [key, r] of records.accounts) this.accounts.set(key, { ...r });
+  }
+
   private isLocked(table: LruMap<string, FailureRecord>, key: string): boolean {
     const r = table.get(key);
     return r !== undefined && r.lockedUntil > this.now();
@@ -174,6 +200,15 @@ export class AuthThrottle {
     table.set(key, r);
     return r;
   }
+}
+
+function live(table: LruMap<string, FailureRecord>, limit: Limit, now: number): [string, FailureRecord][] {
+  const kept: [string, FailureRecord][] = [];
+  for (const [key, r] of table.entries()) {
+    const inForce = r.lockedUntil === 0 ? now - r.windowStart < limit.windowMs : r.lockedUntil > now;
+    if (inForce) kept.push([key, { ...r }]);
+  }
+  return kept;
 }
 
 /** The IP as counted: canonical IPv4 or IPv6, and IPv6 cut to its /64. */

@@ -192,3 +192,31 @@ describe('ClientRateLimits: messages counted in another worker process', () => {
     assert.equal(limits.checkMessage('192.0.2.1', 'mx'), undefined);
   });
 });
+
+describe('ClientRateLimits: message counts handed to a worker process started again', () => {
+  test('the counts carry over, and expire on the minute they would have', () => {
+    const clock = { now: T0 + 1000 };
+    const counted = new ClientRateLimits(rules(), { now: () => clock.now });
+    const fresh = new ClientRateLimits(rules(), { now: () => clock.now });
+    counted.messageElsewhere('192.0.2.1');
+    counted.messageElsewhere('192.0.2.1');
+    clock.now += 30_000;
+    fresh.restoreMessages(counted.messageRecords());
+    assert.equal(fresh.checkMessage('192.0.2.1', 'mx')?.code, 450);
+    // Two minutes after the two: the window is over for the fresh table as for the first.
+    clock.now = T0 + 1000 + 2 * MINUTE_MS;
+    assert.equal(fresh.checkMessage('192.0.2.1', 'mx'), undefined);
+  });
+
+  test('clients idle for a full window are left out; the records are bounded by maxTracked', () => {
+    const clock = { now: T0 };
+    const counted = new ClientRateLimits(rules(), { now: () => clock.now, maxTracked: 50 });
+    counted.messageElsewhere('192.0.2.1');
+    clock.now += 2 * MINUTE_MS;
+    assert.deepEqual(counted.messageRecords(), []);
+    for (let i = 0; i < 500; i++) counted.messageElsewhere(`10.0.${i >> 8}.${i & 255}`);
+    const records = counted.messageRecords();
+    assert.equal(records.length, 50);
+    assert.equal(records.at(-1)?.[0], '10.0.1.243');
+  });
+});

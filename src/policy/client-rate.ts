@@ -84,6 +84,19 @@ export class RateTable {
     return countInWindow(w, now, MINUTE_MS, Math.ceil);
   }
 
+  /** The keys with events in the last minute, least recently seen first, with their windows. */
+  records(): [string, RateWindowState][] {
+    const now = this.now();
+    const kept: [string, RateWindowState][] = [];
+    for (const [key, w] of this.table.entries()) if (countInWindow(w, now, MINUTE_MS, Math.ceil) > 0) kept.push([key, { ...w }]);
+    return kept;
+  }
+
+  /** Takes another table's records(); the windows are aligned to the epoch, so they expire on time. */
+  restore(records: readonly (readonly [string, RateWindowState])[]): void {
+    for (const [key, w] of records) this.table.set(key, { ...w });
+  }
+
   /**
    * Each hit makes its key the most recently used, so the table is in the order of last events and
    * the idle keys are at the old end: each is looked at once more, then dropped.
@@ -130,6 +143,18 @@ export class ClientRateLimits {
   messageElsewhere(ip: string): void {
     if (this.rules.messagesPerMinute === 0 || this.rules.trusted.contains(ip)) return;
     this.messages.hit(throttleKey(ip));
+  }
+
+  /**
+   * The message counts in force, for a worker process started again (src/server/shared-counts.ts).
+   * Not the connection counts: in worker mode the primary process counts connections itself.
+   */
+  messageRecords(): [string, RateWindowState][] {
+    return this.messages.records();
+  }
+
+  restoreMessages(records: readonly (readonly [string, RateWindowState])[]): void {
+    this.messages.restore(records);
   }
 
   update(rules: ClientRateRules): void {

@@ -249,6 +249,11 @@ export class Postern implements RunningServer {
   readonly clientRates: ClientRateLimits;
   private readonly authGuard: AuthGuard;
 
+  /** This process's AUTH throttle, under the guard: a worker process's counts come and go through it. */
+  get authThrottle(): AuthThrottle {
+    return this.submission.authThrottle;
+  }
+
   constructor(
     config: Config,
     private readonly deps: ServerDeps,

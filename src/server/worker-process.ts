@@ -24,6 +24,7 @@ import { ServerCertificates } from '../tls/server-certificates.js';
 import { firstLine } from '../util/startup-error.js';
 import { openQueue, Postern, undoAll, type MessageQueue } from './server.js';
 import { QueueChannelClient, QueueChannelServer, queueChannelPath } from './queue-channel.js';
+import { SharedCounts } from './shared-counts.js';
 import type { FromWorker, QueueCall, QueueResult, ToWorker } from './worker-protocol.js';
 
 type Start = Extract<ToWorker, { type: 'start' }> & { readonly logFormat: LogFormat };
@@ -195,7 +196,6 @@ async function sessionWorker(start: Start, logger: Logger): Promise<Role> {
     const certificates = ServerCertificates.fromSnapshot(config, start.certificates, logger);
     const channel = new QueueChannelClient(queueChannelPath(config.data_dir));
     const owner = new QueueOwnerClient(channel);
-    let throttle: AuthThrottle | undefined;
     const scrapes = new Map<number, (text: string | undefined) => void>();
     let nextScrape = 1;
     const collectMetrics = (): Promise<string> =>
@@ -211,10 +211,7 @@ async function sessionWorker(start: Start, logger: Logger): Promise<Role> {
       rates: owner,
       collectMetrics,
       onClientMessage: (ip) => send({ type: 'message-counted', ip }),
-      authGuard: (local) => {
-        throttle = local;
-        return sharedAuthGuard(local);
-      },
+      authGuard: sharedAuthGuard,
       listeners: { bound: start.listeners, close: () => {} },
       certificates,
       // POP3 connections all go to session worker 0: the maildrop locks are in its memory.
@@ -223,6 +220,7 @@ async function sessionWorker(start: Start, logger: Logger): Promise<Role> {
       dns,
       close: () => store.close(),
     });
+    const counts = new SharedCounts(server.authThrottle, server.clientRates);
     return {
       onMessage(m, handle) {
         switch (m.type) {
@@ -244,12 +242,12 @@ async function sessionWorker(start: Start, logger: Logger): Promise<Role> {
           case 'collect':
             void registry.getMetricsAsJSON().then((metrics) => send({ type: 'collected', id: m.id, metrics }));
             return;
-          case 'auth':
-            if (m.outcome === 'failure') throttle?.failureElsewhere(m.ip, m.account);
-            else if (m.account !== undefined) throttle?.success(m.ip, m.account);
+          case 'counts':
+            counts.restore(m.records);
             return;
+          case 'auth':
           case 'message-counted':
-            server.clientRates.messageElsewhere(m.ip);
+            counts.countElsewhere(m);
             return;
           case 'reload':
             certificates.replace(m.config, m.certificates);

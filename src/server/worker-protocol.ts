@@ -8,6 +8,7 @@ import type { Envelope, QueueId } from '../mail/envelope.js';
 import type { Reply } from '../mail/reply.js';
 import type { CertificateSnapshot } from '../tls/server-certificates.js';
 import type { BoundListener, ServiceKind } from './listeners.js';
+import type { CountsRecords } from './shared-counts.js';
 
 /** The queue owner keeps the queue and the per-account counts; session workers run the sessions. */
 export type WorkerRole = { readonly kind: 'queue' } | { readonly kind: 'sessions'; readonly index: number };
@@ -38,6 +39,8 @@ export type ToWorker =
   | { readonly type: 'collect'; readonly id: number }
   | { readonly type: 'metrics'; readonly id: number; readonly text: string | undefined }
   | { readonly type: 'stop' }
+  /** To a session worker as it becomes ready, before any connection (shared-counts.ts). */
+  | { readonly type: 'counts'; readonly records: CountsRecords }
   | AuthEvent
   | MessageCounted;
 

@@ -20,10 +20,14 @@
 // A child that dies is started again; its connections' slots are released, and calls waiting on
 // a dead queue owner fail as 451 4.3.0 when the channel closes (the client keeps the message and
 // retries), as do calls made before the next queue owner listens: nothing accepted is lost, the
-// spool is recovered by the next queue owner, and the session workers connect to it again. All POP3 connections go to session worker 0, whose memory holds the maildrop
-// locks (RFC 1939 8: one session per maildrop). Each session worker tells the others, through
-// the primary, of every AUTH failure and success and every message the client rates count, so
-// that each worker's AUTH throttle and [limits] client_message_rate count the server's.
+// spool is recovered by the next queue owner, and the session workers connect to it again. All
+// POP3 connections go to session worker 0, whose memory holds the maildrop locks (RFC 1939 8: one
+// session per maildrop). Each session worker tells the others, through the primary, of every AUTH
+// failure and success and every message the client rates count, so that each worker's AUTH
+// throttle and [limits] client_message_rate count the server's. The primary counts them too, in
+// the same bounded tables, and hands them to each session worker as it becomes ready, before its
+// first connection: a worker started again keeps every lockout and rate in force, so a crash a
+// client provokes resets nothing for it (shared-counts.ts).
 // The primary sums every process's metrics for GET /metrics.
 
 import { fork, type ChildProcess } from 'node:child_process';
@@ -35,6 +39,7 @@ import { AggregatorRegistry, type MetricObjectWithValues, type MetricValue } fro
 import type { Config } from '../config/schema.js';
 import type { LogFormat } from '../log/logger.js';
 import { registry } from '../metrics/metrics.js';
+import { AuthThrottle, authThrottleOptions } from '../policy/auth-throttle.js';
 import { ClientRateLimits, clientRateRules } from '../policy/client-rate.js';
 import type { ConnectionLimiter } from '../policy/connection-limiter.js';
 import { ServerCertificates } from '../tls/server-certificates.js';
@@ -43,6 +48,7 @@ import { firstLine, StartupError } from '../util/startup-error.js';
 import { isPop3, Listeners, type BoundListener, type ServiceKind } from './listeners.js';
 import { admit, type Admission } from './reception.js';
 import { configForReload, newLimiter, prepareAccount, reloadedLimiter } from './server.js';
+import { SharedCounts } from './shared-counts.js';
 import type { FromWorker, ToWorker, WorkerRole } from './worker-protocol.js';
 
 /** One process's figures: its registry's getMetricsAsJSON(). */
@@ -80,6 +86,8 @@ export class Primary {
   private readonly sessions: Child[];
   private limiter: ConnectionLimiter;
   private readonly rates: ClientRateLimits;
+  /** The session workers' AUTH and message counts, relayed: what a worker started again needs. */
+  private readonly counts: SharedCounts;
   private nextConnection = 1;
   private nextCollect = 1;
   private roundRobin = 0;
@@ -98,6 +106,9 @@ export class Primary {
   ) {
     this.limiter = newLimiter(config);
     this.rates = new ClientRateLimits(clientRateRules(config), { logger: deps.logger });
+    // Options fixed at start, like a session worker's throttle ([auth.throttle] needs a restart).
+    // No logger: the worker that saw a failure has logged it.
+    this.counts = new SharedCounts(new AuthThrottle(authThrottleOptions(config.auth.throttle)), this.rates);
     const child = (role: WorkerRole): Child => ({ role, process: undefined, ready: false, restartDelayMs: 100, connections: new Map() });
     this.queueOwner = child({ kind: 'queue' });
     this.sessions = Array.from({ length: count }, (_, index) => child({ kind: 'sessions', index }));
@@ -260,6 +271,9 @@ export class Primary {
         }
         if (m.type === 'ready' && !settled) {
           settled = true;
+          // In the same turn as ready = true: no relayed event falls between the records and the
+          // relays, and no connection comes before the records (shared-counts.ts).
+          if (child.role.kind === 'sessions') proc.send({ type: 'counts', records: this.counts.records() } satisfies ToWorker);
           child.ready = true;
           child.restartDelayMs = 100;
           this.flushWaiting();
@@ -297,6 +311,7 @@ export class Primary {
         return;
       case 'auth':
       case 'message-counted':
+        this.counts.countElsewhere(m);
         for (const other of this.sessions) if (other !== child && other.ready) other.process?.send(m satisfies ToWorker);
         return;
       case 'scrape':

@@ -41,4 +41,13 @@ describe('LruMap', () => {
   test('a capacity below 1 is a programming error', () => {
     assert.throws(() => new LruMap(0), RangeError);
   });
+
+  test('entries() lists least recently used first, without making any used', () => {
+    const m = new LruMap<string, number>(3);
+    m.set('a', 1);
+    m.set('b', 2);
+    m.get('a');
+    assert.deepEqual([...m.entries()], [['b', 2], ['a', 1]]);
+    assert.deepEqual([...m.entries()], [['b', 2], ['a', 1]]);
+  });
 });

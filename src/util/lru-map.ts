@@ -3,45 +3,50 @@
 // stream of made-up user names would grow them until the process runs out of memory.
 
 export class LruMap<K, V> {
-  private readonly entries = new Map<K, V>();
+  private readonly map = new Map<K, V>();
 
   constructor(private readonly capacity: number) {
     if (!(capacity >= 1)) throw new RangeError(`LruMap capacity must be at least 1, got ${capacity}`);
   }
 
   get size(): number {
-    return this.entries.size;
+    return this.map.size;
   }
 
   /** The value, now the most recently used. */
   get(key: K): V | undefined {
-    const value = this.entries.get(key);
+    const value = this.map.get(key);
     if (value === undefined) return undefined;
     // A Map iterates in insertion order, so re-inserting moves the key to the young end.
-    this.entries.delete(key);
-    this.entries.set(key, value);
+    this.map.delete(key);
+    this.map.set(key, value);
     return value;
   }
 
   set(key: K, value: V): void {
-    this.entries.delete(key);
-    this.entries.set(key, value);
-    if (this.entries.size > this.capacity) {
-      const oldest = this.entries.keys().next().value as K;
-      this.entries.delete(oldest);
+    this.map.delete(key);
+    this.map.set(key, value);
+    if (this.map.size > this.capacity) {
+      const oldest = this.map.keys().next().value as K;
+      this.map.delete(oldest);
     }
   }
 
   delete(key: K): boolean {
-    return this.entries.delete(key);
+    return this.map.delete(key);
   }
 
   has(key: K): boolean {
-    return this.entries.has(key);
+    return this.map.has(key);
+  }
+
+  /** Every entry, least recently used first, without making any used: for copying a table in order. */
+  entries(): IterableIterator<[K, V]> {
+    return this.map.entries();
   }
 
   /** The least recently used entry, without making it used: for dropping expired entries first. */
   oldest(): [K, V] | undefined {
-    return this.entries.entries().next().value;
+    return this.map.entries().next().value;
   }
 }
