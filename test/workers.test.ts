@@ -55,6 +55,17 @@ async function presentedCn(port: number): Promise<string> {
   return cn;
 }
 
+
+/** STARTTLS, then AUTH PLAIN for alice with a wrong password on a greeted session; the reply to AUTH. */
+async function wrongPassword(client: SmtpClient): Promise<string> {
+  await client.command('STARTTLS', 220);
+  await client.startTls();
+  await client.command('EHLO client.remote.test', 250);
+  const reply = await client.command(`AUTH PLAIN ${Buffer.from('\0alice@postern.test\0wrong').toString('base64')}`);
+  await client.quit();
+  return reply.raw;
+}
+
 describe('several worker processes', () => {
   let instance: PosternInstance;
   let server: PosternProcess;
@@ -154,15 +165,7 @@ describe('several worker processes', () => {
   });
 
   test('AUTH failures are counted across the workers: the lockout is the whole server\'s', async () => {
-    const attempt = async (): Promise<string> => {
-      const client = await SmtpClient.open(server.port('submission'));
-      await client.command('STARTTLS', 220);
-      await client.startTls();
-      await client.command('EHLO client.remote.test', 250);
-      const reply = await client.command(`AUTH PLAIN ${Buffer.from('\0alice@postern.test\0wrong').toString('base64')}`);
-      await client.quit();
-      return reply.raw;
-    };
+    const attempt = async (): Promise<string> => wrongPassword(await SmtpClient.open(server.port('submission')));
     for (let i = 0; i < 3; i++) assert.match(await attempt(), /^535 /);
     const workers = new Set<unknown>();
     for (let i = 0; i < 3 && workers.size < 2; i++) {
@@ -182,12 +185,7 @@ describe('several worker processes', () => {
       const client = await SmtpClient.connect(server.port('submission'), '127.0.0.1', guesser);
       await client.expect(220);
       await client.command('EHLO client.remote.test', 250);
-      await client.command('STARTTLS', 220);
-      await client.startTls();
-      await client.command('EHLO client.remote.test', 250);
-      const reply = await client.command(`AUTH PLAIN ${Buffer.from('\0alice@postern.test\0wrong').toString('base64')}`);
-      await client.quit();
-      return reply.raw;
+      return wrongPassword(client);
     };
     // client_message_rate counts at MAIL FROM: no message needs to be sent (nor delivered).
     const mailFrom = async (): Promise<number> => {

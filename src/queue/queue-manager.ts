@@ -42,6 +42,7 @@ import {
 import { DEFAULT_RETRY_POLICY, delayWarningDue, retryDelay, type RetryPolicy } from './retry-policy.js';
 import { Spool, type SpooledMessage as RecoveredMessage, type SpoolStats } from '../spool/spool.js';
 import { deliveryAttempts, deliveryLatency, type QueueDepth } from '../metrics/metrics.js';
+import type { RecentActivity } from '../util/recent-activity.js';
 
 const MAX_BUFFERED_BYTES = 64 * 1024 * 1024;
 /** After the couriers cut their sessions at shutdown: how long their attempts get to end and be recorded. */
@@ -87,6 +88,8 @@ export interface QueueManagerOptions {
   readonly controlPollMs?: number;
   /** How long close() waits for running deliveries. */
   readonly closeTimeoutMs?: number;
+  /** Marked at every accepted message, for couriers that yield to clients (Maildirs). */
+  readonly accepting?: RecentActivity | undefined;
   /** Spool segment size (tests make it small). */
   readonly maxSegmentBytes?: number;
   /** Rewrites the sender of forwarded mail (forward-sender.ts); without it, senders are kept. */
@@ -254,6 +257,8 @@ export class QueueManager implements MessageSink {
    * `recordAuthUser`: name the authenticated account in the Received header ([submission] received_auth).
    */
   async accept(envelope: Envelope, message: Buffer, opts: { recordAuthUser?: boolean } = {}): Promise<QueueId> {
+    // A client waits for this one's spool write: deliveries that yield to clients hold back.
+    this.opts.accepting?.mark();
     return this.enqueue(envelope, message, { loopCheck: true, recordAuthUser: opts.recordAuthUser });
   }
 

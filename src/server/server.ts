@@ -53,6 +53,7 @@ import { Site } from '../web/site.js';
 import { WebService } from '../web/web-service.js';
 import { SrsCodec } from '../srs/srs.js';
 import { loadSrsSecret } from '../srs/srs-secret.js';
+import { RecentActivity } from '../util/recent-activity.js';
 
 export interface RunningServer {
   readonly listeners: readonly BoundListener[];
@@ -173,7 +174,9 @@ export async function openQueue(config: Config, logger: Logger, cleanup: (() => 
     : undefined;
   const remote = new RemoteDelivery({ config, dns, mtaSts, signer: createMessageSigner(config, logger), logger });
   cleanup.push(() => remote.close());
-  const local = localCourier(config, logger);
+  // Marked by the queue at every accepted message; Maildir deliveries widen once it is quiet.
+  const accepting = new RecentActivity();
+  const local = localCourier(config, logger, accepting);
   cleanup.push(() => local.close?.());
   const queue = await QueueManager.open({
     dataDir: config.data_dir,
@@ -183,6 +186,7 @@ export async function openQueue(config: Config, logger: Logger, cleanup: (() => 
     local,
     remote,
     srs,
+    accepting,
     notices: deliveryNotices({
       hostname: config.hostname,
       store,
@@ -383,9 +387,9 @@ export class Postern implements RunningServer {
 }
 
 /** [delivery] lmtp: an LMTP server files local mail (RFC 2033); "" = Postern writes the Maildirs. */
-function localCourier(config: Config, logger: Logger): Courier {
+function localCourier(config: Config, logger: Logger, accepting: RecentActivity): Courier {
   const { lmtp } = config.delivery;
-  if (lmtp === '') return new MaildirCourier(new Maildirs(join(config.data_dir, 'mail'), config.hostname), config.hostname, logger);
+  if (lmtp === '') return new MaildirCourier(new Maildirs(join(config.data_dir, 'mail'), config.hostname, { accepting }), config.hostname, logger);
   let endpoint;
   try {
     endpoint = parseLmtpEndpoint(lmtp);

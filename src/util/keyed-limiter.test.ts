@@ -43,3 +43,37 @@ test('a failing holder frees its slot', async () => {
   assert.equal(await limiter.run('k', async () => 42), 42);
   assert.equal(limiter.holders('k'), 0);
 });
+
+test('a limit that changes: wider lets waiters in as holders leave, narrower lets holders go unreplaced', async () => {
+  let limit = 1;
+  const limiter = new KeyedLimiter(() => limit);
+  const gates = [deferred(), deferred(), deferred(), deferred()];
+  const started: number[] = [];
+  const runs = gates.map((g, i) =>
+    limiter.run('m', async () => {
+      started.push(i);
+      await g.promise;
+    }),
+  );
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(started, [0]);
+  limit = 3;
+  gates[0]!.resolve();
+  await runs[0];
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(started, [0, 1, 2, 3], 'one release lets in every waiter the wider limit has room for');
+  assert.equal(limiter.holders('m'), 3);
+  limit = 1;
+  gates[1]!.resolve();
+  await runs[1];
+  assert.equal(limiter.holders('m'), 2, 'above the narrower limit, a leaving holder is not replaced');
+  const late = limiter.run('m', async () => started.push(4));
+  gates[2]!.resolve();
+  await runs[2];
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(started, [0, 1, 2, 3], 'still one holder, the narrower limit: the newcomer waits');
+  gates[3]!.resolve();
+  await Promise.all([runs[3], late]);
+  assert.deepEqual(started, [0, 1, 2, 3, 4]);
+  assert.equal(limiter.holders('m'), 0);
+});

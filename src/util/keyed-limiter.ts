@@ -1,11 +1,15 @@
 // At most N holders per key at once (e.g. deliveries into one Maildir); others wait in order.
+// N may change over time (a function asked at every acquire and release): a wider limit lets
+// waiters in as holders leave, a narrower one lets holders leave without replacing them.
 // Keys with no holder and no waiter are forgotten, so the map stays as small as the work in hand.
 
 export class KeyedLimiter {
   private readonly slots = new Map<string, { holders: number; waiters: (() => void)[] }>();
+  private readonly limit: () => number;
 
-  constructor(private readonly perKey: number) {
-    if (!(perKey >= 1)) throw new RangeError('perKey must be at least 1');
+  constructor(perKey: number | (() => number)) {
+    if (typeof perKey === 'number' && !(perKey >= 1)) throw new RangeError('perKey must be at least 1');
+    this.limit = typeof perKey === 'number' ? () => perKey : () => Math.max(1, perKey());
   }
 
   /** Runs `work` once a slot for `key` is free, and frees the slot when it settles. */
@@ -29,7 +33,7 @@ export class KeyedLimiter {
       slot = { holders: 0, waiters: [] };
       this.slots.set(key, slot);
     }
-    if (slot.holders < this.perKey) {
+    if (slot.holders < this.limit()) {
       slot.holders++;
       return Promise.resolve();
     }
@@ -41,12 +45,13 @@ export class KeyedLimiter {
   private release(key: string): void {
     const slot = this.slots.get(key);
     if (!slot) return;
-    const next = slot.waiters.shift();
-    if (next) {
-      next();
-      return;
-    }
     slot.holders--;
+    // The freed slot, and any the limit has gained since, go to the waiters in order.
+    const limit = this.limit();
+    while (slot.holders < limit && slot.waiters.length > 0) {
+      slot.holders++;
+      slot.waiters.shift()!();
+    }
     if (slot.holders === 0) this.slots.delete(key);
   }
 }

@@ -6,7 +6,8 @@ import { join, relative, resolve, sep, basename } from 'node:path';
 import fc from 'fast-check';
 import { maildirPath, safePathComponent } from '../../mailbox/maildir-path.js';
 import { baseName, uidlOf } from '../../mailbox/maildrop.js';
-import { Maildirs, queueIdOfName } from './maildir.js';
+import { deliveriesPerMaildir, Maildirs, queueIdOfName } from './maildir.js';
+import { RecentActivity } from '../../util/recent-activity.js';
 
 const roots: string[] = [];
 after(() => roots.forEach((r) => rmSync(r, { recursive: true, force: true })));
@@ -174,4 +175,16 @@ describe('safePathComponent', () => {
       }),
     );
   });
+});
+
+test('deliveries into one Maildir: 2 while clients are sending, 8 once none has for 100 ms', () => {
+  let now = 0;
+  const accepting = new RecentActivity(() => now);
+  assert.equal(deliveriesPerMaildir(undefined), 2, 'nothing to go by: the narrow limit');
+  assert.equal(deliveriesPerMaildir(accepting), 8, 'nothing accepted yet');
+  accepting.mark();
+  now += 50;
+  assert.equal(deliveriesPerMaildir(accepting), 2);
+  now += 50;
+  assert.equal(deliveriesPerMaildir(accepting), 8);
 });
