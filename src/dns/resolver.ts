@@ -35,6 +35,8 @@ export interface DnsClient {
   srv(name: string): Promise<SrvRecord[]>;
   /** The target of a CNAME at `name` itself (not followed further). */
   cname(name: string): Promise<string[]>;
+  /** Ends every question in flight now, as a TEMPFAIL (ECANCELLED): the server is stopping. */
+  cancel?(): void;
 }
 
 export interface SrvRecord {
@@ -91,6 +93,10 @@ class NodeDnsClient implements DnsClient {
 
   cname(name: string): Promise<string[]> {
     return this.ask('CNAME', name, async () => ({ value: await this.resolver.resolveCname(name) }));
+  }
+
+  cancel(): void {
+    this.resolver.cancel();
   }
 
   private ask<T>(type: string, name: string, lookup: () => Promise<TimedAnswer<T>>): Promise<T> {

@@ -449,6 +449,26 @@ describe('RemoteDelivery.abort (shutdown)', () => {
     }
   });
 
+  test('cuts an MX lookup the DNS server never answers: deferred at once, not at the resolver\'s timeout', { timeout: 60_000 }, async () => {
+    // A resolver as patient as the sessions above: only abort() can end the wait. Without the
+    // cut the test would run into its own timeout (a hang detector, not a timing assertion).
+    const patientDns = createDnsClient({ servers: [dnsServer.address], timeoutMs: 600_000 });
+    dnsServer.failWith('silent-dns.test', 'drop');
+    const d = delivery({}, { dns: patientDns });
+    try {
+      const pending = d.deliver(job({ domain: 'silent-dns.test', recipients: [{ address: 'x@silent-dns.test' }] }));
+      while (dnsServer.requestCount('silent-dns.test', 'MX') === 0) await sleep(5);
+      d.abort();
+      const [o] = await pending;
+      assert.ok(o?.kind === 'deferred');
+      assert.match(o.reason, /ECANCELLED/);
+      assert.match(o.reason, /cut: Postern is shutting down/);
+    } finally {
+      dnsServer.failWith('silent-dns.test', undefined);
+      await d.close();
+    }
+  });
+
   test('cuts a stalled STARTTLS handshake, and tries no plain-text session after it', async () => {
     const peer = await stallingPeer('127.0.0.1', 0, 'starttls');
     const d = delivery({ transports: { 'dest.test': `smtp:[127.0.0.1]:${peer.port}` }, ...patient });

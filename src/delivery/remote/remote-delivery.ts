@@ -107,10 +107,12 @@ export class RemoteDelivery implements Courier {
     }
   }
 
-  /** Cuts the sessions in flight: their recipients come back deferred, and stay queued. */
+  /** Cuts the sessions and DNS lookups in flight: their recipients come back deferred, and stay queued. */
   abort(): void {
     this.stopping.abort();
     this.opts.mtaSts?.abort?.();
+    // A resolver that never answers would hold a route for its timeout and tries (seconds each).
+    this.opts.dns.cancel?.();
   }
 
   /** QUITs idle sessions; deliveries still waiting for a slot are deferred. */
@@ -123,8 +125,10 @@ export class RemoteDelivery implements Courier {
     switch (route.kind) {
       case 'failed':
         return job.recipients.map(() => ({ kind: 'failed', reply: undefined, reason: route.reason, status: route.status }));
-      case 'deferred':
-        return job.recipients.map(() => ({ kind: 'deferred', reply: undefined, reason: route.reason }));
+      case 'deferred': {
+        const reason = this.stopping.signal.aborted ? `${route.reason} (cut: Postern is shutting down)` : route.reason;
+        return job.recipients.map(() => ({ kind: 'deferred', reply: undefined, reason }));
+      }
       case 'hosts':
         break;
     }
