@@ -33,6 +33,7 @@ import {
   encodeSegmentHeader,
 } from './spool-record.js';
 import { recoverSpool, segmentFileName } from './spool-recovery.js';
+import { unwritten } from '../util/unwritten.js';
 
 export interface SpoolOptions {
   /** The spool directory, e.g. <data_dir>/spool; created if missing. */
@@ -496,15 +497,6 @@ async function writeAll(file: FileHandle, buffers: Buffer[], position: number): 
     const { bytesWritten } = await file.writev(rest, at);
     if (bytesWritten === 0) throw new Error('spool: writev wrote nothing');
     at += bytesWritten;
-    let skip = bytesWritten;
-    const next: Buffer[] = [];
-    for (const b of rest) {
-      if (skip >= b.length) skip -= b.length;
-      else {
-        next.push(skip > 0 ? b.subarray(skip) : b);
-        skip = 0;
-      }
-    }
-    rest = next;
+    rest = unwritten(rest, bytesWritten);
   }
 }

@@ -243,7 +243,7 @@ export abstract class ClientSession {
       await this.reset();
     } catch (err) {
       if (!(err instanceof SmtpClientError)) throw err;
-      throw new StaleSessionError(`reused session with ${this.peer} failed: ${err.message}`, { ...(err.reply ? { reply: err.reply } : {}), cause: err });
+      throw this.stale(err);
     }
     this.clean = true;
   }
@@ -259,13 +259,18 @@ export abstract class ClientSession {
       reply = await send();
     } catch (err) {
       if (!firstOnKeptSession || !(err instanceof SmtpClientError)) throw err;
-      throw new StaleSessionError(`reused session with ${this.peer} failed: ${err.message}`, { ...(err.reply ? { reply: err.reply } : {}), cause: err });
+      throw this.stale(err);
     }
     if (firstOnKeptSession && reply.code === 421) {
       this.close();
       throw new StaleSessionError(`reused session with ${this.peer} was closed: ${replyLine(reply)}`, { reply });
     }
     return reply;
+  }
+
+  /** A kept session's failure before any of the message went out: the caller may try a new session at once. */
+  private stale(err: SmtpClientError): StaleSessionError {
+    return new StaleSessionError(`reused session with ${this.peer} failed: ${err.message}`, { ...(err.reply ? { reply: err.reply } : {}), cause: err });
   }
 
   /** The final dot alone, after a 354 with no recipient accepted; its reply is read and dropped. */

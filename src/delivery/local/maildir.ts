@@ -27,6 +27,7 @@ import { maildirPath } from '../../mailbox/maildir-path.js';
 import { baseName } from '../../mailbox/maildrop.js';
 import { KeyedLimiter } from '../../util/keyed-limiter.js';
 import type { RecentActivity } from '../../util/recent-activity.js';
+import { unwritten } from '../../util/unwritten.js';
 import { DirectorySync, fsyncDirectory } from '../../spool/dir-sync.js';
 
 /** Header text from an envelope address: no CR, LF or other controls, no angle brackets. */
@@ -239,10 +240,10 @@ function writeDurably(tmp: string, final: string, chunks: readonly Buffer[]): Pr
 function writeAll(fd: number, chunks: readonly Buffer[], done: (err: Error | null) => void): void {
   writev(fd, chunks as Buffer[], (err, written) => {
     if (err) return done(err);
-    const total = chunks.reduce((n, c) => n + c.length, 0);
-    if (written >= total) return done(null);
-    if (written === 0) return done(new Error(`wrote nothing of ${total} bytes`));
-    writeAll(fd, [Buffer.concat(chunks as Buffer[]).subarray(written)], done);
+    const rest = unwritten(chunks, written);
+    if (rest.length === 0) return done(null);
+    if (written === 0) return done(new Error('writev wrote nothing'));
+    writeAll(fd, rest, done);
   });
 }
 
