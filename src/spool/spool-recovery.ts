@@ -1,7 +1,8 @@
 // Reading the spool back at startup: every message without a done record, and where it lives.
 // A crash can leave the last batch half written (the client never got its 250 for it), so a
 // damaged record is not fatal: recovery skips to the next record whose checksum holds (see the
-// salt in spool-record.ts) and cuts damaged bytes off the end of a segment.
+// salt in spool-record.ts) and cuts damaged bytes off the end of a segment. Zeros after the
+// records are the space the spool filled ahead of them (spool.ts): the end, not damage.
 
 import { open, readFile, readdir, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -99,13 +100,14 @@ async function recoverSegment(
       end = offset;
       continue;
     }
+    if (allZero(buf, offset)) break;
     const next = resynchronize(buf, offset + 1, salt);
     if (next === undefined) break;
     logger.error({ path, offset, skipped: next - offset, reason: result.reason }, 'spool: skipped a damaged record');
     offset = next;
   }
   if (end < buf.length) {
-    logger.warn({ path, at: end, dropped: buf.length - end }, 'spool: truncating a torn tail');
+    if (!allZero(buf, end)) logger.warn({ path, at: end, dropped: buf.length - end }, 'spool: truncating a torn tail');
     const file = await open(path, 'r+');
     try {
       await file.truncate(end);
@@ -115,6 +117,17 @@ async function recoverSegment(
     }
   }
   return { number, path, salt, size: end };
+}
+
+/** Whether every byte from `from` to the end is zero. */
+function allZero(buf: Buffer, from: number): boolean {
+  const step = 64 * 1024;
+  const zeros = Buffer.alloc(Math.min(step, buf.length - from));
+  for (let at = from; at < buf.length; at += step) {
+    const part = buf.subarray(at, Math.min(at + step, buf.length));
+    if (!part.equals(zeros.subarray(0, part.length))) return false;
+  }
+  return true;
 }
 
 /** The offset of the next intact record after damage, if any. */

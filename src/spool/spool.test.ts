@@ -32,10 +32,25 @@ function segmentFiles(dir: string): string[] {
 const envelope = testEnvelope([{ address: 'alice@example.test', mailboxes: ['alice@example.test'] }]);
 
 /** Opens without closing the previous instance: what a restart after a crash sees. */
-async function reopen(dir: string, maxSegmentBytes?: number, holdRecordsMs = 60_000) {
-  const result = await Spool.open({ dir, logger, compactIntervalMs: 0, maxSegmentBytes, holdRecordsMs });
+async function reopen(dir: string, maxSegmentBytes?: number, holdRecordsMs = 60_000, prefillBytes?: number, log = logger) {
+  const result = await Spool.open({ dir, logger: log, compactIntervalMs: 0, maxSegmentBytes, holdRecordsMs, prefillBytes });
   opened.push(result.spool);
   return result;
+}
+
+/** Where a segment's records end: after them come only the zeros filled ahead (records end in message text). */
+function recordsEnd(file: string): number {
+  const bytes = readFileSync(file);
+  let end = bytes.length;
+  while (end > 0 && bytes[end - 1] === 0) end--;
+  return end;
+}
+
+/** A logger that keeps its warnings and errors, to see what recovery complained about. */
+function recordingLogger(): { log: typeof logger; complaints: string[] } {
+  const complaints: string[] = [];
+  const log = pino({ level: 'warn' }, { write: (line: string) => complaints.push(String((JSON.parse(line) as { msg: unknown }).msg)) });
+  return { log, complaints };
 }
 
 describe('Spool', () => {
@@ -117,8 +132,9 @@ describe('Spool', () => {
     const queue = [ids.next(), ids.next(), ids.next()];
     for (const id of queue) await spool.append(id, envelope, testMessage(4));
     const file = join(dir, segmentFiles(dir).at(-1)!);
-    const size = statSync(file).size;
-    truncateSync(file, size - 100); // the crash hit in the middle of the third record
+    const size = recordsEnd(file);
+    truncateSync(file, size - 100); // the crash hit in the middle of the third record, past the zero-filled space
+    assert.equal(statSync(file).size, size - 100);
 
     const after = await reopen(dir);
     assert.deepEqual(after.recovered.map((m) => m.queueId), queue.slice(0, 2));
@@ -129,6 +145,62 @@ describe('Spool', () => {
     const third = await reopen(dir);
     assert.deepEqual(third.recovered.map((m) => m.queueId), [queue[0], queue[1], later]);
     await third.spool.close();
+  });
+
+  test('a record torn inside the zero-filled space is dropped, with a warning; the zeros after records are not damage', async () => {
+    const dir = spoolDir();
+    const { spool } = await reopen(dir);
+    const queue = [ids.next(), ids.next(), ids.next()];
+    for (const id of queue) await spool.append(id, envelope, testMessage(6));
+    const file = join(dir, segmentFiles(dir).at(-1)!);
+    const end = recordsEnd(file);
+    const bytes = readFileSync(file);
+    assert.ok(bytes.length > end, 'the segment is filled ahead of its records');
+    bytes.fill(0, end - 100, end); // the crash left the last 100 bytes of the third record unwritten
+    writeFileSync(file, bytes);
+
+    const { log, complaints } = recordingLogger();
+    const after = await reopen(dir, undefined, 60_000, undefined, log);
+    assert.deepEqual(after.recovered.map((m) => m.queueId), queue.slice(0, 2));
+    assert.deepEqual(complaints, ['spool: truncating a torn tail']);
+    assert.ok(statSync(file).size < end - 100, 'the torn record and the zeros are cut off');
+    await after.spool.close();
+  });
+
+  test('records overwrite the zero-filled space, fills go on ahead of them, and a restart finds them all without complaint', async () => {
+    const dir = spoolDir();
+    // 8 KiB fills and ~1.1 KiB records: several fills, some of them racing the batches.
+    const { spool } = await reopen(dir, undefined, 60_000, 8192);
+    const file = join(dir, segmentFiles(dir).at(-1)!);
+    assert.equal(statSync(file).size, 16 + 8192, 'header and the first fill');
+    const first = ids.next();
+    await spool.append(first, envelope, testMessage(7));
+    assert.equal(statSync(file).size, 16 + 8192, 'the first record went into the filled space');
+    const queue = [first];
+    for (let round = 0; round < 10; round++) {
+      const batch = Array.from({ length: 8 }, () => ids.next());
+      await Promise.all(batch.map((id, i) => spool.append(id, envelope, testMessage(100 + round * 8 + i))));
+      queue.push(...batch);
+    }
+    assert.ok(statSync(file).size > recordsEnd(file), 'zeros ahead of the records');
+
+    const { log, complaints } = recordingLogger();
+    const after = await reopen(dir, undefined, 60_000, 8192, log);
+    assert.deepEqual(after.recovered.map((m) => m.queueId), queue);
+    for (const [i, id] of queue.slice(1).entries()) assert.ok((await after.spool.read(id)).message.equals(testMessage(100 + i)));
+    assert.deepEqual(complaints, []);
+    assert.equal(statSync(file).size, recordsEnd(file), 'recovery gives the zeros back');
+    await after.spool.close();
+  });
+
+  test('a segment closed cleanly ends with its last record', async () => {
+    const dir = spoolDir();
+    const { spool } = await reopen(dir);
+    await spool.append(ids.next(), envelope, testMessage(8));
+    const file = join(dir, segmentFiles(dir).at(-1)!);
+    assert.ok(statSync(file).size > recordsEnd(file));
+    await spool.close();
+    assert.equal(statSync(file).size, recordsEnd(file));
   });
 
   test('a record with a bad checksum is skipped, the records after it are kept', async () => {
