@@ -129,7 +129,7 @@ describe('DkimSigner', () => {
 
   test('a replaced key file is picked up without a new signer', async () => {
     const domain = 'rotated.sender.test';
-    const signer = new DkimSigner({ keysDir, selector: SELECTOR, logger });
+    const signer = new DkimSigner({ keysDir, selector: SELECTOR, logger, recheckMs: 0 });
     provision(domain, 'rsa');
     assert.equal((await verify(await signer.sign(MESSAGE, domain)))[0]?.status.result, 'pass');
     // Same name, new key: the cache must notice the file changed (mtime) and re-read it.
@@ -138,6 +138,17 @@ describe('DkimSigner', () => {
     const [result] = await verify(await signer.sign(MESSAGE, domain));
     assert.equal(result?.status.result, 'pass', result?.status.comment);
     assert.equal(result?.algo, 'ed25519-sha256');
+  });
+
+  test('a key file is looked at again only once the recheck interval has passed', async () => {
+    const domain = 'late.sender.test';
+    const signer = new DkimSigner({ keysDir, selector: SELECTOR, logger, recheckMs: 200 });
+    assert.equal(await signer.sign(MESSAGE, domain), MESSAGE, 'no key yet');
+    provision(domain, 'ed25519');
+    assert.equal(await signer.sign(MESSAGE, domain), MESSAGE, 'the answer "no key" stands within the interval');
+    await new Promise((resolve) => setTimeout(resolve, 250));
+    const [result] = await verify(await signer.sign(MESSAGE, domain));
+    assert.equal(result?.status.result, 'pass', result?.status.comment);
   });
 
   test('an unusable key file sends the message unsigned instead of throwing', async () => {

@@ -1,13 +1,16 @@
 // DKIM signing of outbound mail (RFC 6376), with mailauth doing the canonicalization and
 // hashing. A domain is signed when keys_dir holds a key for it under the configured selector;
 // keys are re-read when their file changes, so `postern dkim generate` takes effect without a
-// restart.
+// restart. The file is looked at again at most once a second per domain: a stat for every message
+// relayed (and, for a domain without a key, a failed one with its error) cost a thread-pool trip
+// each, for an answer that changes when an operator acts.
 
 import { readFile, stat } from 'node:fs/promises';
 import { dkimSign } from 'mailauth';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import { normalizeDomain } from '../mail/address.js';
+import { LruMap } from '../util/lru-map.js';
 import { dkimKeyPath, dkimKeysDir, parseDkimKey, type DkimAlgorithm } from './dkim-key.js';
 
 export interface MessageSigner {
@@ -19,13 +22,24 @@ export interface DkimSignerOptions {
   readonly keysDir: string;
   readonly selector: string;
   readonly logger: Logger;
+  /** How long an answer about a domain's key file stands before the file is looked at again (RECHECK_MS). */
+  readonly recheckMs?: number;
 }
+
+const RECHECK_MS = 1000;
+const CHECKED_DOMAINS = 10_000;
 
 /** A key as last read from its file; `mtimeMs` tells when to read it again. */
 interface CachedKey {
   readonly mtimeMs: number;
   readonly algorithm: DkimAlgorithm;
   readonly pem: string;
+}
+
+/** What the key file of a domain held when it was last looked at: a key, or none. */
+interface Checked {
+  readonly at: number;
+  readonly key: CachedKey | undefined;
 }
 
 /** The signer [dkim] asks for, or undefined when signing is off. */
@@ -36,6 +50,8 @@ export function createMessageSigner(config: Config, logger: Logger): MessageSign
 
 export class DkimSigner implements MessageSigner {
   private readonly keys = new Map<string, CachedKey>();
+  /** Bounded: relayed mail (trusted networks, say) may come from any number of sender domains. */
+  private readonly checked = new LruMap<string, Checked>(CHECKED_DOMAINS);
 
   constructor(private readonly opts: DkimSignerOptions) {}
 
@@ -70,8 +86,18 @@ export class DkimSigner implements MessageSigner {
     }
   }
 
-  /** The domain's key, from the cache unless its file changed; undefined if it has none. */
+  /** The domain's key as last seen if that was less than recheckMs ago; else keyFromFile. */
   private async keyFor(domain: string): Promise<CachedKey | undefined> {
+    const now = performance.now();
+    const last = this.checked.get(domain);
+    if (last !== undefined && now - last.at < (this.opts.recheckMs ?? RECHECK_MS)) return last.key;
+    const key = await this.keyFromFile(domain);
+    this.checked.set(domain, { at: now, key });
+    return key;
+  }
+
+  /** The domain's key, from the cache unless its file changed; undefined if it has none. */
+  private async keyFromFile(domain: string): Promise<CachedKey | undefined> {
     const path = dkimKeyPath(this.opts.keysDir, domain, this.opts.selector);
     let mtimeMs: number;
     try {
