@@ -20,7 +20,9 @@
 // non-zero only if something broke (a server did not start, smtp-source failed, mail was lost).
 
 import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { TestDovecot } from '../test/support/dovecot.js';
 import { PosternInstance, type InstanceOptions, type PosternProcess } from '../test/support/postern-process.js';
 import { optionalPositiveFromEnv } from '../test/support/env-number.js';
@@ -30,7 +32,7 @@ import { measureChecksRow, printChecksRow, type ChecksRowStarted } from './check
 import { formatRatio, measure, median, ratioSpread, type Contender, type Row, type Spread } from './contender.js';
 import { FsyncPeer } from './fsync-peer-process.js';
 import { measureIdleRow, printIdleRow, type IdleRowStarted } from './idle-row.js';
-import { fsyncRate } from './fsync-rate.js';
+import { fileCreateRate, fsyncRate } from './fsync-rate.js';
 import { measurePop3Rows, printPop3Rows, type Pop3RowsStarted } from './pop3-row.js';
 import { measureRelayRow, printRelayRow, type RelayRowStarted } from './relay-row.js';
 import { smtpSourceAvailable } from './smtp-source.js';
@@ -94,6 +96,8 @@ interface Started {
   pop3?: Pop3RowsStarted;
   checks?: ChecksRowStarted;
   idle?: IdleRowStarted;
+  /** The file-create probe's files: removed with the rest, after every row. */
+  createDir?: string;
 }
 
 async function main(): Promise<number> {
@@ -163,6 +167,7 @@ async function main(): Promise<number> {
       await checks?.dns?.close();
       await started.idle?.server?.stop().catch(() => started.idle?.server?.kill());
       await started.idle?.postern?.dispose();
+      if (started.createDir) rmSync(started.createDir, { recursive: true, force: true });
     })());
   const onSignal = (): void => {
     void cleanup().finally(() => process.exit(130));
@@ -245,6 +250,9 @@ async function compareWithPeers(started: Started): Promise<void> {
 
   const fsyncBefore = fsyncRate(tmpdir());
   console.log(`disk: ${fsyncBefore.toFixed(0)} write+fsync pairs/s in ${tmpdir()} before the rows (one writer, 4 KiB)`);
+  const createDir = mkdtempSync(join(tmpdir(), 'create-rate-'));
+  started.createDir = createDir;
+  console.log(`file system: ${fileCreateRate(createDir).toFixed(0)} file creates/s there before the rows`);
   console.log(`each row: median msgs/s of ${ROUNDS} interleaved rounds; ratios are Postern's, [lowest,highest] over the rounds`);
   printHeader(workers);
   const results: Result[] = [];
@@ -262,6 +270,9 @@ async function compareWithPeers(started: Started): Promise<void> {
   }
   const fsyncAfter = fsyncRate(tmpdir());
   console.log(`disk: ${fsyncAfter.toFixed(0)} write+fsync pairs/s after the rows`);
+  const afterDir = join(createDir, 'after');
+  mkdirSync(afterDir);
+  console.log(`file system: ${fileCreateRate(afterDir).toFixed(0)} file creates/s after the rows`);
   printVerdict(results);
   // Stopped now: the AUTH row runs alone on the machine.
   await started.workersServer?.stop();
