@@ -197,6 +197,17 @@ describe('Spool', () => {
     await after.spool.close();
   });
 
+  test('batches of large messages append: no fill writes their bytes twice', async () => {
+    const dir = spoolDir();
+    const { spool } = await reopen(dir, undefined, 60_000, 8192);
+    const file = join(dir, segmentFiles(dir).at(-1)!);
+    const big = Buffer.alloc(100 * 1024, 'y');
+    for (let i = 0; i < 40; i++) await spool.append(ids.next(), envelope, big);
+    await new Promise((resolve) => setTimeout(resolve, 100)); // a fill still running would end now
+    assert.equal(statSync(file).size, recordsEnd(file), 'the last batches were not filled ahead');
+    await spool.close();
+  });
+
   test('a segment closed cleanly ends with its last record', async () => {
     const dir = spoolDir();
     const { spool } = await reopen(dir);

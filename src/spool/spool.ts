@@ -91,6 +91,12 @@ const DEFAULT_MAX_SEGMENT = 64 * 1024 * 1024;
  */
 const PREFILL_BYTES = 4 * 1024 * 1024;
 const FIRST_PREFILL_BYTES = 256 * 1024;
+/**
+ * No fills while batches are this big on average: a fill writes the bytes the records will write
+ * again, and the journal commit it saves each batch is a fixed cost, which a batch of large
+ * messages outweighs (measured with 100 KiB messages: the fills only added to the pool's work).
+ */
+const FILL_ONLY_BELOW_BATCH_BYTES = 64 * 1024;
 const DONE_RETRY_MS = 1000;
 /**
  * How long done and delivered records may wait in memory for a message's batch to carry them.
@@ -149,6 +155,8 @@ export class Spool {
   private compactTimer: NodeJS.Timeout | undefined;
   /** The zero-fill in flight in the current segment, from its zeroedTo on; at most one. */
   private filling: Promise<void> | undefined;
+  /** Bytes per batch written, a moving average over about the last 16 batches. */
+  private batchBytes = 0;
 
   private constructor(
     private readonly opts: SpoolOptions,
@@ -344,6 +352,7 @@ export class Spool {
         segment.size = offset;
         this.stats.syncs++;
         this.stats.batches++;
+        this.batchBytes += (offset - start - this.batchBytes) / 16;
         this.fillAhead(segment);
       } catch (err) {
         this.opts.logger.error({ err, segment: segment.path }, 'spool: write failed');
@@ -461,6 +470,7 @@ export class Spool {
     const most = prefillOf(this.opts);
     const max = this.opts.maxSegmentBytes ?? DEFAULT_MAX_SEGMENT;
     if (this.filling !== undefined || most === 0 || segment.lastFill === 0 || segment !== this.current) return;
+    if (this.batchBytes >= FILL_ONLY_BELOW_BATCH_BYTES) return;
     if (segment.zeroedTo - segment.size >= segment.lastFill / 2 || segment.zeroedTo >= max) return;
     const bytes = Math.min(most, Math.max(segment.lastFill * 2, FIRST_PREFILL_BYTES));
     const from = Math.max(segment.zeroedTo, segment.size);
