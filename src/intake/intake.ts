@@ -11,6 +11,7 @@ import { SmtpError } from '../mail/reply.js';
 import type { Spool } from '../spool/spool.js';
 import { countReceivedHeaders } from './loop-check.js';
 import { receivedHeader } from './received-header.js';
+import { prepend } from '../util/headroom.js';
 
 export interface IntakeOptions {
   readonly spool: Spool;
@@ -44,7 +45,7 @@ export class Intake {
     if (options.loopCheck) this.refuseLoop(envelope, message);
     const queueId = this.opts.queueIds.next();
     const received = receivedHeader(envelope, { hostname: this.opts.hostname, queueId, recordAuthUser: options.recordAuthUser });
-    const spooled = Buffer.concat([Buffer.from(received, 'utf8'), message]);
+    const spooled = prepend(Buffer.from(received, 'utf8'), message);
     try {
       await this.opts.spool.append(queueId, envelope, spooled);
     } catch (err) {

@@ -1,6 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MessageBody, type MessageBodyLimits } from './message-body.js';
+import { prepend } from '../util/headroom.js';
 
 const limits: MessageBodyLimits = { maxMessageSize: 1000, maxTextLine: 100, bareNewline: 'reject' };
 
@@ -16,6 +17,20 @@ describe('MessageBody', () => {
     assert.ok(verdict.ok);
     assert.equal(verdict.message.toString(), 'Subject: hi\r\n\r\nbody\r\n');
     assert.equal(verdict.size, 21);
+  });
+
+  test('a big body from several appends leaves room for the Received header in front; a small one does not need it', () => {
+    const line = `${'x'.repeat(62)}\r\n`;
+    const pieces = [line.repeat(100), line.repeat(100)];
+    const big = collect(pieces, { maxMessageSize: 1 << 20 });
+    assert.ok(big.ok);
+    assert.equal(big.message.toString('latin1'), pieces.join(''));
+    const spooled = prepend(Buffer.from('Received: by us\r\n'), big.message);
+    assert.equal(spooled.buffer, big.message.buffer, 'the header went into the room, the body was not copied');
+    assert.equal(spooled.toString('latin1'), `Received: by us\r\n${pieces.join('')}`);
+    const small = collect(['Subject: hi\r\n', '\r\nbody\r\n']);
+    assert.ok(small.ok);
+    assert.equal(prepend(Buffer.from('Received: by us\r\n'), small.message).toString(), 'Received: by us\r\nSubject: hi\r\n\r\nbody\r\n');
   });
 
   test('a CRLF split across appends is not a bare CR', () => {

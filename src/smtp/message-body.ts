@@ -5,8 +5,16 @@
 // are slices, not copies.
 
 import { reply, type Reply } from '../mail/reply.js';
+import { withHeadroom } from '../util/headroom.js';
 
 const LF = 0x0a;
+/** Room for our Received header (about 200-400 octets) in front of a body assembled from parts. */
+const RECEIVED_HEADROOM = 1024;
+/**
+ * Smaller bodies are joined into Node's shared buffer pool (Buffer.concat) and copied again with
+ * the header: cheaper than a buffer of their own, which is what a bigger one gets anyway.
+ */
+const OWN_BUFFER_BYTES = 8 * 1024;
 const LF_ONLY = Buffer.from('\n');
 const CR_ONLY = Buffer.from('\r');
 
@@ -124,9 +132,17 @@ export class MessageBody {
       };
     }
     const [only] = this.parts;
-    const message = only !== undefined && this.parts.length === 1 ? only : Buffer.concat(this.parts, size);
+    const message = only !== undefined && this.parts.length === 1 ? only : size < OWN_BUFFER_BYTES ? Buffer.concat(this.parts, size) : this.joined(size);
     this.parts = [];
     return { ok: true, message, size };
+  }
+
+  /** The parts in one buffer, with room in front for the Received header (util/headroom.ts). */
+  private joined(size: number): Buffer {
+    const message = withHeadroom(RECEIVED_HEADROOM, size);
+    let at = 0;
+    for (const part of this.parts) at += part.copy(message, at);
+    return message;
   }
 
   private get normalizing(): boolean {
