@@ -132,13 +132,14 @@ export class MessageBody {
       };
     }
     const [only] = this.parts;
-    const message = only !== undefined && this.parts.length === 1 ? only : size < OWN_BUFFER_BYTES ? Buffer.concat(this.parts, size) : this.joined(size);
+    const message = only !== undefined && this.parts.length === 1 ? only : this.joined(size);
     this.parts = [];
     return { ok: true, message, size };
   }
 
-  /** The parts in one buffer, with room in front for the Received header (util/headroom.ts). */
+  /** The parts in one buffer; a big one with room in front for the Received header (util/headroom.ts). */
   private joined(size: number): Buffer {
+    if (size < OWN_BUFFER_BYTES) return Buffer.concat(this.parts, size);
     const message = withHeadroom(RECEIVED_HEADROOM, size);
     let at = 0;
     for (const part of this.parts) at += part.copy(message, at);

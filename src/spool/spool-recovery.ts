@@ -100,7 +100,6 @@ async function recoverSegment(
       end = offset;
       continue;
     }
-    if (allZero(buf, offset)) break;
     const next = resynchronize(buf, offset + 1, salt);
     if (next === undefined) break;
     logger.error({ path, offset, skipped: next - offset, reason: result.reason }, 'spool: skipped a damaged record');
