@@ -29,6 +29,30 @@ describe('AuthThrottle', () => {
     assert.equal(lines.length, 1);
   });
 
+  test('update() applies new limits to the counts so far; a running lockout keeps its end', () => {
+    const { throttle, clock } = setup({ ipMaxFailures: 10, ipLockoutMs: 10 * MINUTE, accountMaxFailures: 100 });
+    throttle.failure('192.0.2.1', undefined);
+    throttle.failure('192.0.2.1', undefined);
+    for (let i = 0; i < 10; i++) throttle.failure('198.51.100.7', undefined);
+    const base = authThrottleOptions(configSchema.parse({}).auth.throttle);
+    throttle.update({ ...base, ipMaxFailures: 3, ipLockoutMs: MINUTE, accountMaxFailures: 100 });
+    assert.equal(throttle.beforeAttempt('192.0.2.1'), undefined);
+    throttle.failure('192.0.2.1', undefined);
+    assert.deepEqual(throttle.beforeAttempt('192.0.2.1'), AUTH_LOCKED_OUT);
+    // Locked before the update for 10 minutes: still locked after the new lockout's minute.
+    clock.now += 2 * MINUTE;
+    assert.deepEqual(throttle.beforeAttempt('198.51.100.7'), AUTH_LOCKED_OUT);
+    assert.equal(throttle.beforeAttempt('192.0.2.1'), undefined);
+  });
+
+  test('update() with a smaller max_tracked forgets the least recently counted', () => {
+    const { throttle } = setup({ ipMaxFailures: 2, accountMaxFailures: 100 });
+    for (const ip of ['192.0.2.1', '192.0.2.2', '192.0.2.3']) throttle.failure(ip, undefined);
+    const base = authThrottleOptions(configSchema.parse({}).auth.throttle);
+    throttle.update({ ...base, ipMaxFailures: 2, accountMaxFailures: 100, maxTracked: 2 });
+    assert.deepEqual(throttle.records().ips.map(([ip]) => ip), ['192.0.2.2', '192.0.2.3']);
+  });
+
   test('an account is locked by failures seen elsewhere too', () => {
     const { throttle } = setup({ accountMaxFailures: 2 });
     throttle.failureElsewhere('192.0.2.1', 'alice@ours.test');

@@ -92,20 +92,38 @@ interface Limit {
 export class AuthThrottle {
   private readonly ips: LruMap<string, FailureRecord>;
   private readonly accounts: LruMap<string, FailureRecord>;
-  private readonly ipLimit: Limit;
-  private readonly accountLimit: Limit;
+  private opts: AuthThrottleOptions;
+  private ipLimit!: Limit;
+  private accountLimit!: Limit;
   private readonly now: () => number;
 
-  constructor(private readonly opts: AuthThrottleOptions) {
+  constructor(opts: AuthThrottleOptions) {
+    this.opts = opts;
     this.ips = new LruMap(opts.maxTracked);
     this.accounts = new LruMap(opts.maxTracked);
+    this.setLimits(opts);
+    this.now = opts.now ?? Date.now;
+  }
+
+  /**
+   * New limits from a reloaded [auth.throttle]; the counts are kept. A record is judged by the
+   * new limits from now on (a lockout already running ends when it was set to); smaller tables
+   * forget their least recently used entries.
+   */
+  update(next: Omit<AuthThrottleOptions, 'logger' | 'now'>): void {
+    this.opts = { ...this.opts, ...next };
+    this.setLimits(this.opts);
+    this.ips.resize(next.maxTracked);
+    this.accounts.resize(next.maxTracked);
+  }
+
+  private setLimits(opts: AuthThrottleOptions): void {
     this.ipLimit = { maxFailures: opts.ipMaxFailures, windowMs: opts.ipWindowMs, lockoutMs: opts.ipLockoutMs };
     this.accountLimit = {
       maxFailures: opts.accountMaxFailures,
       windowMs: opts.accountWindowMs,
       lockoutMs: opts.accountLockoutMs,
     };
-    this.now = opts.now ?? Date.now;
   }
 
   /** Before an AUTH exchange: undefined = go ahead; a Reply = refuse (the IP is locked out). */

@@ -117,6 +117,17 @@ describe('AccountRateLimiter', () => {
     await l.close();
   });
 
+  test('update() sets new default limits and keeps the counts; per-user overrides still win', async () => {
+    const l = limiter(10, 0);
+    assert.equal(await sendAllowed(l, ALICE, 3), 3);
+    l.update({ maxMessagesPerHour: 4, maxRecipientsPerDay: 2 });
+    assert.equal(await sendAllowed(l, ALICE, 5), 1);
+    assert.equal((await l.checkRecipient('bob@ours.test', 2))?.code, 450);
+    await store.setUserLimits(ALICE, { maxMessagesPerHour: 6 });
+    assert.equal(await sendAllowed(l, ALICE, 5), 2);
+    await l.close();
+  });
+
   test('counters survive closing and reopening the store', async () => {
     const first = limiter(5, 100);
     assert.equal(await sendAllowed(first, ALICE, 4), 4);

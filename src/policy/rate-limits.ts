@@ -51,9 +51,14 @@ export class AccountRateLimiter {
 
   constructor(
     private readonly store: SubmissionStore,
-    private readonly opts: RateLimitOptions,
+    private opts: RateLimitOptions,
   ) {
     this.now = opts.now ?? Date.now;
+  }
+
+  /** New default limits from a reloaded [submission]; the counts are kept. */
+  update(limits: Pick<RateLimitOptions, 'maxMessagesPerHour' | 'maxRecipientsPerDay'>): void {
+    this.opts = { ...this.opts, ...limits };
   }
 
   /** At MAIL FROM: may the account start another message? */

@@ -23,8 +23,13 @@ export interface SenderIdentityOptions {
 export class SenderIdentityPolicy {
   constructor(
     private readonly store: DirectoryStore & SubmissionStore,
-    private readonly opts: SenderIdentityOptions,
+    private opts: SenderIdentityOptions,
   ) {}
+
+  /** New options from a reloaded config. */
+  update(opts: SenderIdentityOptions): void {
+    this.opts = opts;
+  }
 
   /** At MAIL FROM: undefined = allowed; else 553 5.7.1. `sender` is '' for the null sender. */
   async checkEnvelopeSender(account: string, sender: string): Promise<Reply | undefined> {

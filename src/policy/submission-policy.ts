@@ -7,13 +7,17 @@ import type { Config } from '../config/schema.js';
 import type { DirectoryStore, SubmissionStore } from '../store/store.js';
 import { AuthThrottle, authThrottleOptions } from './auth-throttle.js';
 import { AccountRateLimiter, type AccountRates } from './rate-limits.js';
-import { SenderIdentityPolicy } from './sender-identity.js';
+import { SenderIdentityPolicy, type SenderIdentityOptions } from './sender-identity.js';
 
 export interface SubmissionPolicy {
   readonly senderIdentity: SenderIdentityPolicy;
   /** Call close() on shutdown, before the store closes: it saves the last counts. */
   readonly rateLimiter: AccountRates;
   readonly authThrottle: AuthThrottle;
+  /**
+   * A reloaded config's [submission] and [auth.throttle]: the counts and lockouts are kept.
+   */
+  update(next: Config): void;
 }
 
 /** `rates`: counts kept elsewhere (another process); by default this process keeps them. */
@@ -23,20 +27,35 @@ export function createSubmissionPolicy(
   logger: Logger,
   rates?: AccountRates,
 ): SubmissionPolicy {
+  const senderIdentity = new SenderIdentityPolicy(store, senderIdentityOptions(config));
+  // Counts kept in another process are that process's to update.
+  const ownRates = rates === undefined ? accountRateLimiter(store, config, logger) : undefined;
+  const rateLimiter: AccountRates = ownRates ?? (rates as AccountRates);
+  const authThrottle = new AuthThrottle(authThrottleOptions(config.auth.throttle, { logger }));
   return {
-    senderIdentity: new SenderIdentityPolicy(store, {
-      defaultPolicy: config.submission.sender_policy,
-      recipientDelimiter: config.recipient_delimiter,
-    }),
-    rateLimiter: rates ?? accountRateLimiter(store, config, logger),
-    authThrottle: new AuthThrottle(authThrottleOptions(config.auth.throttle, { logger })),
+    senderIdentity,
+    rateLimiter,
+    authThrottle,
+    update(next) {
+      senderIdentity.update(senderIdentityOptions(next));
+      ownRates?.update(accountLimits(next));
+      authThrottle.update(authThrottleOptions(next.auth.throttle));
+    },
   };
 }
 
+function senderIdentityOptions(config: Config): SenderIdentityOptions {
+  return { defaultPolicy: config.submission.sender_policy, recipientDelimiter: config.recipient_delimiter };
+}
+
 export function accountRateLimiter(store: SubmissionStore, config: Config, logger: Logger): AccountRateLimiter {
-  return new AccountRateLimiter(store, {
+  return new AccountRateLimiter(store, { ...accountLimits(config), logger });
+}
+
+/** The default per-account limits of [submission]. */
+export function accountLimits(config: Config): { maxMessagesPerHour: number; maxRecipientsPerDay: number } {
+  return {
     maxMessagesPerHour: config.submission.max_messages_per_hour,
     maxRecipientsPerDay: config.submission.max_recipients_per_day,
-    logger,
-  });
+  };
 }

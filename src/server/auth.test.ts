@@ -10,6 +10,8 @@ import path from 'node:path';
 import type tls from 'node:tls';
 import { pino } from 'pino';
 import { computeUserSecrets } from '../auth/user-secrets.js';
+import { stringify } from 'smol-toml';
+import { loadConfig } from '../config/load.js';
 import { configSchema } from '../config/schema.js';
 import { ScramClient } from '../sasl/scram-client.js';
 import { openSqliteStore } from '../store/sqlite-store.js';
@@ -29,7 +31,7 @@ afterEach(async () => {
   for (const undo of cleanups.splice(0).reverse()) await undo();
 });
 
-async function start(extra: Record<string, unknown> = {}): Promise<TestServer> {
+async function start(extra: Record<string, unknown> = {}, opts: { configFile?: boolean } = {}): Promise<TestServer> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'postern-auth-'));
   fs.chmodSync(dir, 0o755);
   cleanups.push(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -41,17 +43,29 @@ async function start(extra: Record<string, unknown> = {}): Promise<TestServer> {
   await store.close();
   const logs: Record<string, unknown>[] = [];
   const logger = pino({ level: 'info' }, { write: (line: string) => void logs.push(JSON.parse(line)) });
-  const config = configSchema.parse({
+  const settings = configSettings(dir, extra);
+  if (opts.configFile !== true) {
+    const server = await startServer(configSchema.parse(settings), { logger });
+    cleanups.push(() => server.stop());
+    return testServer(server, dir, logs);
+  }
+  // The server reads this file again on reload(): rewrite it with configSettings(t.dir, ...).
+  const configPath = path.join(dir, 'postern.toml');
+  fs.writeFileSync(configPath, stringify(settings));
+  const server = await startServer(loadConfig(configPath).config, { logger, configPath });
+  cleanups.push(() => server.stop());
+  return testServer(server, dir, logs);
+}
+
+function configSettings(dir: string, extra: Record<string, unknown>): Record<string, unknown> {
+  return {
     hostname: 'mx.example.test',
     data_dir: dir,
     user: '',
     listen: { mx: ['127.0.0.1:0'], submission: ['127.0.0.1:0'], submissions: ['127.0.0.1:0'], pop3: [], pop3s: [], http: [], https: [], metrics: [] },
     ...extra,
     auth: { throttle: { delay_ms: 0 }, ...(extra.auth as object | undefined) },
-  });
-  const server = await startServer(config, { logger });
-  cleanups.push(() => server.stop());
-  return testServer(server, dir, logs);
+  };
 }
 
 /** Connected to the submission port, greeted and EHLO'd: plaintext still. */
@@ -222,6 +236,26 @@ describe('submission policy through the server', () => {
     const c = await loggedIn(t);
     assert.match(await send(c, ALICE, 'friend@remote.test', `From: ${ALICE}\r\n\r\none`), /^250 2\.0\.0 /);
     assert.match((await c.command(`MAIL FROM:<${ALICE}>`)).raw, /^450 4\.7\.1 .*1 messages per hour/);
+  });
+
+  test('a reload applies new [auth.throttle] and [submission] limits and keeps the counts', async () => {
+    await awayFromHourBoundary();
+    const before = { submission: { max_messages_per_hour: 0 }, auth: { throttle: { delay_ms: 0, account_max_failures: 10 } } };
+    const t = await start(before, { configFile: true });
+    const bob = await loggedIn(t, BOB);
+    assert.match(await send(bob, BOB, 'friend@remote.test', `From: ${BOB}\r\n\r\none`), /^250 2\.0\.0 /);
+    const { c } = await tlsSubmission(t);
+    for (const guess of ['guess1', 'guess2']) assert.match((await c.command(`AUTH PLAIN ${plain(ALICE, guess)}`)).raw, /^535 5\.7\.8 /);
+
+    const after = { submission: { max_messages_per_hour: 1 }, auth: { throttle: { delay_ms: 0, account_max_failures: 3 } } };
+    fs.writeFileSync(path.join(t.dir, 'postern.toml'), stringify(configSettings(t.dir, after)));
+    await t.server.reload();
+    // The third failure reaches the new limit: the two before the reload still count.
+    assert.match((await c.command(`AUTH PLAIN ${plain(ALICE, 'guess3')}`)).raw, /^535 5\.7\.8 /);
+    const { c: again } = await tlsSubmission(t);
+    assert.match((await again.command(`AUTH PLAIN ${plain(ALICE, PASSWORD)}`)).raw, /^535 5\.7\.8 /);
+    // And Bob's message before the reload counts against the new hourly limit of 1.
+    assert.match((await bob.command(`MAIL FROM:<${BOB}>`)).raw, /^450 4\.7\.1 .*1 messages per hour/);
   });
 
   test('received_auth = true names the account in the Received header', async () => {

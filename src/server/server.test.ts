@@ -309,6 +309,14 @@ describe('reload and stop', () => {
     const secure = await fresh.startTls();
     assert.match(String(secure.getPeerCertificate().subject?.CN), /^mx2\.example\.test$/);
 
+    assert.ok(!t.logs.some((l) => String(l.msg).includes('read at start only')));
+
+    // What the running queue and sockets were built from waits for a restart, and the log says so.
+    fs.writeFileSync(file, `${toml('mx2.example.test')}[queue]\ngive_up = "2d"\n[relay]\nsmarthost = "relay.example.test:587"\n`);
+    await t.server.reload();
+    const warned = t.logs.filter((l) => String(l.msg).includes('read at start only'));
+    assert.deepEqual(warned.map((l) => [l.level, l.keys, l.msg]), [[40, ['queue', 'relay'], 'queue, relay: changed, but read at start only; restart to apply']]);
+
     fs.writeFileSync(file, 'hostname = \n');
     await t.server.reload();
     assert.ok(t.logs.some((l) => l.msg === 'reload failed; still running with the previous config'));

@@ -245,8 +245,8 @@ export class Postern implements RunningServer {
   private config: Config;
   private limiter: ConnectionLimiter;
   /**
-   * One per server: AUTH failure counts and per-account message counts must survive a reload
-   * (its [auth.throttle] and [submission] limit changes apply after a restart).
+   * One per server: AUTH failure counts and per-account message counts must survive a reload,
+   * which changes only its limits.
    */
   private readonly submission: SubmissionPolicy;
   /** One per server, like submission: a reload must not hand a flooding client a fresh count. */
@@ -295,6 +295,7 @@ export class Postern implements RunningServer {
     logger.level = next.log.level;
     this.limiter = reloadedLimiter(this.limiter, this.config, next);
     this.clientRates.update(clientRateRules(next));
+    this.submission.update(next);
     this.config = next;
     this.web.update(this.site(next));
     this.reception.update(this.receptionSettings(next));
@@ -505,11 +506,13 @@ export function configForReload(current: Config, configPath: string | undefined,
       return undefined;
     }
   }
-  if (JSON.stringify(next.listen) !== JSON.stringify(current.listen) || next.data_dir !== current.data_dir || next.workers !== current.workers) {
-    logger.warn('[listen], data_dir and workers changes take effect only after a restart');
-  }
+  const changed = READ_AT_START.filter((key) => JSON.stringify(next[key]) !== JSON.stringify(current[key]));
+  if (changed.length > 0) logger.warn({ keys: changed }, `${changed.join(', ')}: changed, but read at start only; restart to apply`);
   return next;
 }
+
+/** What a reload cannot change: the sockets, the processes and the queue with its couriers. */
+const READ_AT_START = ['listen', 'data_dir', 'user', 'workers', 'queue', 'relay', 'dkim', 'delivery', 'dovecot'] as const satisfies readonly (keyof Config)[];
 
 function oneLine(err: unknown): string {
   return firstLine(err instanceof Error ? err.message : String(err));

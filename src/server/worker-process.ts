@@ -16,7 +16,7 @@ import { registry, setQueueDepthSource } from '../metrics/metrics.js';
 import type { AccountRates } from '../policy/rate-limits.js';
 import type { AuthThrottle } from '../policy/auth-throttle.js';
 import type { AuthGuard } from '../smtp/session-host.js';
-import { accountRateLimiter } from '../policy/submission-policy.js';
+import { accountLimits, accountRateLimiter } from '../policy/submission-policy.js';
 import { SrsCodec } from '../srs/srs.js';
 import { loadSrsSecret } from '../srs/srs-secret.js';
 import { openSqliteStore } from '../store/sqlite-store.js';
@@ -126,6 +126,7 @@ async function queueOwner(config: Config, logger: Logger): Promise<Role> {
           void registry.getMetricsAsJSON().then((metrics) => send({ type: 'collected', id: m.id, metrics }));
         } else if (m.type === 'reload') {
           logger.level = m.config.log.level;
+          rates.update(accountLimits(m.config));
         }
       },
       stop: () => undoAll(cleanup),

@@ -88,6 +88,8 @@ export class Primary {
   private readonly rates: ClientRateLimits;
   /** The session workers' AUTH and message counts, relayed: what a worker started again needs. */
   private readonly counts: SharedCounts;
+  /** The server-wide AUTH counts (inside counts), under the reloaded [auth.throttle]. */
+  private readonly throttle: AuthThrottle;
   private nextConnection = 1;
   private nextCollect = 1;
   private roundRobin = 0;
@@ -106,9 +108,9 @@ export class Primary {
   ) {
     this.limiter = newLimiter(config);
     this.rates = new ClientRateLimits(clientRateRules(config), { logger: deps.logger });
-    // Options fixed at start, like a session worker's throttle ([auth.throttle] needs a restart).
     // No logger: the worker that saw a failure has logged it.
-    this.counts = new SharedCounts(new AuthThrottle(authThrottleOptions(config.auth.throttle)), this.rates);
+    this.throttle = new AuthThrottle(authThrottleOptions(config.auth.throttle));
+    this.counts = new SharedCounts(this.throttle, this.rates);
     const child = (role: WorkerRole): Child => ({ role, process: undefined, ready: false, restartDelayMs: 100, connections: new Map() });
     this.queueOwner = child({ kind: 'queue' });
     this.sessions = Array.from({ length: count }, (_, index) => child({ kind: 'sessions', index }));
@@ -166,6 +168,7 @@ export class Primary {
     logger.level = next.log.level;
     this.limiter = reloadedLimiter(this.limiter, this.config, next);
     this.rates.update(clientRateRules(next));
+    this.throttle.update(authThrottleOptions(next.auth.throttle));
     this.config = next;
     this.broadcastReload();
     logger.info({ config: configPath ?? null }, 'reloaded');

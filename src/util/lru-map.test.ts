@@ -40,6 +40,21 @@ describe('LruMap', () => {
 
   test('a capacity below 1 is a programming error', () => {
     assert.throws(() => new LruMap(0), RangeError);
+    assert.throws(() => new LruMap(1).resize(0), RangeError);
+  });
+
+  test('resize() below the size forgets the least recently used first; above it, lets the map grow', () => {
+    const m = new LruMap<string, number>(4);
+    for (const [i, k] of ['a', 'b', 'c', 'd'].entries()) m.set(k, i);
+    m.get('a');
+    m.resize(2);
+    assert.deepEqual([...m.entries()], [['d', 3], ['a', 0]]);
+    m.resize(3);
+    m.set('e', 4);
+    assert.deepEqual([...m.entries()], [['d', 3], ['a', 0], ['e', 4]]);
+    m.set('f', 5);
+    assert.equal(m.size, 3);
+    assert.equal(m.has('d'), false);
   });
 
   test('entries() lists least recently used first, without making any used', () => {

@@ -5,8 +5,15 @@
 export class LruMap<K, V> {
   private readonly map = new Map<K, V>();
 
-  constructor(private readonly capacity: number) {
-    if (!(capacity >= 1)) throw new RangeError(`LruMap capacity must be at least 1, got ${capacity}`);
+  constructor(private capacity: number) {
+    checkCapacity(capacity);
+  }
+
+  /** A new cap; when it is below the size, the least recently used entries go. */
+  resize(capacity: number): void {
+    checkCapacity(capacity);
+    this.capacity = capacity;
+    while (this.map.size > capacity) this.map.delete(this.map.keys().next().value as K);
   }
 
   get size(): number {
@@ -49,4 +56,8 @@ export class LruMap<K, V> {
   oldest(): [K, V] | undefined {
     return this.map.entries().next().value;
   }
+}
+
+function checkCapacity(capacity: number): void {
+  if (!(capacity >= 1)) throw new RangeError(`LruMap capacity must be at least 1, got ${capacity}`);
 }
