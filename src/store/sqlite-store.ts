@@ -63,7 +63,10 @@ class SqliteStore implements Store {
   private readonly submission: SqliteSubmissionTables;
   private readonly queue: SqliteQueueTables;
   private readonly greylist: SqliteGreylistTables;
-  /** isLocalDomain, getUser and aliasTargets, while the database is unchanged (read-cache.ts). */
+  /**
+   * isLocalDomain, getUser, aliasTargets, getUserLimits and listSenderGrants, while the database
+   * is unchanged (read-cache.ts).
+   */
   private readonly cache: ReadCache;
   // Prepared once: preparing parses SQL, and lookups run for every RCPT TO.
   private readonly sql: {
@@ -268,7 +271,8 @@ class SqliteStore implements Store {
   // --- submission policy (see sqlite-submission.ts) ---
 
   async getUserLimits(account: string): Promise<UserLimits> {
-    return this.submission.getUserLimits(account);
+    // Asked three times per submitted message (sender policy at MAIL and after DATA, rates at MAIL).
+    return this.cache.get(`limits ${account}`, () => Object.freeze(this.submission.getUserLimits(account)));
   }
 
   async setUserLimits(account: string, change: UserLimitsChange): Promise<void> {
@@ -283,8 +287,8 @@ class SqliteStore implements Store {
     return this.submission.removeSenderGrant(account, sender);
   }
 
-  async listSenderGrants(account: string): Promise<string[]> {
-    return this.submission.listSenderGrants(account);
+  async listSenderGrants(account: string): Promise<readonly string[]> {
+    return this.cache.get(`grants ${account}`, () => Object.freeze(this.submission.listSenderGrants(account)));
   }
 
   async loadSubmissionCounters(account: string): Promise<SubmissionCounters | undefined> {

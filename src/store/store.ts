@@ -168,7 +168,7 @@ export interface SubmissionStore {
   /** `sender` is an address or "@domain"; StoreError for an unknown user or a duplicate. */
   addSenderGrant(account: string, sender: string): Promise<void>;
   removeSenderGrant(account: string, sender: string): Promise<boolean>;
-  listSenderGrants(account: string): Promise<string[]>;
+  listSenderGrants(account: string): Promise<readonly string[]>;
   loadSubmissionCounters(account: string): Promise<SubmissionCounters | undefined>;
   /** Writes the counters of several accounts in one transaction. */
   saveSubmissionCounters(entries: ReadonlyMap<string, SubmissionCounters>): Promise<void>;
