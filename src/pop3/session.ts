@@ -134,6 +134,8 @@ export class Pop3Session {
     if (this.mode.kind === 'tls-handshake') return;
     this.input.push(chunk);
     if (this.started) this.kick();
+    // What the commands handled so far left unread outlives this call: the chunk may not.
+    this.input.keep();
   }
 
   /** The autologout timer ran out (RFC 1939 3): close without entering UPDATE. */

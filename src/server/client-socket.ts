@@ -10,6 +10,7 @@ import type { Logger } from 'pino';
 import type { ConnectionOutcome } from '../log/mail-log.js';
 import type { TlsInfo } from '../mail/tls-info.js';
 import { tlsHandshake, tlsInfoOf, type HandshakeCertificates } from '../tls/tls-handshake.js';
+import { hasSharedReads, setReader, withSharedReads } from './shared-reads.js';
 
 /** After we end() a connection, how long the client gets to close its side before we cut it. */
 const LINGER_MS = 5_000;
@@ -35,18 +36,24 @@ export abstract class ClientSocket {
   protected readonly startedAt = performance.now();
   private lingerTimer: NodeJS.Timeout | undefined;
 
+  /** `plainFirst`: the protocol starts in plain text (no implicit TLS); it is read through shared-reads.ts. */
   protected constructor(
-    socket: net.Socket,
+    accepted: net.Socket,
     readonly clientIp: string,
     readonly clientPort: number,
     private readonly socketSettings: SocketSettings,
+    plainFirst: boolean,
   ) {
+    const socket = plainFirst ? withSharedReads(accepted) : accepted;
     this.socket = socket;
     socket.setNoDelay(true);
     socket.on('error', this.onError);
   }
 
-  /** Bytes from the client, for the session. */
+  /**
+   * Bytes from the client, for the session. They may be valid only until this returns (the
+   * shared read buffer, shared-reads.ts): what the session keeps, it copies.
+   */
   protected abstract received(chunk: Buffer): void;
   /** The client hung up (or the socket was destroyed). */
   protected abstract hungUp(): void;
@@ -96,6 +103,7 @@ export abstract class ClientSocket {
     this.upgrading = true;
     this.pauseTimers();
     plain.off('data', this.onData);
+    setReader(plain, undefined);
     plain.off('close', this.onClose);
     let secure: tls.TLSSocket;
     try {
@@ -142,7 +150,8 @@ export abstract class ClientSocket {
   }
 
   protected attach(socket: net.Socket): void {
-    socket.on('data', this.onData);
+    if (hasSharedReads(socket)) setReader(socket, this.onData);
+    else socket.on('data', this.onData);
     socket.on('close', this.onClose);
     // Listeners accept with pauseOnConnect; a 'data' listener alone does not start the flow then.
     if (!this.paused) socket.resume();

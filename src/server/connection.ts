@@ -30,7 +30,7 @@ export class Connection extends ClientSocket implements SessionIo {
     private readonly settings: ConnectionSettings,
     private readonly onFinished: (c: Connection) => void,
   ) {
-    super(socket, clientIp, clientPort, settings);
+    super(socket, clientIp, clientPort, settings, listener !== 'submissions');
   }
 
   /** Starts the dialogue: implicit TLS first on the submissions listener (RFC 8314 3.3). */

@@ -29,7 +29,7 @@ export class Pop3Connection extends ClientSocket implements Pop3Io {
     private readonly settings: Pop3ConnectionSettings,
     private readonly onFinished: (c: Pop3Connection) => void,
   ) {
-    super(socket, clientIp, clientPort, settings);
+    super(socket, clientIp, clientPort, settings, listener === 'pop3');
   }
 
   /** Starts the dialogue: implicit TLS first on pop3s (RFC 8314 3.3). */

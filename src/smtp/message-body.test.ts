@@ -5,9 +5,15 @@ import { prepend } from '../util/headroom.js';
 
 const limits: MessageBodyLimits = { maxMessageSize: 1000, maxTextLine: 100, bareNewline: 'reject' };
 
+/** Appends each piece from the same memory, overwritten after the call, as a socket's shared read buffer is. */
 function collect(pieces: string[], overrides: Partial<MessageBodyLimits> = {}) {
   const body = new MessageBody({ ...limits, ...overrides });
-  for (const piece of pieces) body.append(Buffer.from(piece, 'latin1'));
+  const memory = Buffer.alloc(Math.max(0, ...pieces.map((p) => p.length)));
+  for (const piece of pieces) {
+    const view = memory.subarray(0, memory.write(piece, 'latin1'));
+    body.append(view);
+    view.fill(0xee);
+  }
   return body.finish();
 }
 
@@ -31,6 +37,38 @@ describe('MessageBody', () => {
     const small = collect(['Subject: hi\r\n', '\r\nbody\r\n']);
     assert.ok(small.ok);
     assert.equal(prepend(Buffer.from('Received: by us\r\n'), small.message).toString(), 'Received: by us\r\nSubject: hi\r\n\r\nbody\r\n');
+  });
+
+  test('bodies across many 64 KiB blocks, one after the other, each come out whole', () => {
+    const line = (n: number) => `${String(n).padStart(6, '0')}${'y'.repeat(70)}\r\n`;
+    for (const lines of [1, 900, 2000, 5000]) {
+      const text = Array.from({ length: lines }, (_, i) => line(i)).join('');
+      // Uneven pieces, so that block edges and piece edges fall everywhere.
+      const pieces: string[] = [];
+      for (let at = 0; at < text.length; at += 7919) pieces.push(text.slice(at, at + 7919));
+      const verdict = collect(pieces, { maxMessageSize: 1 << 22 });
+      assert.ok(verdict.ok);
+      assert.equal(verdict.size, text.length);
+      assert.equal(verdict.message.toString('latin1'), text);
+    }
+  });
+
+  test('two bodies filled at once keep their own blocks, also when one ends and its blocks are taken again', () => {
+    const a = new MessageBody({ ...limits, maxMessageSize: 1 << 20 });
+    const b = new MessageBody({ ...limits, maxMessageSize: 1 << 20 });
+    const c = new MessageBody({ ...limits, maxMessageSize: 1 << 20 });
+    const text = (ch: string) => `${ch.repeat(98)}\r\n`.repeat(1000);
+    a.append(Buffer.from(text('a')));
+    b.append(Buffer.from(text('b')));
+    const first = a.finish();
+    c.append(Buffer.from(text('c')));
+    b.append(Buffer.from(text('B')));
+    const second = b.finish();
+    const third = c.finish();
+    assert.ok(first.ok && second.ok && third.ok);
+    assert.equal(first.message.toString(), text('a'));
+    assert.equal(second.message.toString(), text('b') + text('B'));
+    assert.equal(third.message.toString(), text('c'));
   });
 
   test('a CRLF split across appends is not a bare CR', () => {

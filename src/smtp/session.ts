@@ -267,6 +267,8 @@ export class SmtpSession {
     if (this.mode.kind === 'tls-handshake') return;
     this.input.push(chunk);
     this.kick();
+    // What the commands handled so far left unread outlives this call: the chunk may not.
+    this.input.keep();
   }
 
   timeout(): void {

@@ -2,6 +2,8 @@
 // at a time and may wait on policy, a password hash or the disk; what a pipelining client sends
 // meanwhile waits here. Backpressure: past a high-water mark the socket is paused, so a client
 // cannot make us buffer without bound; it resumes once the session has worked through the backlog.
+// A chunk may be the caller's only until it returns (server/shared-reads.ts): keep() copies what
+// is left of it.
 
 /** The two things the queue asks of the connection. */
 export interface Flow {
@@ -14,6 +16,8 @@ const HIGH_WATER = 1024 * 1024;
 
 export class InputQueue {
   private chunks: Buffer[] = [];
+  /** The last this many chunks are the caller's, not copied yet (see keep). */
+  private borrowed = 0;
   private offset = 0;
   private buffered = 0;
   private paused = false;
@@ -23,13 +27,30 @@ export class InputQueue {
     private readonly highWater = HIGH_WATER,
   ) {}
 
+  /** Queues `chunk`, which stays the caller's until keep() is called. */
   push(chunk: Buffer): void {
     this.chunks.push(chunk);
+    this.borrowed++;
     this.buffered += chunk.length;
     if (!this.paused && this.buffered > this.highWater) {
       this.paused = true;
       this.io.pause();
     }
+  }
+
+  /**
+   * Copies the unread part of every chunk pushed since the last keep(): after this, the caller
+   * may reuse their memory. What was read meanwhile is not copied at all.
+   */
+  keep(): void {
+    const count = this.chunks.length;
+    for (let i = Math.max(0, count - this.borrowed); i < count; i++) {
+      const chunk = this.chunks[i] as Buffer;
+      const start = i === 0 ? this.offset : 0;
+      this.chunks[i] = Buffer.from(chunk.subarray(start));
+      if (i === 0) this.offset = 0;
+    }
+    this.borrowed = 0;
   }
 
   /** The oldest unread chunk and where its unread part starts; undefined when all is read. */
@@ -47,6 +68,7 @@ export class InputQueue {
     if (this.offset >= chunk.length) {
       this.chunks.shift();
       this.offset = 0;
+      this.borrowed = Math.min(this.borrowed, this.chunks.length);
     }
   }
 
@@ -58,6 +80,7 @@ export class InputQueue {
   /** Forgets all unread input (STARTTLS, RFC 3207 6; STLS, RFC 2595 4; or the end of the session). */
   clear(opts: { resume: boolean }): void {
     this.chunks = [];
+    this.borrowed = 0;
     this.offset = 0;
     this.buffered = 0;
     if (this.paused && opts.resume) this.resume();

@@ -25,6 +25,8 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
 export class LineReader {
   /** Pieces of a line that spans chunks. */
   private pieces: Buffer[] = [];
+  /** The first this many pieces are copies of their own (see read). */
+  private kept = 0;
   private length = 0;
   /** Whether the last byte taken (possibly at the end of the previous chunk) was CR. */
   private afterCr = false;
@@ -37,6 +39,14 @@ export class LineReader {
 
   /** Reads at most one line from `chunk` starting at `offset`. */
   read(chunk: Buffer, offset: number): LineRead {
+    const result = this.readLine(chunk, offset);
+    // A line still open keeps its pieces past this call; the chunk may be the caller's only
+    // until it returns (server/shared-reads.ts).
+    if (this.kept < this.pieces.length) this.keepPieces();
+    return result;
+  }
+
+  private readLine(chunk: Buffer, offset: number): LineRead {
     let pos = offset;
     while (pos < chunk.length) {
       const lf = chunk.indexOf(LF, pos);
@@ -77,12 +87,18 @@ export class LineReader {
     this.length += to - from;
   }
 
+  private keepPieces(): void {
+    for (let i = this.kept; i < this.pieces.length; i++) this.pieces[i] = Buffer.from(this.pieces[i] as Buffer);
+    this.kept = this.pieces.length;
+  }
+
   /** The CR of a CRLF split across chunks was taken with the previous chunk. */
   private dropTrailingCr(): void {
     const last = this.pieces[this.pieces.length - 1];
     if (this.discarding || !last) return;
     if (last.length === 1) this.pieces.pop();
     else this.pieces[this.pieces.length - 1] = last.subarray(0, last.length - 1);
+    this.kept = Math.min(this.kept, this.pieces.length);
     this.length -= 1;
   }
 
@@ -94,6 +110,7 @@ export class LineReader {
     if (content <= this.maxLine - 2) return undefined;
     this.discarding = true;
     this.pieces = [];
+    this.kept = 0;
     this.length = 0;
     return { kind: 'bad', reason: 'too-long' };
   }
@@ -112,6 +129,7 @@ export class LineReader {
 
   private resetLine(): void {
     this.pieces = [];
+    this.kept = 0;
     this.length = 0;
     this.afterCr = false;
     this.bareNewline = false;
