@@ -264,6 +264,88 @@ describe('mail delivery', () => {
     assert.deepEqual(logged.recipients, ['alice@example.test']);
     assert.match(String(logged.outcome), /^250 2\.0\.0 /);
   });
+
+  test('messages from several connections at once, sent in odd pieces with DATA and BDAT, arrive byte for byte', async () => {
+    // Plain connections share one read buffer (shared-reads.ts); whatever a session kept without
+    // copying would show here as zeros or as another connection's bytes.
+    const t = await start();
+    let seed = 12345;
+    const random = (n: number): number => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed % n;
+    };
+    const messageOf = (id: string, size: number): string => {
+      const lines = [`Subject: ${id}`, `Message-ID: <${id}@test>`, ''];
+      let length = 0;
+      while (length < size) {
+        const line = Array.from({ length: random(200) }, () => String.fromCharCode(33 + random(94))).join('');
+        // Some lines start with a dot, which DATA stuffs and the server unstuffs.
+        const text = random(10) === 0 ? `.${line}` : line;
+        lines.push(text);
+        length += text.length + 2;
+      }
+      return `${lines.join('\r\n')}\r\n`;
+    };
+    /** Writes `text` in pieces of 1 to 9000 octets, each in its own write. */
+    const sendInPieces = async (socket: net.Socket, text: string): Promise<void> => {
+      const bytes = Buffer.from(text, 'latin1');
+      for (let at = 0; at < bytes.length; ) {
+        const piece = bytes.subarray(at, at + 1 + random(9000));
+        at += piece.length;
+        if (!socket.write(piece)) await new Promise((r) => socket.once('drain', r));
+        if (random(4) === 0) await new Promise((r) => setImmediate(r));
+      }
+    };
+    const sent = new Map<string, string>();
+    const session = async (n: number): Promise<void> => {
+      const socket = net.connect(t.port('mx'), '127.0.0.1');
+      cleanups.push(() => {
+        socket.destroy();
+      });
+      let received = '';
+      socket.setEncoding('latin1').on('data', (d: string) => (received += d));
+      const replies = (count: number): Promise<boolean> =>
+        eventually(() => ((received.match(/^\d{3} /gm) ?? []).length >= count ? true : undefined), `reply ${count} on connection ${n}: ${received.slice(-200)}`);
+      await replies(1);
+      let expected = 1;
+      await sendInPieces(socket, 'EHLO client.example\r\n');
+      await replies(++expected);
+      for (const size of [500, 70_000, 300_000]) {
+        const id = `c${n}-${size}`;
+        const message = messageOf(id, size);
+        sent.set(id, message);
+        if (n % 2 === 0) {
+          const stuffed = message.replace(/^\./gm, '..');
+          await sendInPieces(socket, `MAIL FROM:<bob@remote.test>\r\nRCPT TO:<alice@example.test>\r\nDATA\r\n`);
+          await replies((expected += 3));
+          await sendInPieces(socket, `${stuffed}.\r\n`);
+        } else {
+          // BDAT: the chunks' own octets, pipelined behind the envelope.
+          const bytes = Buffer.from(message, 'latin1');
+          const cut = Math.floor(bytes.length / 3);
+          const chunks = [bytes.subarray(0, cut), bytes.subarray(cut)];
+          let text = 'MAIL FROM:<bob@remote.test>\r\nRCPT TO:<alice@example.test>\r\n';
+          chunks.forEach((chunk, i) => (text += `BDAT ${chunk.length}${i === chunks.length - 1 ? ' LAST' : ''}\r\n${chunk.toString('latin1')}`));
+          await sendInPieces(socket, text);
+          expected += 3;
+        }
+        await replies(++expected);
+      }
+      assert.doesNotMatch(received, /^[45]\d\d /m);
+      socket.end('QUIT\r\n');
+    };
+    await Promise.all([0, 1, 2, 3].map((n) => session(n)));
+    const newDir = path.join(t.dir, 'mail', 'example.test', 'alice', 'new');
+    const files = await eventually(() => (fs.existsSync(newDir) && fs.readdirSync(newDir).length === sent.size ? fs.readdirSync(newDir) : undefined), 'every message filed');
+    for (const file of files) {
+      const text = fs.readFileSync(path.join(newDir, file), 'latin1');
+      const id = /^Subject: (\S+)$/m.exec(text)?.[1] ?? '';
+      const original = sent.get(id);
+      assert.ok(original !== undefined, `an unknown message ${file}`);
+      // Our Received header goes in front; the rest is the message as sent.
+      assert.ok(text.endsWith(original) && text.length - original.length < 1024, `${id} arrived changed`);
+    }
+  });
 });
 
 describe('reload and stop', () => {
