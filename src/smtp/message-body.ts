@@ -18,7 +18,7 @@ const RECEIVED_HEADROOM = 1024;
  */
 const OWN_BUFFER_BYTES = 8 * 1024;
 const BLOCK_BYTES = 64 * 1024;
-/** Blocks kept for the next messages: 4 MiB, what 40 sessions in a 100 KiB DATA at once use. */
+/** Blocks kept for the next messages: 4 MiB, two each for 32 sessions in a 100 KiB DATA at once. */
 const MAX_SPARE_BLOCKS = 64;
 const spareBlocks: Buffer[] = [];
 const LF_ONLY = Buffer.from('\n');
