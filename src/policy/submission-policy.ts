@@ -28,9 +28,7 @@ export function createSubmissionPolicy(
   rates?: AccountRates,
 ): SubmissionPolicy {
   const senderIdentity = new SenderIdentityPolicy(store, senderIdentityOptions(config));
-  // Counts kept in another process are that process's to update.
-  const ownRates = rates === undefined ? accountRateLimiter(store, config, logger) : undefined;
-  const rateLimiter: AccountRates = ownRates ?? (rates as AccountRates);
+  const rateLimiter = rates ?? accountRateLimiter(store, config, logger);
   const authThrottle = new AuthThrottle(authThrottleOptions(config.auth.throttle, { logger }));
   return {
     senderIdentity,
@@ -38,7 +36,8 @@ export function createSubmissionPolicy(
     authThrottle,
     update(next) {
       senderIdentity.update(senderIdentityOptions(next));
-      ownRates?.update(accountLimits(next));
+      // Counts kept in another process (worker mode's queue owner) are that process's to update.
+      if (rateLimiter instanceof AccountRateLimiter) rateLimiter.update(accountLimits(next));
       authThrottle.update(authThrottleOptions(next.auth.throttle));
     },
   };
