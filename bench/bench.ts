@@ -8,7 +8,8 @@
 // main table (Postfix, nodemailer's smtp-server with an fsync per message, Postern); BENCH_ONLY=auth runs only the
 // AUTH row (bench/auth-row.ts: AUTH PLAIN sessions over implicit TLS, Postern against Postfix with
 // Dovecot SASL; root, postfix, and Dovecot's dovecot-core and dovecot-sqlite);
-// BENCH_ONLY=relay only the end-to-end relay row (submission -> relay -> sink, bench/relay-row.ts);
+// BENCH_ONLY=relay only the end-to-end relay rows (submission -> relay -> sink, bench/relay-row.ts:
+// Postfix's smtp-sink, then a Postfix delivering into a Maildir);
 // BENCH_ONLY=pop3 only the POP3 rows against Dovecot (bench/pop3-row.ts; root and Dovecot's
 // dovecot-pop3d, dovecot-imapd, dovecot-lmtpd and dovecot-sqlite packages); BENCH_ONLY=checks
 // only the inbound-checks row (bench/checks-row.ts: Postfix, Postern with checks off and on);
@@ -34,7 +35,7 @@ import { FsyncPeer } from './fsync-peer-process.js';
 import { measureIdleRow, printIdleRow, type IdleRowStarted } from './idle-row.js';
 import { fileCreateRate, fsyncRate } from './fsync-rate.js';
 import { measurePop3Rows, printPop3Rows, type Pop3RowsStarted } from './pop3-row.js';
-import { measureRelayRow, printRelayRow, type RelayRowStarted } from './relay-row.js';
+import { measureRelayRow, printRelayRows, type RelayRowResult, type RelayRowStarted, type SinkKind, stopRelayRow } from './relay-row.js';
 import { smtpSourceAvailable } from './smtp-source.js';
 
 /** The domain both servers deliver into one Maildir. */
@@ -92,7 +93,8 @@ interface Started {
   workersPostern?: PosternInstance;
   workersServer?: PosternProcess;
   auth?: AuthRowStarted;
-  relay?: RelayRowStarted;
+  /** One per end-to-end row (per sink). */
+  relays: RelayRowStarted[];
   pop3?: Pop3RowsStarted;
   checks?: ChecksRowStarted;
   idle?: IdleRowStarted;
@@ -133,7 +135,7 @@ async function main(): Promise<number> {
     return 1;
   }
 
-  const started: Started = {};
+  const started: Started = { relays: [] };
   let cleaning: Promise<void> | undefined;
   // Runs once, whether main finishes, fails, or a signal arrives mid-run.
   const cleanup = (): Promise<void> =>
@@ -151,10 +153,7 @@ async function main(): Promise<number> {
       for (const dovecot of started.auth?.dovecots ?? []) await dovecot.stop();
       await started.auth?.server?.stop().catch(() => started.auth?.server?.kill());
       await started.auth?.postern?.dispose();
-      await started.relay?.server?.stop().catch(() => started.relay?.server?.kill());
-      await started.relay?.postern?.dispose();
-      await started.relay?.postfixRelay?.stop();
-      await started.relay?.sink?.stop();
+      for (const relay of started.relays) await stopRelayRow(relay);
       await started.pop3?.dovecot?.stop();
       await started.pop3?.server?.stop().catch(() => started.pop3?.server?.kill());
       await started.pop3?.postern?.dispose();
@@ -182,9 +181,17 @@ async function main(): Promise<number> {
       printAuthRows(await measureAuthRows(scale, started.auth));
     }
     if (!only || relayOnly) {
-      log('end-to-end relay row: a Postfix sink, a Postfix relay and Postern');
-      started.relay = {};
-      printRelayRow(await measureRelayRow(scale, started.relay));
+      const results: RelayRowResult[] = [];
+      for (const sink of ['smtp-sink', 'postfix-maildir'] as const satisfies readonly SinkKind[]) {
+        log(`end-to-end relay row: a Postfix relay and Postern, sink ${sink}`);
+        const relay: RelayRowStarted = {};
+        started.relays.push(relay);
+        results.push(await measureRelayRow(scale, sink, relay));
+        // Each row's processes end before the next starts: they would share the two cores.
+        await stopRelayRow(relay);
+        started.relays.pop();
+      }
+      printRelayRows(results);
     }
     if (!only || checksOnly) {
       log('inbound-checks row: Postfix, Postern with checks off, Postern with checks on');
