@@ -160,7 +160,7 @@ export interface QueueParts {
  * (in order: undone in reverse). Runs as the service account: every file it creates is its own.
  */
 export async function openQueue(config: Config, logger: Logger, cleanup: (() => Promise<void> | void)[]): Promise<QueueParts> {
-  const store = openSqliteStore(join(config.data_dir, 'postern.db'));
+  const store = openSqliteStore(join(config.data_dir, 'postern.db'), { queueWriterThread: true });
   cleanup.push(() => store.close());
   // After the drop, like the store: the secret file belongs to the service account.
   const srs = new SrsCodec(loadSrsSecret(config.data_dir));

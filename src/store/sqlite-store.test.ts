@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import Database from 'better-sqlite3';
-import { openSqliteStore } from './sqlite-store.js';
+import { openSqliteStore, type SqliteStoreOptions } from './sqlite-store.js';
 import { MIGRATIONS } from './migrations.js';
 import { StoreError } from './store.js';
 import type { Store } from './store.js';
@@ -27,9 +27,9 @@ after(() => {
 });
 
 let counter = 0;
-function freshStore(): { store: Store; path: string } {
+function freshStore(options: SqliteStoreOptions = {}): { store: Store; path: string } {
   const path = join(dir, `db${++counter}`, 'postern.db');
-  return { store: openSqliteStore(path), path };
+  return { store: openSqliteStore(path, options), path };
 }
 
 async function rejectsWith(promise: Promise<unknown>, message: RegExp): Promise<void> {
@@ -210,8 +210,9 @@ describe('SQLite store', () => {
     }
   });
 
-  test('queue bookkeeping: insert a batch, list, replace, remove', async () => {
-    const { store } = freshStore();
+  for (const queueWriterThread of [false, true]) {
+  test(`queue bookkeeping: insert a batch, list, replace, remove${queueWriterThread ? ' (writes on their own thread)' : ''}`, async () => {
+    const { store } = freshStore({ queueWriterThread });
     try {
       await store.queueInsert([
         { queueId: 'B2', sender: '', recipients: ['x@y.test'], size: 10, receivedAt: 2000, state: 'active' },
@@ -233,9 +234,34 @@ describe('SQLite store', () => {
       assert.equal((await store.queueList()).length, 2);
       await store.queueRemove(['A1', 'unknown']);
       assert.deepEqual((await store.queueList()).map((e) => e.queueId), ['B2']);
+      // Sent without waiting, they are written in the order sent: the removal, then the insert.
+      const removal = store.queueRemove(['B2']);
+      const insert = store.queueInsert([{ queueId: 'B2', sender: '', recipients: ['z@y.test'], size: 11, receivedAt: 2000, state: 'active' }]);
+      await Promise.all([removal, insert]);
+      assert.deepEqual((await store.queueList()).map((e) => [e.queueId, e.recipients]), [['B2', ['z@y.test']]]);
     } finally {
       await store.close();
     }
+  });
+  }
+
+  test('with the queue table written on its own thread, another connection sees each write once it resolves', async () => {
+    const { store: server, path } = freshStore({ queueWriterThread: true });
+    const cli = openSqliteStore(path);
+    try {
+      const entries = Array.from({ length: 200 }, (_, i) => ({ queueId: `Q${String(i).padStart(3, '0')}`, sender: '', recipients: ['r@x.test'], size: i, receivedAt: i, state: 'active' as const }));
+      await server.queueInsert(entries);
+      assert.equal((await cli.queueList()).length, 200);
+      await server.queueRemove(entries.slice(0, 150).map((e) => e.queueId));
+      assert.deepEqual((await cli.queueList()).map((e) => e.queueId), entries.slice(150).map((e) => e.queueId));
+    } finally {
+      await cli.close();
+      await server.close();
+    }
+    // close() waited for the thread: the file can be opened and read at once.
+    const again = openSqliteStore(path);
+    assert.equal((await again.queueList()).length, 50);
+    await again.close();
   });
 
   test('two stores on one file (server and CLI) see each other from the next turn of the event loop', async () => {

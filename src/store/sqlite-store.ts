@@ -15,6 +15,7 @@ import { migrate } from './migrations.js';
 import { ReadCache } from './read-cache.js';
 import { SqliteSubmissionTables } from './sqlite-submission.js';
 import { SqliteQueueTables } from './sqlite-queue.js';
+import { SqliteQueueWriter } from './sqlite-queue-writer.js';
 import { SqliteGreylistTables } from './sqlite-greylist.js';
 import { fromSecretColumns, toSecretColumns, type UserSecretColumns } from './user-secret-columns.js';
 import type { UserSecrets } from '../auth/user-secrets.js';
@@ -24,7 +25,15 @@ import type { SubmissionCounters, UserLimits, UserLimitsChange } from './store.j
 import type { QueueAction, QueueRequest } from './store.js';
 import type { GreylistClient, GreylistPurge, GreylistSighting, GreylistTriplet } from './store.js';
 
-export function openSqliteStore(path: string): Store {
+export interface SqliteStoreOptions {
+  /**
+   * The queue table's writes on a thread of their own (sqlite-queue-writer.ts): for the server,
+   * which writes that table for every message; the CLI writes it rarely and keeps one thread.
+   */
+  readonly queueWriterThread?: boolean;
+}
+
+export function openSqliteStore(path: string, options: SqliteStoreOptions = {}): Store {
   let db: Db;
   try {
     mkdirSync(dirname(path), { recursive: true });
@@ -41,7 +50,7 @@ export function openSqliteStore(path: string): Store {
     db.pragma('busy_timeout = 5000');
     db.pragma('foreign_keys = ON');
     migrate(db, path);
-    return new SqliteStore(db);
+    return new SqliteStore(db, options.queueWriterThread === true ? path : undefined);
   } catch (err) {
     db.close();
     if (err instanceof StoreError) throw err;
@@ -89,12 +98,16 @@ class SqliteStore implements Store {
     selectAliasTargets: Statement<[string], { target: string }>;
   };
 
-  constructor(db: Db) {
+  /** Where queueInsert and queueRemove run when they run off the event loop. */
+  private readonly queueWriter: SqliteQueueWriter | undefined;
+
+  constructor(db: Db, queueWriterPath?: string) {
     this.db = db;
     this.cache = new ReadCache(db);
     this.submission = new SqliteSubmissionTables(db);
     this.queue = new SqliteQueueTables(db);
     this.greylist = new SqliteGreylistTables(db);
+    this.queueWriter = queueWriterPath === undefined ? undefined : new SqliteQueueWriter(queueWriterPath, this.queue);
     this.sql = {
       insertDomain: db.prepare('INSERT INTO domains (name, created_at) VALUES (?, ?) ON CONFLICT DO NOTHING'),
       deleteDomain: db.prepare('DELETE FROM domains WHERE name = ?'),
@@ -241,10 +254,12 @@ class SqliteStore implements Store {
   // --- queue bookkeeping ---
 
   async queueInsert(entries: readonly QueueEntry[]): Promise<void> {
+    if (this.queueWriter) return this.queueWriter.insert(entries);
     this.queue.insert(entries);
   }
 
   async queueRemove(queueIds: readonly string[]): Promise<void> {
+    if (this.queueWriter) return this.queueWriter.remove(queueIds);
     this.queue.remove(queueIds);
   }
 
@@ -322,6 +337,7 @@ class SqliteStore implements Store {
   }
 
   async close(): Promise<void> {
+    await this.queueWriter?.close();
     if (this.db.open) this.db.close();
   }
 
