@@ -390,7 +390,8 @@ async function waitForPort(port: number, givenUp: () => boolean): Promise<boolea
   return false;
 }
 
-function canConnect(port: number): Promise<boolean> {
+/** One connection to 127.0.0.1:port that opens and closes: whether the port is listening. */
+export function canConnect(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = connect(port, '127.0.0.1');
     socket.once('connect', () => {

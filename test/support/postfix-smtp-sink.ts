@@ -6,8 +6,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { connect } from 'node:net';
 import { freePort } from './postfix.js';
+import { canConnect } from './postern-process.js';
 
 export const SMTP_SINK = '/usr/sbin/smtp-sink';
 
@@ -37,7 +37,7 @@ export class PostfixSmtpSink {
     child.stderr!.setEncoding('utf8').on('data', (s: string) => (stderr += s));
     const sink = new PostfixSmtpSink(child, port);
     const deadline = Date.now() + 10_000;
-    while (!(await accepts(port))) {
+    while (!(await canConnect(port))) {
       if (child.exitCode !== null || Date.now() > deadline) {
         child.kill('SIGKILL');
         throw new Error(`smtp-sink did not start on port ${port}: ${stderr.trim() || `exit ${child.exitCode}`}`);
@@ -61,16 +61,4 @@ export class PostfixSmtpSink {
     this.child.kill('SIGTERM');
     await once(this.child, 'exit');
   }
-}
-
-/** One connection that opens and closes: whether the port is listening. */
-function accepts(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect(port, '127.0.0.1');
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
 }
