@@ -294,7 +294,10 @@ async function mainTablePostern(): Promise<InstanceOptions> {
     hostname: 'bench-postern.localdomain',
     mxPort: await freePort(),
     submission: false,
-    logLevel: 'warn',
+    // The default level, each message logged, as Postfix logs each one; into a file, as a
+    // service manager would write it, so that no process of the bench reads it.
+    logLevel: 'info',
+    logToFile: true,
     // Like Postfix's anvil exemption for $mynetworks: 100 loopback sessions must all get in.
     limits: { max_connections_per_ip: 1000 },
   };

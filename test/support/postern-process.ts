@@ -8,7 +8,7 @@
 
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -54,6 +54,13 @@ export interface InstanceOptions {
   readonly logLevel?: 'trace' | 'debug' | 'info' | 'warn' | 'error';
   /** Session worker processes; default: the config's default (one per core). */
   readonly workers?: number;
+  /**
+   * The server's standard output (its log) goes to `<root>/postern.log`, as a service manager
+   * writing to a file would have it, instead of a pipe this process reads: for the benchmarks,
+   * where reading the log would take CPU from the servers. Needs a fixed `mxPort` (the
+   * "listening" line is not read).
+   */
+  readonly logToFile?: boolean;
 }
 
 export interface Listener {
@@ -81,10 +88,13 @@ export class PosternInstance {
   private readonly processes = new Set<PosternProcess>();
 
   private readonly env: Readonly<Record<string, string>>;
+  /** Where the server's standard output goes, with `logToFile`. */
+  readonly logPath: string | undefined;
 
   constructor(options: InstanceOptions = {}) {
     this.env = options.env ?? {};
     this.root = mkdtempSync(join(tmpdir(), 'postern-e2e-'));
+    this.logPath = options.logToFile === true ? join(this.root, 'postern.log') : undefined;
     chmodSync(this.root, 0o755);
     this.dataDir = join(this.root, 'data');
     this.configPath = join(this.root, 'postern.toml');
@@ -93,7 +103,7 @@ export class PosternInstance {
 
   /** Starts the server and resolves once it listens. */
   async start(): Promise<PosternProcess> {
-    const server = await PosternProcess.spawn(this.configPath, undefined, this.env);
+    const server = await PosternProcess.spawn(this.configPath, undefined, this.env, this.logPath);
     this.processes.add(server);
     return server;
   }
@@ -191,11 +201,14 @@ export class PosternProcess {
     // The primary and its workers each load the code: on a busy CI machine that passes 20 s.
     readyTimeoutMs = 60_000,
     env: Readonly<Record<string, string>> = {},
+    logPath?: string,
   ): Promise<PosternProcess> {
+    const stdout = logPath === undefined ? 'pipe' : openSync(logPath, 'a');
     const child = spawn(process.execPath, [POSTERN_BIN, 'serve', '--config', configPath], {
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: ['ignore', stdout, 'pipe'],
       env: { ...process.env, ...env },
     });
+    if (typeof stdout === 'number') closeSync(stdout);
     const server = new PosternProcess(child);
     await server.waitUntilListening(configPath, readyTimeoutMs);
     return server;
@@ -294,7 +307,8 @@ export class PosternProcess {
         } else resolve();
       };
       const timer = setTimeout(() => settle(new Error(`postern did not start within ${timeoutMs} ms\n${this.log()}`)), timeoutMs);
-      forEachLine(this.child.stdout!, (line) => {
+      // Without a pipe (logToFile) the fixed port below tells.
+      if (this.child.stdout) forEachLine(this.child.stdout, (line) => {
         this.remember(line);
         const listeners = parseListening(line);
         if (listeners) {
