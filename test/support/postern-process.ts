@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
+import { canConnect } from './postfix.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -398,22 +398,10 @@ function forEachLine(stream: NodeJS.ReadableStream, onLine: (line: string) => vo
 
 async function waitForPort(port: number, givenUp: () => boolean): Promise<boolean> {
   while (!givenUp()) {
-    if (await canConnect(port)) return true;
+    if (await canConnect('127.0.0.1', port)) return true;
     await delay(50);
   }
   return false;
-}
-
-/** One connection to 127.0.0.1:port that opens and closes: whether the port is listening. */
-export function canConnect(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect(port, '127.0.0.1');
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
 }
 
 /** Runs `postern ...args` in `cwd` with `stdin` on its standard input, as an operator would; `env` adds to the environment. */

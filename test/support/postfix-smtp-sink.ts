@@ -6,8 +6,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { freePort } from './postfix.js';
-import { canConnect } from './postern-process.js';
+import { canConnect, freePort } from './postfix.js';
 
 export const SMTP_SINK = '/usr/sbin/smtp-sink';
 
@@ -37,7 +36,7 @@ export class PostfixSmtpSink {
     child.stderr!.setEncoding('utf8').on('data', (s: string) => (stderr += s));
     const sink = new PostfixSmtpSink(child, port);
     const deadline = Date.now() + 10_000;
-    while (!(await canConnect(port))) {
+    while (!(await canConnect('127.0.0.1', port))) {
       if (child.exitCode !== null || Date.now() > deadline) {
         child.kill('SIGKILL');
         throw new Error(`smtp-sink did not start on port ${port}: ${stderr.trim() || `exit ${child.exitCode}`}`);

@@ -442,7 +442,8 @@ function firstLine(host: string, port: number, timeoutMs: number): Promise<strin
   });
 }
 
-function canConnect(host: string, port: number): Promise<boolean> {
+/** One connection that opens and closes: whether host:port is listening. */
+export function canConnect(host: string, port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = connect(port, host);
     socket.once('connect', () => {
