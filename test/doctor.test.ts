@@ -68,27 +68,31 @@ describe('postern doctor', () => {
     certPath = cert.cert;
     const port = (): Promise<number> => freePort(ADDRESS);
     configPath = join(dir, 'postern.toml');
-    writeFileSync(
-      configPath,
-      stringify({
-        hostname: HOST,
-        data_dir: join(dir, 'data'),
-        user: '',
-        listen: {
-          mx: [`${ADDRESS}:${await port()}`],
-          submission: [`${ADDRESS}:${await port()}`],
-          submissions: [`${ADDRESS}:${await port()}`],
-          pop3: [],
-          pop3s: [],
-          http: [`${ADDRESS}:${await port()}`],
-          https: [`${ADDRESS}:${await port()}`],
-        },
-        tls: { cert: cert.cert, key: cert.key },
-        relay: { dns_servers: [dns.address] },
-        mta_sts: { mode: 'enforce' },
-        log: { level: 'info', format: 'json' },
-      }),
-    );
+    // Ports picked free, then bound by the server: another test may take one in between.
+    const writeConfig = async (): Promise<void> => {
+      writeFileSync(
+        configPath,
+        stringify({
+          hostname: HOST,
+          data_dir: join(dir, 'data'),
+          user: '',
+          listen: {
+            mx: [`${ADDRESS}:${await port()}`],
+            submission: [`${ADDRESS}:${await port()}`],
+            submissions: [`${ADDRESS}:${await port()}`],
+            pop3: [],
+            pop3s: [],
+            http: [`${ADDRESS}:${await port()}`],
+            https: [`${ADDRESS}:${await port()}`],
+          },
+          tls: { cert: cert.cert, key: cert.key },
+          relay: { dns_servers: [dns.address] },
+          mta_sts: { mode: 'enforce' },
+          log: { level: 'info', format: 'json' },
+        }),
+      );
+    };
+    await writeConfig();
     const ok = async (...args: string[]): Promise<void> => {
       const r = await runPostern([...args, '--config', configPath], dir, 'correct horse battery staple\n');
       assert.equal(r.code, 0, `postern ${args.join(' ')}: ${r.stderr}`);
@@ -100,7 +104,16 @@ describe('postern doctor', () => {
     const printed = await runPostern(['dns', DOMAIN, '--json', '--config', configPath], dir);
     assert.equal(printed.code, 0, printed.stderr);
     published = JSON.parse(printed.stdout) as PublishedRecord[];
-    server = await PosternProcess.spawn(configPath);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        server = await PosternProcess.spawn(configPath);
+        break;
+      } catch (err) {
+        // Only that race is retried, with fresh ports: any other failure is the test's.
+        if (attempt === 3 || !/address already in use/.test(String(err))) throw err;
+        await writeConfig();
+      }
+    }
   });
 
   after(async () => {
