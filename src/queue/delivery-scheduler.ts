@@ -19,6 +19,7 @@ export class DeliveryScheduler<J> {
   /** Jobs waiting for their retry time. */
   private readonly timers = new Map<J, NodeJS.Timeout>();
   private idleWaiters: (() => void)[] = [];
+  private pumpQueued = false;
 
   constructor(private readonly opts: DeliverySchedulerOptions<J>) {
     this.paused = opts.paused ?? false;
@@ -36,7 +37,22 @@ export class DeliveryScheduler<J> {
   add(job: J): void {
     if (this.stopped) return;
     this.ready.push(job);
-    this.pump();
+    this.queuePump();
+  }
+
+  /**
+   * Starts waiting jobs from the event loop's check phase, not inside add(): a message's first
+   * attempt then begins after the session that accepted it has written its 250, not before it
+   * (the attempt's first file system calls would otherwise go first, each waking a thread of
+   * libuv's pool on the way to the client's reply). Jobs added in one turn start together.
+   */
+  private queuePump(): void {
+    if (this.pumpQueued) return;
+    this.pumpQueued = true;
+    setImmediate(() => {
+      this.pumpQueued = false;
+      this.pump();
+    });
   }
 
   /** Tries the job again after `delayMs` (replacing an earlier timer of the same job). */

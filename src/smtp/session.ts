@@ -661,7 +661,9 @@ export class SmtpSession {
     if (!transaction || !hello) throw new Error('message ended outside a transaction');
     const verdict = body.finish();
     if (verdict.ok) return { kind: 'store', message: { transaction, hello, data: verdict.message, size: verdict.size } };
-    this.messageEnded(transaction, verdict.size, { kind: 'refused', reply: verdict.reply });
+    const refused: Acceptance = { kind: 'refused', reply: verdict.reply };
+    this.countMessage(refused);
+    this.reportMessage(transaction, verdict.size, refused);
     return say(verdict.reply);
   }
 
@@ -676,16 +678,21 @@ export class SmtpSession {
       (r): Acceptance => ({ kind: 'refused', reply: r }),
       'storing a message failed',
     );
+    // Unless a timeout closed the session meanwhile.
+    if (this.mode.kind === 'storing') this.mode = COMMAND;
+    this.countMessage(acceptance);
+    this.respond(acceptance.reply);
+    // The client waits for this reply unless it pipelined more: it goes out before the
+    // bookkeeping below, whose log line and rate count the client need not wait for.
+    if (this.input.peek() === undefined) this.flush();
     // Outside attempt(): the message is queued, so nothing here may turn the 250 into an error.
+    // Still before the next command is read, so that command sees this message counted.
     if (acceptance.kind === 'queued') {
       await this.opts.policy.messageAccepted(info, envelope).catch((err: unknown) => {
         this.opts.logger?.error({ err, queue_id: acceptance.queueId }, 'recording an accepted message failed');
       });
     }
-    // Unless a timeout closed the session meanwhile.
-    if (this.mode.kind === 'storing') this.mode = COMMAND;
-    this.messageEnded(message.transaction, message.size, acceptance);
-    this.respond(acceptance.reply);
+    this.reportMessage(message.transaction, message.size, acceptance);
   }
 
   /**
@@ -702,11 +709,15 @@ export class SmtpSession {
     return { kind: 'queued', queueId, reply: reply(250, '2.0.0', `OK: queued as ${queueId}`), senderAuth: stored.report };
   }
 
-  /** Counts the message and reports it for the log, whatever became of it. */
-  private messageEnded(transaction: Transaction, size: number, acceptance: Acceptance): void {
-    const queueId = acceptance.kind === 'queued' ? acceptance.queueId : undefined;
-    if (queueId !== undefined) this.counters.messagesAccepted += 1;
+  /** Counts the message, accepted or not, before its reply (which may end the session). */
+  private countMessage(acceptance: Acceptance): void {
+    if (acceptance.kind === 'queued') this.counters.messagesAccepted += 1;
     else this.counters.messagesRejected += 1;
+  }
+
+  /** Reports the message for the log, whatever became of it. */
+  private reportMessage(transaction: Transaction, size: number, acceptance: Acceptance): void {
+    const queueId = acceptance.kind === 'queued' ? acceptance.queueId : undefined;
     this.opts.events?.transaction?.({
       queueId,
       sender: transaction.sender,
