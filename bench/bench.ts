@@ -15,7 +15,9 @@
 // only the inbound-checks row (bench/checks-row.ts: Postfix, Postern with checks off and on);
 // BENCH_ONLY=idle only the memory per idle session, plain and TLS (bench/idle-row.ts).
 // BENCH_WORKERS=N adds to the main table a second Postern with `workers = N` (the first keeps the
-// default) and the ratio of the two, measured in the same interleaved rounds.
+// default) and the ratio of the two, measured in the same interleaved rounds. BENCH_ROWS runs only
+// the main table's rows it names, as the table prints them, comma-separated
+// ("1/1KiB/reused,1/100KiB/one-conn"): for looking at a few rows; the verdict then covers those.
 //
 // It prints numbers and whether the targets are met; it does not fail on them. It exits
 // non-zero only if something broke (a server did not start, smtp-source failed, mail was lost).
@@ -63,7 +65,27 @@ const scale = Number(process.env.BENCH_SCALE ?? '1');
 /** BENCH_WORKERS, read first: a bad value stops the bench before it has started anything. */
 const BENCH_WORKERS = optionalPositiveFromEnv('BENCH_WORKERS', 2);
 
-function rows(): Row[] {
+/** The row's name in the verdict and in BENCH_ROWS: "100/1KiB/reused". */
+function rowName(row: Row): string {
+  return `${row.sessions}/${row.size / KIB}KiB/${row.reuse ? 'reused' : 'one-conn'}`;
+}
+
+/** BENCH_ROWS, read first: a name that is no row stops the bench before it has started anything. */
+const BENCH_ROWS = selectedRows(process.env.BENCH_ROWS);
+
+function selectedRows(spec: string | undefined): Row[] {
+  const all = allRows();
+  if (spec === undefined || spec.trim() === '') return all;
+  const names = spec.split(',').map((n) => n.trim());
+  const unknown = names.filter((n) => !all.some((row) => rowName(row) === n));
+  if (unknown.length > 0) {
+    console.error(`bench: BENCH_ROWS names no row "${unknown.join('", "')}"; rows are ${all.map(rowName).join(', ')}`);
+    process.exit(2);
+  }
+  return all.filter((row) => names.includes(rowName(row)));
+}
+
+function allRows(): Row[] {
   const counts: Record<string, Record<number, number>> = {
     '1-reuse': { 1: 1500, 10: 3000, 100: 3000 },
     '1-once': { 1: 600, 10: 1500, 100: 1500 },
@@ -263,7 +285,7 @@ async function compareWithPeers(started: Started): Promise<void> {
   console.log(`each row: median msgs/s of ${ROUNDS} interleaved rounds; ratios are Postern's, [lowest,highest] over the rounds`);
   printHeader(workers);
   const results: Result[] = [];
-  for (const row of rows()) {
+  for (const row of BENCH_ROWS) {
     const rates = new Map<string, number[]>(contenders.map((c) => [c.name, []]));
     for (let round = 0; round < ROUNDS; round++) {
       for (let i = 0; i < contenders.length; i++) {
@@ -362,7 +384,7 @@ function printVerdict(results: readonly Result[]): void {
     console.log('targets met: yes (>= 5x Postfix and >= 2x the peer at 100 sessions 1KiB reused, >= the best peer in every other row)');
     return;
   }
-  const names = misses.map(({ row }) => `${row.sessions}/${row.size / KIB}KiB/${row.reuse ? 'reused' : 'one-conn'}`);
+  const names = misses.map(({ row }) => rowName(row));
   console.log(`targets met: no (short in ${misses.length} rows: ${names.join(', ')})`);
 }
 

@@ -10,7 +10,8 @@
 // server down; its CPU figures are then not comparable). SIZE (bytes, default 1024) and RCPTS
 // (recipients per message, each its own mailbox; default 1) in the environment. WORKERS=N runs
 // the worker mode (`workers = N`) and adds each process's CPU per message: the primary, the queue
-// owner (the one listening on data_dir/run/queue.sock) and the session workers together.
+// owner (the one listening on data_dir/run/queue.sock) and the session workers together. LOG=info
+// runs the server at its default log level, into a file, as `npm run bench` does (default: warn).
 
 import { spawn } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
@@ -144,6 +145,7 @@ async function main(): Promise<void> {
   const size = positiveFromEnv('SIZE', 1024);
   const rcpts = positiveFromEnv('RCPTS', 1);
   const workers = optionalPositiveFromEnv('WORKERS', 2);
+  const logInfo = process.env.LOG === 'info';
   const work = mkdtempSync(join(tmpdir(), 'postern-cost-'));
   chmodSync(work, 0o755); // the server may run as nobody
   const silent = new Set<Socket>();
@@ -159,7 +161,8 @@ async function main(): Promise<void> {
     hostname: 'cost.localdomain',
     mxPort: await freePort(),
     submission: false,
-    logLevel: 'warn',
+    logLevel: logInfo ? 'info' : 'warn',
+    logToFile: logInfo,
     limits: { max_connections_per_ip: 1000 },
     ...(held ? { delivery: { lmtp: `unix:${join(work, 'lmtp')}` } } : {}),
     ...(workers === undefined ? {} : { workers }),
