@@ -321,6 +321,24 @@ describe('SmtpSession: DATA', () => {
     ]);
   });
 
+  test("a message's 250 is written before the message is reported for the log", async () => {
+    // The client waits for the 250; the log line need not go first.
+    const { writtenAtEvent, output } = await converse(`${ENVELOPE}DATA\r\nx\r\n.\r\n`);
+    assert.equal(writtenAtEvent.length, 1);
+    assert.match(writtenAtEvent[0] ?? '', /250 2\.0\.0 OK: queued as Q00000000001\r\n$/);
+    assert.equal(writtenAtEvent[0], output);
+  });
+
+  test('a command pipelined after a message is acted on only once the message is reported', async () => {
+    const { replies, writtenAtEvent, output } = await converse(`${ENVELOPE}DATA\r\nx\r\n.\r\nNOOP\r\n`);
+    assert.match(replies.at(-2) ?? '', /queued as/);
+    assert.equal(codes(replies).at(-1), '250 2.0.0');
+    // When it was reported, the NOOP's reply was not written (nor, pipelined, the 250 before it).
+    assert.equal(writtenAtEvent.length, 1);
+    assert.ok(output.startsWith(writtenAtEvent[0] ?? '\u0000'));
+    assert.doesNotMatch(writtenAtEvent[0] ?? '', /queued as/);
+  });
+
   test('the protocol name: SMTP after HELO, UTF8SMTPS with SMTPUTF8 over TLS', async () => {
     const helo = await converse('HELO c\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\nx\r\n.\r\n');
     assert.equal(helo.sink.messages[0]?.envelope.arrival.protocol, 'SMTP');

@@ -147,6 +147,8 @@ export interface Harness {
   sink: FakeSink;
   guard: FakeGuard;
   events: TransactionEvent[];
+  /** What had been written to the client when each event was reported. */
+  writtenAtEvent: string[];
 }
 
 export function harness(
@@ -162,6 +164,7 @@ export function harness(
   const sink = new FakeSink();
   const guard = new FakeGuard();
   const events: TransactionEvent[] = [];
+  const writtenAtEvent: string[] = [];
   const config = { ...baseConfig, ...options.config, limits: { ...baseConfig.limits, ...options.limits } };
   const session = new SmtpSession({
     config,
@@ -171,12 +174,17 @@ export function harness(
     authGuard: guard,
     sink,
     io,
-    events: { transaction: (e) => events.push(e) },
+    events: {
+      transaction: (e) => {
+        events.push(e);
+        writtenAtEvent.push(io.output);
+      },
+    },
     now: () => 1_700_000_000_000,
     ...(options.tls ? { tls: options.tls } : {}),
     ...(options.authenticator ? { authenticator: options.authenticator } : {}),
   });
-  return { session, io, policy, sink, guard, events };
+  return { session, io, policy, sink, guard, events, writtenAtEvent };
 }
 
 export { settle } from './session-feed.js';
