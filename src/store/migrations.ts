@@ -154,6 +154,29 @@ export const MIGRATIONS: readonly Migration[] = [
   ) WITHOUT ROWID;
   CREATE INDEX greylist_clients_by_last_seen ON greylist_clients(last_seen);
   `,
+  // 7: the directory's generation: a number raised by every change to the tables the server's
+  // read cache answers from (read-cache.ts), so that the queue's own writes, which commit after
+  // every message, do not empty that cache. A statement-level trigger would do, but SQLite has
+  // only row-level ones: a change of many rows raises the number many times, which is harmless.
+  `
+  CREATE TABLE directory_generation (n INTEGER NOT NULL);
+  INSERT INTO directory_generation (n) VALUES (0);
+  CREATE TRIGGER domains_insert_generation AFTER INSERT ON domains BEGIN UPDATE directory_generation SET n = n + 1; END;
+  CREATE TRIGGER domains_update_generation AFTER UPDATE ON domains BEGIN UPDATE directory_generation SET n = n + 1; END;
+  CREATE TRIGGER domains_delete_generation AFTER DELETE ON domains BEGIN UPDATE directory_generation SET n = n + 1; END;
+  CREATE TRIGGER users_insert_generation AFTER INSERT ON users BEGIN UPDATE directory_generation SET n = n + 1; END;
+  CREATE TRIGGER users_update_generation AFTER UPDATE ON users BEGIN UPDATE directory_generation SET n = n + 1; END;
+  CREATE TRIGGER users_delete_generation AFTER DELETE ON users BEGIN UPDATE directory_generation SET n = n + 1; END;
+  CREATE TRIGGER aliases_insert_generation AFTER INSERT ON aliases BEGIN UPDATE directory_generation SET n = n + 1; END;
+  CREATE TRIGGER aliases_update_generation AFTER UPDATE ON aliases BEGIN UPDATE directory_generation SET n = n + 1; END;
+  CREATE TRIGGER aliases_delete_generation AFTER DELETE ON aliases BEGIN UPDATE directory_generation SET n = n + 1; END;
+  CREATE TRIGGER user_limits_insert_generation AFTER INSERT ON user_limits BEGIN UPDATE directory_generation SET n = n + 1; END;
+  CREATE TRIGGER user_limits_update_generation AFTER UPDATE ON user_limits BEGIN UPDATE directory_generation SET n = n + 1; END;
+  CREATE TRIGGER user_limits_delete_generation AFTER DELETE ON user_limits BEGIN UPDATE directory_generation SET n = n + 1; END;
+  CREATE TRIGGER sender_grants_insert_generation AFTER INSERT ON sender_grants BEGIN UPDATE directory_generation SET n = n + 1; END;
+  CREATE TRIGGER sender_grants_update_generation AFTER UPDATE ON sender_grants BEGIN UPDATE directory_generation SET n = n + 1; END;
+  CREATE TRIGGER sender_grants_delete_generation AFTER DELETE ON sender_grants BEGIN UPDATE directory_generation SET n = n + 1; END;
+  `,
 ];
 
 /** Brings the database up to the latest schema; safe when the CLI and the server start together. */

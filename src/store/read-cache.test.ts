@@ -65,3 +65,85 @@ test('the store sees users, domains and aliases another process adds or removes 
     await cli.close();
   }
 });
+
+test('with a generation query, commits that leave the generation alone keep the answers; a new generation empties them', async () => {
+  const path = join(dir, 'generation.db');
+  const ours = new Database(path);
+  ours.pragma('journal_mode = WAL');
+  ours.exec('CREATE TABLE t (v TEXT); CREATE TABLE gen (n INTEGER NOT NULL); INSERT INTO gen VALUES (0)');
+  const theirs = new Database(path);
+  const cache = new ReadCache(ours, 'SELECT n FROM gen');
+  let computed = 0;
+  const ask = (): number => cache.get('q', () => ++computed);
+  assert.equal(ask(), 1);
+  theirs.prepare('INSERT INTO t VALUES (?)').run('x');
+  await nextTurn();
+  assert.equal(ask(), 1, 'another connection wrote another table');
+  ours.prepare('INSERT INTO t VALUES (?)').run('y');
+  assert.equal(ask(), 1, 'this connection wrote another table');
+  theirs.exec('UPDATE gen SET n = n + 1');
+  await nextTurn();
+  assert.equal(ask(), 2, 'another connection moved the generation');
+  ours.exec('UPDATE gen SET n = n + 1');
+  assert.equal(ask(), 3, 'this connection moved the generation');
+  ours.close();
+  theirs.close();
+});
+
+test('every change to a table the cache answers from moves the directory generation; the queue does not', () => {
+  const path = join(dir, 'triggers', 'postern.db');
+  openSqliteStore(path).close();
+  const db = new Database(path);
+  const generation = (): number => db.prepare<[], number>('SELECT n FROM directory_generation').pluck().get() ?? -1;
+  const changes: Array<[string, string]> = [
+    ['domains insert', "INSERT INTO domains (name, created_at) VALUES ('example.test', 0)"],
+    ['domains update', "UPDATE domains SET created_at = 1 WHERE name = 'example.test'"],
+    ['users insert', "INSERT INTO users (address, domain, maildir, password_hash, created_at) VALUES ('a@example.test', 'example.test', 'a', 'h', 0)"],
+    ['users update', "UPDATE users SET password_hash = 'h2' WHERE address = 'a@example.test'"],
+    ['aliases insert', "INSERT INTO aliases (source, target, domain) VALUES ('s@example.test', 'a@example.test', 'example.test')"],
+    ['aliases update', "UPDATE aliases SET target = 'b@example.test'"],
+    ['aliases delete', 'DELETE FROM aliases'],
+    ['user_limits insert', "INSERT INTO user_limits (account, max_messages_per_hour) VALUES ('a@example.test', 5)"],
+    ['user_limits update', 'UPDATE user_limits SET max_messages_per_hour = 6'],
+    ['user_limits delete', 'DELETE FROM user_limits'],
+    ['sender_grants insert', "INSERT INTO sender_grants (account, address) VALUES ('a@example.test', '@example.test')"],
+    ['sender_grants update', "UPDATE sender_grants SET address = 'x@example.test'"],
+    ['sender_grants delete', 'DELETE FROM sender_grants'],
+    ['users delete', 'DELETE FROM users'],
+    ['domains delete', 'DELETE FROM domains'],
+  ];
+  try {
+    for (const [what, sql] of changes) {
+      const before = generation();
+      assert.equal(db.prepare(sql).run().changes, 1, what);
+      assert.ok(generation() > before, `${what} moves the generation`);
+    }
+    const before = generation();
+    db.prepare("INSERT INTO queue (queue_id, sender, recipients, size, received_at, state) VALUES ('Q1', '', '[]', 1, 0, 'active')").run();
+    db.prepare("DELETE FROM queue WHERE queue_id = 'Q1'").run();
+    assert.equal(generation(), before, 'queue rows are not the directory');
+  } finally {
+    db.close();
+  }
+});
+
+test("the store's answers survive the queue's writes on another connection", async () => {
+  const path = join(dir, 'queue-writes', 'postern.db');
+  const server = openSqliteStore(path);
+  const other = openSqliteStore(path);
+  try {
+    await server.addDomain('example.test');
+    await server.addUser('alice@example.test', { passwordHash: 'h' });
+    const first = await server.getUser('alice@example.test');
+    assert.ok(first);
+    await other.queueInsert([{ queueId: 'Q1', sender: '', recipients: ['alice@example.test'], size: 1, receivedAt: 0, state: 'active' }]);
+    await nextTurn();
+    assert.equal(await server.getUser('alice@example.test'), first, 'the same answer, not computed again');
+    await other.setUserSecrets('alice@example.test', { passwordHash: 'h2' });
+    await nextTurn();
+    assert.equal((await server.getUser('alice@example.test'))?.passwordHash, 'h2', 'a directory change is seen from the next turn');
+  } finally {
+    await server.close();
+    await other.close();
+  }
+});

@@ -103,7 +103,7 @@ class SqliteStore implements Store {
 
   constructor(db: Db, queueWriterPath?: string) {
     this.db = db;
-    this.cache = new ReadCache(db);
+    this.cache = new ReadCache(db, 'SELECT n FROM directory_generation');
     this.submission = new SqliteSubmissionTables(db);
     this.queue = new SqliteQueueTables(db);
     this.greylist = new SqliteGreylistTables(db);
