@@ -15,6 +15,7 @@
 // after every message (sqlite-queue-writer.ts): at one session that emptied the cache before
 // every RCPT. So when either moves, the cache reads the directory's generation, a number that
 // triggers on the directory's tables raise (migration 7), and empties itself only if that moved.
+
 import type { Database as Db, Statement } from 'better-sqlite3';
 
 /** A bound on the answers kept: a flood of distinct unknown recipients must not grow memory. */
@@ -48,6 +49,7 @@ export class ReadCache {
     if (version !== this.seenVersion || changes !== this.seenChanges) {
       this.seenVersion = version;
       this.seenChanges = changes;
+      // -1: no generation to go by (none asked for, or its row is gone), so any change counts.
       const generation = this.generation?.get() ?? -1;
       if (generation === -1 || generation !== this.seenGeneration) this.answers.clear();
       this.seenGeneration = generation;

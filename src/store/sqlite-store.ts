@@ -1,6 +1,6 @@
 // The Store on SQLite (better-sqlite3). The CLI and the running server open the same file at the
 // same time, so: WAL (readers never wait for the writer), a busy timeout instead of SQLITE_BUSY
-// errors, and a cache of directory answers that lasts only while nothing has changed
+// errors, and a cache of directory answers that lasts only while the directory has not changed
 // (read-cache.ts), so `postern domain add` is seen from the server's next turn of the event loop.
 // Durability of queued message bodies is the spool's job (it fsyncs), so synchronous = NORMAL.
 
