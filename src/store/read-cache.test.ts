@@ -11,15 +11,20 @@ import { ReadCache } from './read-cache.js';
 const dir = mkdtempSync(join(tmpdir(), 'postern-read-cache-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-test('an answer is computed once while nothing changes, and again after any commit: ours at once, another connection\'s from the next turn', async () => {
-  const path = join(dir, 'raw.db');
+/** Two connections to a new WAL database holding `schema`, and a question asked through ours. */
+function twoConnections(file: string, schema: string, generationQuery?: string): { ours: Database.Database; theirs: Database.Database; ask: () => number } {
+  const path = join(dir, file);
   const ours = new Database(path);
   ours.pragma('journal_mode = WAL');
-  ours.exec('CREATE TABLE t (v TEXT)');
+  ours.exec(schema);
   const theirs = new Database(path);
-  const cache = new ReadCache(ours);
+  const cache = new ReadCache(ours, generationQuery);
   let computed = 0;
-  const ask = (): number => cache.get('q', () => ++computed);
+  return { ours, theirs, ask: () => cache.get('q', () => ++computed) };
+}
+
+test('an answer is computed once while nothing changes, and again after any commit: ours at once, another connection\'s from the next turn', async () => {
+  const { ours, theirs, ask } = twoConnections('raw.db', 'CREATE TABLE t (v TEXT)');
   assert.equal(ask(), 1);
   assert.equal(ask(), 1, 'cached');
   theirs.prepare('INSERT INTO t VALUES (?)').run('x');
@@ -67,14 +72,8 @@ test('the store sees users, domains and aliases another process adds or removes 
 });
 
 test('with a generation query, commits that leave the generation alone keep the answers; a new generation empties them', async () => {
-  const path = join(dir, 'generation.db');
-  const ours = new Database(path);
-  ours.pragma('journal_mode = WAL');
-  ours.exec('CREATE TABLE t (v TEXT); CREATE TABLE gen (n INTEGER NOT NULL); INSERT INTO gen VALUES (0)');
-  const theirs = new Database(path);
-  const cache = new ReadCache(ours, 'SELECT n FROM gen');
-  let computed = 0;
-  const ask = (): number => cache.get('q', () => ++computed);
+  const schema = 'CREATE TABLE t (v TEXT); CREATE TABLE gen (n INTEGER NOT NULL); INSERT INTO gen VALUES (0)';
+  const { ours, theirs, ask } = twoConnections('generation.db', schema, 'SELECT n FROM gen');
   assert.equal(ask(), 1);
   theirs.prepare('INSERT INTO t VALUES (?)').run('x');
   await nextTurn();
