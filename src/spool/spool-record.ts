@@ -63,18 +63,24 @@ export function decodeSegmentHeader(b: Buffer): number | undefined {
 /**
  * Encodes a record as buffers for one writev: header+id in one, then the payload parts as given
  * (so a large message body is never copied).
+ *
+ * The header comes from Node's buffer pool, uninitialized, with every byte written below: a
+ * zero-filled Buffer.alloc is a new allocation of its own, 0.5 us each, twice per message.
  */
 export function encodeRecord(salt: number, kind: RecordKind, queueId: QueueId, payload: readonly Buffer[]): Buffer[] {
-  const id = Buffer.from(queueId, 'ascii');
-  const length = payload.reduce((n, p) => n + p.length, 0);
-  const head = Buffer.alloc(RECORD_HEADER_SIZE + id.length);
+  let length = 0;
+  for (const p of payload) length += p.length;
+  const idStart = RECORD_HEADER_SIZE;
+  const head = Buffer.allocUnsafe(idStart + queueId.length);
   head.writeUInt32BE(RECORD_MAGIC, 0);
   head.writeUInt8(KIND_CODES[kind], 4);
-  head.writeUInt8(id.length, 5);
+  head.writeUInt8(queueId.length, 5);
+  head.writeUInt16BE(0, 6);
   head.writeUInt32BE(length, 8);
-  id.copy(head, RECORD_HEADER_SIZE);
+  // A queue id is ASCII (isQueueId), so its length is its byte count.
+  head.write(queueId, idStart, 'latin1');
   let crc = crc32(head.subarray(0, 12), salt);
-  crc = crc32(id, crc);
+  crc = crc32(head.subarray(idStart), crc);
   for (const p of payload) crc = crc32(p, crc);
   head.writeUInt32BE(crc, 12);
   return [head, ...payload];
@@ -122,10 +128,12 @@ export function decodeRecord(buf: Buffer, offset: number, salt: number): DecodeR
 
 /** Payload of a message record: u32 envelope length | envelope JSON | message. */
 export function encodeMessagePayload(envelope: Envelope, message: Buffer): Buffer[] {
-  const json = Buffer.from(JSON.stringify(envelope), 'utf8');
-  const prefix = Buffer.alloc(4 + json.length);
-  prefix.writeUInt32BE(json.length, 0);
-  json.copy(prefix, 4);
+  const json = JSON.stringify(envelope);
+  const jsonLength = Buffer.byteLength(json, 'utf8');
+  // Uninitialized, from the pool: the length and the JSON fill all of it.
+  const prefix = Buffer.allocUnsafe(4 + jsonLength);
+  prefix.writeUInt32BE(jsonLength, 0);
+  prefix.write(json, 4, 'utf8');
   return [prefix, message];
 }
 
