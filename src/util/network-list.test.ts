@@ -13,6 +13,12 @@ describe('NetworkList', () => {
     }
   });
 
+  test('the answer kept for the last address asked never leaks to the next one', () => {
+    const list = new NetworkList(['127.0.0.0/8']);
+    const asked = ['127.0.0.1', '127.0.0.1', '192.0.2.1', '192.0.2.1', '127.0.0.2', 'not an ip', '127.0.0.1', '::1'];
+    assert.deepEqual(asked.map((ip) => list.contains(ip)), [true, true, false, false, true, false, true, false]);
+  });
+
   test('an empty list matches nothing', () => {
     assert.equal(new NetworkList([]).contains('127.0.0.1'), false);
   });

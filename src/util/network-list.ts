@@ -8,6 +8,9 @@ import { BlockList, isIP } from 'node:net';
 export class NetworkList {
   private readonly list = new BlockList();
   readonly size: number;
+  /** The last address asked about and its answer: the list never changes once made. */
+  private lastIp: string | undefined;
+  private lastAnswer = false;
 
   /** Throws an Error naming the first entry that is not an address or a network. */
   constructor(networks: readonly string[]) {
@@ -21,6 +24,16 @@ export class NetworkList {
 
   contains(ip: string): boolean {
     if (this.size === 0) return false;
+    // A session asks about its one client several times per message (rates, sender checks,
+    // greylisting), and parsing an address into the BlockList is the dear part.
+    if (ip === this.lastIp) return this.lastAnswer;
+    const answer = this.check(ip);
+    this.lastIp = ip;
+    this.lastAnswer = answer;
+    return answer;
+  }
+
+  private check(ip: string): boolean {
     const family = isIP(ip);
     if (family === 0) return false;
     try {
