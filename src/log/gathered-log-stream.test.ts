@@ -54,6 +54,7 @@ test('flush hands over the gathered lines first', () => {
   let flushed = false;
   stream.flush(() => (flushed = true));
   assert.deepEqual(sink.writes, ['a\nb\n']);
+  assert.equal(sink.flushes, 1, "then SonicBoom's own flush");
   assert.ok(flushed);
 });
 
