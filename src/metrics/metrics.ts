@@ -30,26 +30,63 @@ export const sessionsRefused = new Counter({
   registers: [registry],
 });
 
-export const transactions = new Counter({
+/**
+ * A counter moved several times per message (every read, every reply): counted here in a Map, by
+ * a key its caller makes of the label values, and handed to prom-client only when it is scraped.
+ * prom-client's inc() sorts, validates and hashes the labels at every call (0.25 µs in a loop, ten
+ * times a message); a Map update by its key takes 0.1 µs.
+ */
+class TalliedCounter<L extends string> {
+  private readonly totals = new Map<string, { readonly labels: Record<L, string>; value: number }>();
+
+  constructor(config: { readonly name: string; readonly help: string; readonly labelNames: readonly L[] }) {
+    const totals = this.totals;
+    new Counter({
+      ...config,
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const { labels, value } of totals.values()) this.inc(labels, value);
+      },
+    });
+  }
+
+  /** `key` names the label values exactly; `labels` makes them, once per key. */
+  add(key: string, labels: () => Record<L, string>, by = 1): void {
+    const total = this.totals.get(key);
+    if (total) total.value += by;
+    else this.totals.set(key, { labels: labels(), value: by });
+  }
+}
+
+const transactions = new TalliedCounter({
   name: 'postern_transactions_total',
   help: 'SMTP message transactions that reached the end of their data, by listener and result (accepted, rejected)',
   labelNames: ['listener', 'result'] as const,
-  registers: [registry],
 });
 
-export const replies = new Counter({
+const replies = new TalliedCounter({
   name: 'postern_smtp_replies_total',
   help: 'SMTP replies sent, by listener, code class (2xx..5xx) and enhanced status code',
   labelNames: ['listener', 'class', 'enhanced'] as const,
-  registers: [registry],
 });
 
-export const bytesReceived = new Counter({
+const bytesReceived = new TalliedCounter({
   name: 'postern_received_bytes_total',
   help: 'Octets received from SMTP clients, by listener',
   labelNames: ['listener'] as const,
-  registers: [registry],
 });
+
+/** A message transaction reached the end of its data, and was accepted or refused. */
+export function countTransaction(listener: string, accepted: boolean): void {
+  const result = accepted ? 'accepted' : 'rejected';
+  transactions.add(`${listener} ${result}`, () => ({ listener, result }));
+}
+
+/** Octets read from an SMTP client. */
+export function countBytesReceived(listener: string, bytes: number): void {
+  bytesReceived.add(listener, () => ({ listener }), bytes);
+}
 
 export const authAttempts = new Counter({
   name: 'postern_auth_attempts_total',
@@ -131,5 +168,7 @@ new Gauge({
 
 /** "250", "4.7.1" -> the labels of a reply: its class ("2xx") and enhanced code ("" when it has none). */
 export function countReply(listener: string, code: number, enhanced: string | undefined): void {
-  replies.inc({ listener, class: `${Math.floor(code / 100)}xx`, enhanced: enhanced ?? '' });
+  const cls = `${Math.floor(code / 100)}xx`;
+  const enh = enhanced ?? '';
+  replies.add(`${listener} ${cls} ${enh}`, () => ({ listener, class: cls, enhanced: enh }));
 }

@@ -5,7 +5,7 @@
 import type net from 'node:net';
 import { describeDnsblError } from '../dns/dnsbl-answer.js';
 import { logConnection, logMessage } from '../log/mail-log.js';
-import { bytesReceived, countReply, sessionsRefused, transactions } from '../metrics/metrics.js';
+import { countBytesReceived, countReply, countTransaction, sessionsRefused } from '../metrics/metrics.js';
 import { reply, type Reply } from '../mail/reply.js';
 import type { DnsblVerdict } from '../policy/dnsbl-score.js';
 import type { ListenerKind } from '../mail/envelope.js';
@@ -60,7 +60,7 @@ export class Connection extends ClientSocket implements SessionIo {
   protected received(chunk: Buffer): void {
     const session = this.session;
     if (!session) return;
-    bytesReceived.inc({ listener: this.listener }, chunk.length);
+    countBytesReceived(this.listener, chunk.length);
     session.receive(chunk);
     this.armIdleTimer();
   }
@@ -181,7 +181,7 @@ export class Connection extends ClientSocket implements SessionIo {
   };
 
   private readonly onTransaction = (event: TransactionEvent): void => {
-    transactions.inc({ listener: this.listener, result: event.outcome.code < 400 ? 'accepted' : 'rejected' });
+    countTransaction(this.listener, event.outcome.code < 400);
     logMessage(this.settings.logger, { clientIp: this.clientIp, helo: this.session?.stats.helo, tls: this.tls }, event);
   };
 
