@@ -58,42 +58,46 @@ test('flush hands over the gathered lines first', () => {
   assert.ok(flushed);
 });
 
+/**
+ * Runs `body` in a child process whose `log` is a JSON logger writing to `file`; the child's exit
+ * status, and the file's lines parsed.
+ */
+function logInChild(file: string, body: readonly string[]): { status: number; lines: Record<string, unknown>[] } {
+  const logger = fileURLToPath(new URL('./logger.js', import.meta.url));
+  const script = [
+    `import { createLogger } from ${JSON.stringify(logger)};`,
+    `const log = createLogger({ level: 'info', format: 'json', destination: ${JSON.stringify(file)} });`,
+    ...body,
+  ].join('\n');
+  let status = 0;
+  try {
+    execFileSync(process.execPath, ['--input-type=module', '-e', script], { stdio: 'ignore' });
+  } catch (err) {
+    status = (err as { status?: number }).status ?? -1;
+  }
+  const lines = fs.readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  return { status, lines };
+}
+
 // The lines logged just before process.exit() or an uncaught exception are the ones an operator
 // needs: they must be in the file although the gathering never ended.
 for (const ending of ['exit', 'throw'] as const) {
   test(`the JSON log keeps the lines gathered when the process ends (${ending})`, () => {
-    const file = path.join(tmp, `${ending}.log`);
-    const logger = fileURLToPath(new URL('./logger.js', import.meta.url));
-    const script = [
-      `import { createLogger } from ${JSON.stringify(logger)};`,
-      `const log = createLogger({ level: 'info', format: 'json', destination: ${JSON.stringify(file)} });`,
+    const { status, lines } = logInChild(path.join(tmp, `${ending}.log`), [
       `for (let i = 0; i < 500; i++) log.info({ i }, 'earlier');`,
       `await new Promise((r) => setTimeout(r, 50));`,
       `for (let i = 0; i < 3; i++) log.info({ i }, 'last');`,
       ending === 'exit' ? 'process.exit(3);' : `throw new Error('the end');`,
-    ].join('\n');
-    try {
-      execFileSync(process.execPath, ['--input-type=module', '-e', script], { stdio: 'ignore' });
-      assert.fail('the child should have ended with a failure');
-    } catch (err) {
-      assert.equal((err as { status?: number }).status, ending === 'exit' ? 3 : 1);
-    }
-    const lines = fs.readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { msg: string; i: number });
+    ]);
+    assert.equal(status, ending === 'exit' ? 3 : 1);
     assert.equal(lines.length, 503);
     assert.deepEqual(lines.slice(-3).map((l) => [l.msg, l.i]), [['last', 0], ['last', 1], ['last', 2]]);
   });
 }
 
 test('a process with nothing else to do ends at once, its gathered lines written', () => {
-  const file = path.join(tmp, 'ends.log');
-  const logger = fileURLToPath(new URL('./logger.js', import.meta.url));
-  const script = [
-    `import { createLogger } from ${JSON.stringify(logger)};`,
-    `const log = createLogger({ level: 'info', format: 'json', destination: ${JSON.stringify(file)} });`,
-    `log.info('only line');`,
-  ].join('\n');
-  execFileSync(process.execPath, ['--input-type=module', '-e', script], { stdio: 'ignore' });
-  const lines = fs.readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { msg: string; time: string });
+  const { status, lines } = logInChild(path.join(tmp, 'ends.log'), [`log.info('only line');`]);
+  assert.equal(status, 0);
   assert.deepEqual(lines.map((l) => l.msg), ['only line']);
-  assert.match(lines[0]!.time, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+  assert.match(String(lines[0]?.time), /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
 });

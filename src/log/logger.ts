@@ -30,7 +30,7 @@ export interface LoggerOptions {
  */
 let stampedAt = NaN;
 let stamp = '';
-export function isoTimeField(): string {
+function isoTimeField(): string {
   const now = Date.now();
   if (now !== stampedAt) {
     stampedAt = now;
