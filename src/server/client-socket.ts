@@ -15,6 +15,27 @@ import { hasSharedReads, setReader, withSharedReads } from './shared-reads.js';
 /** After we end() a connection, how long the client gets to close its side before we cut it. */
 const LINGER_MS = 5_000;
 
+// Replies wait for the end of the event loop's turn and then go out back to back.
+//
+// Each write to a client that sleeps in epoll_wait wakes it, and on this machine (a VM) a wakeup
+// is an interprocessor interrupt: at a hundred sessions, waking the client inside our writes
+// (sock_def_readable) was 9.3 % of the event loop thread's CPU (perf), the replies written one by
+// one between the processing of the next reads, each after the client had gone back to sleep.
+// Written together after the turn's reads, the later writes find the client awake: 1.5 %, and
+// the client spends less too. A reply waits at most for the rest of this turn's callbacks;
+// setImmediate runs once the poll phase has run every ready one.
+
+/** Connections with replies waiting for the end of this turn of the event loop. */
+let waiting: ClientSocket[] = [];
+let flushScheduled = false;
+
+function flushWaiting(): void {
+  const list = waiting;
+  waiting = [];
+  flushScheduled = false;
+  for (const connection of list) connection.flushReplies();
+}
+
 export interface SocketSettings {
   readonly certificates: HandshakeCertificates;
   /** How long to wait for a TLS handshake to complete. */
@@ -35,6 +56,8 @@ export abstract class ClientSocket {
   protected paused = false;
   protected readonly startedAt = performance.now();
   private lingerTimer: NodeJS.Timeout | undefined;
+  /** Replies not yet handed to the socket: they go out together after this turn's reads. */
+  private replies = '';
 
   /** `plainFirst`: the protocol starts in plain text (no implicit TLS); it is read through shared-reads.ts. */
   protected constructor(
@@ -76,9 +99,33 @@ export abstract class ClientSocket {
     this.resumeTimers();
   }
 
+  /**
+   * Queues a reply for the end of this turn of the event loop. Whatever else the connection does
+   * to its socket (close, destroy, STARTTLS) hands the queued replies over first.
+   */
+  protected sendReply(data: string): void {
+    if (this.replies === '') {
+      waiting.push(this);
+      if (!flushScheduled) {
+        flushScheduled = true;
+        setImmediate(flushWaiting);
+      }
+    }
+    this.replies += data;
+  }
+
+  /** Hands the queued replies to the socket now. */
+  flushReplies(): void {
+    const data = this.replies;
+    if (data === '') return;
+    this.replies = '';
+    if (this.socket.writable) this.socket.write(data);
+  }
+
   /** Cuts the connection now (end of the shutdown grace period, or a fault of ours). */
   destroy(outcome: ConnectionOutcome = 'shutdown'): void {
     this.outcome ??= outcome;
+    this.flushReplies();
     this.socket.destroy();
     this.finish();
   }
@@ -89,6 +136,7 @@ export abstract class ClientSocket {
     this.pauseTimers();
     const socket = this.socket;
     if (socket.destroyed || this.lingerTimer !== undefined) return;
+    this.flushReplies();
     socket.end();
     this.lingerTimer = setTimeout(() => socket.destroy(), LINGER_MS);
   }
@@ -99,6 +147,7 @@ export abstract class ClientSocket {
    * the session (RFC 3207 4.2, RFC 2595 4).
    */
   async startTls(): Promise<TlsInfo> {
+    this.flushReplies();
     const plain = this.socket;
     this.upgrading = true;
     this.pauseTimers();

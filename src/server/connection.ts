@@ -50,7 +50,7 @@ export class Connection extends ClientSocket implements SessionIo {
 
   write(data: string): void {
     if (!this.socket.writable) return;
-    this.socket.write(data);
+    this.sendReply(data);
     // The client's turn starts when our reply goes out; time it from here (RFC 5321 4.5.3.2).
     this.armIdleTimer();
   }
